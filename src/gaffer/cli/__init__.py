@@ -1,0 +1,1 @@
+"""The ``gaffer`` command line (Typer + Rich). Thin: parse, call, print."""

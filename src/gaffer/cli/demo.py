@@ -1,0 +1,110 @@
+"""``gaffer demo``: the main job end to end, with no configuration.
+
+The demo ignores ``DATABASE_URL``/``REDIS_URL``/``GAFFER_HOME`` from the environment: it works in
+a fresh data directory of its own (SQLite, a private Redis) so it never touches a real set-up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.live import Live
+
+from gaffer.cli.output import console, err_console, print_json, short, styled_status, table
+from gaffer.demo.scenario import DEFAULT_FIXTURES, DemoReport, run_demo
+from gaffer.logs import configure_logging
+from gaffer.runtime import open_runtime
+from gaffer.settings import Settings
+
+
+def _progress_table(runs: list[dict[str, Any]]) -> Any:
+    rows = [
+        (short(r["id"], 8), r["agent_type"], r["work_item"], styled_status(r["status"]))
+        for r in runs
+    ]
+    done = sum(1 for r in runs if r["status"] not in ("QUEUED", "STARTING", "RUNNING"))
+    return table(f"runs: {done}/{len(runs)} finished", ["run", "agent", "item", "status"], rows)
+
+
+def _print_report(report: DemoReport) -> None:
+    rows = []
+    for outcome in report.outcomes:
+        mark = "[green]✓[/green]" if outcome.ok else "[red]✗[/red]"
+        runs: list[dict[str, Any] | None] = list(outcome.runs) or [None]
+        for run in runs:
+            pushed = (
+                f"{run['branch']} @ {short(run['commit'], 8)}"
+                if run and run.get("branch")
+                else None
+            )
+            rows.append(
+                (
+                    f"{mark} {outcome.delivery.label}",
+                    f"{outcome.status_code} {outcome.decision}",
+                    f"{short(run['id'], 8)} {run['agent_type']}" if run else None,
+                    styled_status(run["status"]) if run else None,
+                    pushed,
+                )
+            )
+    console.print(
+        table(
+            "gaffer demo: delivery → decision → run → outcome",
+            ["delivery", "answer", "run", "outcome", "pushed"],
+            rows,
+        )
+    )
+    for outcome in report.outcomes:
+        for problem in outcome.problems:
+            console.print(f"[red]✗ {outcome.delivery.label}: {problem}[/red]", highlight=False)
+    verdict = "[green]all as expected[/green]" if report.ok else "[red]NOT as expected[/red]"
+    console.print(f"{verdict} in {report.elapsed_s:.1f} s")
+
+
+def demo_command(
+    as_json: bool = typer.Option(False, "--json", help="Print the report as one JSON object."),
+    home: Path | None = typer.Option(None, help="Data directory (default: a fresh temporary one)."),
+    keep: bool = typer.Option(False, help="Keep the data directory to inspect it afterwards."),
+    fixtures: Path = typer.Option(DEFAULT_FIXTURES, help="Directory of GitHub payload fixtures."),
+    timeout: float = typer.Option(180.0, help="Seconds to wait for the runs."),
+) -> None:
+    """Deliver real GitHub payloads to a local gaffer and show the runs they become."""
+    demo_home = home or Path(tempfile.mkdtemp(prefix="gaffer-demo-"))
+    settings = Settings(
+        home=demo_home,
+        database_url=None,
+        redis_url=None,
+        master_key=None,
+        backend="local",
+    )
+    configure_logging(settings, quiet=True)
+    live = None if as_json else Live(_progress_table([]), console=err_console, transient=True)
+    try:
+        with open_runtime(settings) as rt:
+            if live is not None:
+                live.start()
+            report = asyncio.run(
+                run_demo(
+                    rt,
+                    fixtures=fixtures,
+                    timeout_s=timeout,
+                    on_progress=(lambda runs: live.update(_progress_table(runs))) if live else None,
+                )
+            )
+    finally:
+        if live is not None:
+            live.stop()
+        if home is None and not keep:
+            shutil.rmtree(demo_home, ignore_errors=True)
+    if as_json:
+        print_json(report.as_dict())
+    else:
+        _print_report(report)
+        if keep or home is not None:
+            console.print(f"inspect it: GAFFER_HOME={demo_home} gaffer runs list")
+    if not report.ok:
+        raise typer.Exit(1)

@@ -1,0 +1,97 @@
+"""``gaffer``: the root command, ``up`` and ``keygen``; sub-commands live in sibling modules."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+
+import typer
+from cryptography.fernet import Fernet
+from pydantic import ValidationError
+
+from gaffer.cli import context
+from gaffer.cli.deliveries import deliveries_app
+from gaffer.cli.demo import demo_command
+from gaffer.cli.output import err_console
+from gaffer.cli.projects import projects_app
+from gaffer.cli.runs import runs_app
+from gaffer.cli.webhook import webhook_app
+from gaffer.coordination.embedded import RedisServerMissingError
+from gaffer.logs import configure_logging
+from gaffer.runtime import open_runtime
+from gaffer.server import ROLES, Listening, serve
+from gaffer.store.crypto import MasterKeyError
+from gaffer.store.projects import ProjectExistsError, ProjectNotFoundError
+from gaffer.store.runs import AmbiguousRunIdError, RunNotFoundError
+
+app = typer.Typer(
+    name="gaffer",
+    help="Self-hosted orchestrator for AI coding agents: webhooks in, agent runs out.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.add_typer(projects_app, name="projects")
+app.add_typer(runs_app, name="runs")
+app.add_typer(webhook_app, name="webhook")
+app.add_typer(deliveries_app, name="deliveries")
+app.command("demo")(demo_command)
+
+# Errors a user can cause and fix: printed as one line, exit code 1, no traceback.
+USER_ERRORS: tuple[type[BaseException], ...] = (
+    MasterKeyError,
+    RedisServerMissingError,
+    ProjectExistsError,
+    ProjectNotFoundError,
+    RunNotFoundError,
+    AmbiguousRunIdError,
+    context.CliError,
+)
+
+
+@app.command()
+def up(
+    host: str = typer.Option("127.0.0.1", help="Address ingest listens on."),
+    port: int = typer.Option(8080, help="Port ingest listens on (0: any free port)."),
+    role: list[str] = typer.Option(
+        None, help="Run only these roles (ingest, dispatch); default both."
+    ),
+    ready_file: Path | None = typer.Option(
+        None, help="Write the ingest URL to this file once ready (for scripts)."
+    ),
+) -> None:
+    """Run ingest (the webhook server) and dispatch (the workers) in one process."""
+    settings = context.settings()
+    roles = set(role or ROLES)
+    unknown = roles - ROLES
+    if unknown:
+        raise context.CliError(f"unknown role(s): {', '.join(sorted(unknown))}")
+    configure_logging(settings)
+
+    def ready(listening: Listening | None) -> None:
+        where = listening.url if listening else "(dispatch only)"
+        err_console.print(f"gaffer is up: {where}  roles={','.join(sorted(roles))}")
+        if ready_file is not None:
+            ready_file.write_text((listening.url if listening else "") + "\n")
+
+    with open_runtime(settings) as runtime:
+        asyncio.run(serve(runtime, host=host, port=port, roles=roles, on_ready=ready))
+
+
+@app.command()
+def keygen() -> None:
+    """Print a new master key for GAFFER_MASTER_KEY."""
+    print(Fernet.generate_key().decode())
+
+
+def main() -> None:
+    """Console entry point: run the app, print user errors as one line."""
+    try:
+        app()
+    except USER_ERRORS as exc:
+        err_console.print(f"[red]error:[/red] {exc}", highlight=False)
+        sys.exit(1)
+    except ValidationError as exc:
+        err_console.print(f"[red]error:[/red] invalid settings: {exc}", highlight=False)
+        sys.exit(1)

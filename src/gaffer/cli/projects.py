@@ -1,0 +1,136 @@
+"""``gaffer projects create|list|show``."""
+
+from __future__ import annotations
+
+import secrets
+
+import typer
+
+from gaffer.agents import AgentType
+from gaffer.cli import context
+from gaffer.cli.output import console, print_json, table
+from gaffer.runs.views import project_view
+from gaffer.runtime import open_runtime
+from gaffer.store.projects import AgentSetup, create_project, get_project, list_projects
+from gaffer.triggers.github import default_events
+
+projects_app = typer.Typer(help="Create and inspect projects.", no_args_is_help=True)
+
+
+def agent_setups(agents: list[str], engine: str, command: str | None) -> list[AgentSetup]:
+    """Setups for ``agents`` (all known agent types when empty) with their default events.
+
+    Raises :class:`context.CliError` for an unknown agent type, or the ``command`` engine
+    without a command.
+    """
+    known = {a.value for a in AgentType}
+    chosen = agents or sorted(known)
+    unknown = sorted(set(chosen) - known)
+    if unknown:
+        raise context.CliError(
+            f"unknown agent type(s): {', '.join(unknown)} (known: {', '.join(sorted(known))})"
+        )
+    if engine == "command" and not command:
+        raise context.CliError("the command engine needs --command '<shell command>'")
+    settings = {"command": command} if command else {}
+    return [
+        AgentSetup(agent_type=a, engine=engine, engine_settings=settings, events=default_events(a))
+        for a in chosen
+    ]
+
+
+@projects_app.command("create")
+def create(
+    name: str = typer.Argument(..., help="Project name (unique)."),
+    repo: str = typer.Option(..., "--repo", help="Repository full name, owner/repo."),
+    clone_url: str = typer.Option(..., help="URL or path git clones the repository from."),
+    base_branch: str = typer.Option("main", help="Branch runs start from."),
+    bot_login: str = typer.Option("gaffer-bot", help="The bot's login (mentions, loop guard)."),
+    trigger_label: str = typer.Option("gaffer", help="Issue label that starts implementation."),
+    secret: str | None = typer.Option(
+        None, help="Webhook secret; a random one is generated and printed when omitted."
+    ),
+    organization: str = typer.Option("default", "--org", help="Organization (created if new)."),
+    agent: list[str] = typer.Option(None, help="Agent types to enable (default: all)."),
+    engine: str = typer.Option("command", help="Engine that plays the agents."),
+    command: str | None = typer.Option(None, help="Shell command of the command engine."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Create a project, its agents and their triggers."""
+    setups = agent_setups(agent or [], engine, command)
+    webhook_secret = secret or secrets.token_hex(32)
+    with open_runtime(context.settings(), redis=False) as rt, rt.db.session() as session:
+        try:
+            project = create_project(
+                session,
+                rt.box,
+                name=name,
+                repository=repo,
+                clone_url=clone_url,
+                webhook_secret=webhook_secret,
+                bot_login=bot_login,
+                base_branch=base_branch,
+                trigger_label=trigger_label,
+                organization=organization,
+                agents=setups,
+            )
+        except ValueError as exc:
+            raise context.CliError(str(exc)) from exc
+        view = project_view(project)
+    if secret is None:
+        view["webhook_secret"] = webhook_secret
+    if as_json:
+        print_json(view)
+        return
+    console.print(f"created project [bold]{name}[/bold] ({view['id']}) for {repo}")
+    if secret is None:
+        console.print(f"webhook secret (shown once): [bold]{webhook_secret}[/bold]")
+
+
+@projects_app.command("list")
+def list_command(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    """List projects."""
+    with open_runtime(context.settings(), redis=False) as rt, rt.db.session() as session:
+        views = [project_view(p) for p in list_projects(session)]
+    if as_json:
+        print_json(views)
+        return
+    rows = [
+        (
+            v["name"],
+            v["repository"],
+            v["base_branch"],
+            v["bot_login"],
+            ", ".join(a["agent_type"] for a in v["agents"] if a["enabled"]),
+        )
+        for v in views
+    ]
+    console.print(table("projects", ["name", "repository", "base", "bot", "agents"], rows))
+
+
+@projects_app.command("show")
+def show(
+    name: str = typer.Argument(..., help="Project name or id."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Show a project with its agents and triggers."""
+    with open_runtime(context.settings(), redis=False) as rt, rt.db.session() as session:
+        view = project_view(get_project(session, name))
+    if as_json:
+        print_json(view)
+        return
+    for key in (
+        "name",
+        "id",
+        "repository",
+        "clone_url",
+        "base_branch",
+        "bot_login",
+        "trigger_label",
+    ):
+        console.print(f"[bold]{key}[/bold]: {view[key]}", highlight=False)
+    rows = [
+        (a["agent_type"], "yes" if a["enabled"] else "no", a["engine"], ", ".join(a["events"]))
+        for a in view["agents"]
+    ]
+    console.print(table("agents", ["agent", "enabled", "engine", "events"], rows))

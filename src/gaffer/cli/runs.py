@@ -1,0 +1,147 @@
+"""``gaffer runs list|show|logs|cancel``."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+
+import redis.asyncio as aioredis
+import typer
+
+from gaffer.cli import context
+from gaffer.cli.output import console, print_json, short, styled_status, table
+from gaffer.queue.queues import RunQueue
+from gaffer.runs.engine import CancelResult, RunEngine
+from gaffer.runs.views import log_view, run_view
+from gaffer.runtime import Runtime, open_runtime
+from gaffer.store.models import RunStatus
+from gaffer.store.runs import get_run, list_runs, read_logs
+
+runs_app = typer.Typer(help="Inspect and cancel runs.", no_args_is_help=True)
+
+FOLLOW_POLL_S = 0.5
+
+
+@runs_app.command("list")
+def list_command(
+    project: str | None = typer.Option(None, help="Only this project (name or id)."),
+    status: list[str] = typer.Option(None, help="Only runs in these statuses."),
+    limit: int = typer.Option(50, help="At most this many runs, newest first."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """List runs, newest first."""
+    statuses = [s.upper() for s in status or []]
+    bad = [s for s in statuses if s not in RunStatus.__members__]
+    if bad:
+        raise context.CliError(f"unknown status(es): {', '.join(bad)}")
+    with open_runtime(context.settings(), redis=False) as rt, rt.db.session() as session:
+        views = [
+            run_view(r) for r in list_runs(session, project=project, status=statuses, limit=limit)
+        ]
+    if as_json:
+        print_json(views)
+        return
+    rows = [
+        (
+            short(v["id"]),
+            v["agent_type"],
+            v["work_item"],
+            styled_status(v["status"]),
+            v["trigger"],
+            v["created_at"][:19],
+            v["branch"],
+            short(v["commit"]),
+        )
+        for v in views
+    ]
+    console.print(
+        table(
+            "runs",
+            ["id", "agent", "item", "status", "trigger", "created", "branch", "commit"],
+            rows,
+        )
+    )
+
+
+@runs_app.command("show")
+def show(
+    run_id: str = typer.Argument(..., help="Run id (or a unique prefix of 4+ characters)."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Show one run."""
+    with open_runtime(context.settings(), redis=False) as rt, rt.db.session() as session:
+        view = run_view(get_run(session, run_id))
+    if as_json:
+        print_json(view)
+        return
+    for key, value in view.items():
+        shown = styled_status(value) if key == "status" else ("-" if value is None else value)
+        console.print(f"[bold]{key}[/bold]: {shown}", highlight=False)
+
+
+def _print_line(view: dict[str, object], as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(view), flush=True)
+    else:
+        print(f"{str(view['ts'])[11:23]} {view['stream']:>6}  {view['message']}", flush=True)
+
+
+@runs_app.command("logs")
+def logs(
+    run_id: str = typer.Argument(..., help="Run id (or a unique prefix)."),
+    follow: bool = typer.Option(False, "--follow", "-f", help="Keep printing until the run ends."),
+    as_json: bool = typer.Option(False, "--json", help="One JSON object per line."),
+) -> None:
+    """Print a run's log; with --follow, tail it until the run finishes."""
+    with open_runtime(context.settings(), redis=False) as rt:
+        with rt.db.session() as session:
+            run_id = get_run(session, run_id).id
+        last_id = 0
+        while True:
+            with rt.db.session() as session:
+                lines = read_logs(session, run_id, after_id=last_id)
+                status = RunStatus(get_run(session, run_id).status)
+            for line in lines:
+                _print_line(log_view(line), as_json)
+                last_id = line.id
+            if lines:
+                continue
+            if not follow or status.terminal:
+                break
+            time.sleep(FOLLOW_POLL_S)
+
+
+async def _cancel(rt: Runtime, run_id: str, wait_s: float) -> tuple[CancelResult, str]:
+    redis_url = rt.require_redis()
+    redis = aioredis.from_url(redis_url)
+    queue = RunQueue(redis_url, rt.settings.queue_name)
+    try:
+        result = await RunEngine(rt.settings, rt.db, queue, redis).cancel(run_id)
+    finally:
+        await queue.close()
+        await redis.aclose()
+    status = str(result.status)
+    deadline = time.monotonic() + wait_s
+    while not RunStatus(status).terminal and time.monotonic() < deadline:
+        await asyncio.sleep(0.2)
+        with rt.db.session() as session:
+            status = str(get_run(session, result.run_id).status)
+    return result, status
+
+
+@runs_app.command("cancel")
+def cancel(
+    run_id: str = typer.Argument(..., help="Run id (or a unique prefix)."),
+    wait: float = typer.Option(30.0, help="Seconds to wait for the run to stop (0: don't wait)."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Cancel a run: at once if it is queued, by stopping its worker if it is running."""
+    with open_runtime(context.settings()) as rt:
+        result, status = asyncio.run(_cancel(rt, run_id, wait))
+    if as_json:
+        print_json({"id": result.run_id, "status": status, "message": result.message})
+        return
+    console.print(f"{result.run_id}: {styled_status(status)}  ({result.message})")
+    if not RunStatus(status).terminal:
+        raise typer.Exit(2)

@@ -1,0 +1,1 @@
+"""Redis primitives shared by every process: keys, claims, cancel signal, embedded server."""

@@ -1,0 +1,34 @@
+"""The cancel signal: how ``gaffer runs cancel`` reaches the dispatch process running a run.
+
+A cancel request is a key ``gaffer:run:<id>:cancel`` (kept one day). Dispatchers check the keys of
+the runs they hold about once a second; a key survives a dispatcher that is down at the time,
+which a pub/sub message would not.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import redis.asyncio as aioredis
+
+from gaffer.coordination.keys import key
+
+CANCEL_TTL_S = 24 * 3600
+
+
+def cancel_key(run_id: str) -> str:
+    """The key that asks for ``run_id`` to be cancelled."""
+    return key("run", run_id, "cancel")
+
+
+async def request_cancel(redis: aioredis.Redis, run_id: str) -> None:
+    """Ask whichever dispatcher holds ``run_id`` to stop it."""
+    await redis.set(cancel_key(run_id), "1", ex=CANCEL_TTL_S)
+
+
+async def cancel_requested(redis: aioredis.Redis, run_ids: Sequence[str]) -> set[str]:
+    """The subset of ``run_ids`` with a pending cancel request (one MGET)."""
+    if not run_ids:
+        return set()
+    values = await redis.mget([cancel_key(r) for r in run_ids])
+    return {run_id for run_id, value in zip(run_ids, values, strict=True) if value is not None}

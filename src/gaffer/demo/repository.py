@@ -1,0 +1,62 @@
+"""A local bare git repository with a little code in it, standing in for GitHub."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+FILES = {
+    "README.md": "# Hello-World\n\nMy first repository on GitHub!\n",
+    "hello.py": 'def greet(name: str) -> str:\n    return f"Hello, {name}!"\n\n\n'
+    'if __name__ == "__main__":\n    print(greet("World"))\n',
+}
+
+
+def _git(*args: str, cwd: Path | None = None) -> str:
+    return subprocess.run(
+        ["git", *args], cwd=cwd, check=True, capture_output=True, text=True
+    ).stdout.strip()
+
+
+def create_bare_repository(root: Path, branch: str = "main") -> Path:
+    """Create ``root/Hello-World.git`` (bare) with one commit on ``branch``; returns its path."""
+    bare = root / "Hello-World.git"
+    seed = root / "seed"
+    _git("init", "--quiet", "--bare", f"--initial-branch={branch}", str(bare))
+    _git("init", "--quiet", f"--initial-branch={branch}", str(seed))
+    for name, text in FILES.items():
+        (seed / name).write_text(text)
+    _git("add", "--all", cwd=seed)
+    _git(
+        "-c",
+        "user.name=Codertocat",
+        "-c",
+        "user.email=codertocat@example.com",
+        "commit",
+        "--quiet",
+        "-m",
+        "Initial commit",
+        cwd=seed,
+    )
+    _git("push", "--quiet", str(bare), f"{branch}:{branch}", cwd=seed)
+    return bare
+
+
+def branch_commit(bare: Path, branch: str) -> str | None:
+    """The commit ``branch`` points at in ``bare``, or None when it does not exist."""
+    proc = subprocess.run(
+        ["git", "rev-parse", "--verify", "--quiet", f"refs/heads/{branch}"],
+        cwd=bare,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return proc.stdout.strip() or None
+
+
+def commit_exists(bare: Path, sha: str) -> bool:
+    """True when ``sha`` names a commit object in ``bare``."""
+    proc = subprocess.run(
+        ["git", "cat-file", "-e", f"{sha}^{{commit}}"], cwd=bare, capture_output=True, check=False
+    )
+    return proc.returncode == 0

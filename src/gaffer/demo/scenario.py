@@ -1,0 +1,320 @@
+"""The demo scenario: real GitHub payloads, signed, over HTTP, into runs that push branches.
+
+:func:`run_demo` sets up a project for ``Codertocat/Hello-World`` backed by a local bare
+repository, starts ingest and dispatch in this process, delivers the payloads of
+``tests/fixtures/github-webhooks`` (an issue labeled, a PR opened, a check suite completed, one
+redelivery, one bad signature, one event nothing listens to), waits for the runs, and checks
+each outcome against what was expected, including that each pushed branch is in the bare
+repository at the reported commit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from gaffer.agents import AgentType
+from gaffer.demo.repository import branch_commit, commit_exists, create_bare_repository
+from gaffer.providers.github import delivery_headers
+from gaffer.runtime import Runtime
+from gaffer.server import Listening, serve
+from gaffer.store.models import Run, RunStatus
+from gaffer.store.projects import AgentSetup, create_project
+from gaffer.triggers.github import default_events
+
+REPOSITORY = "Codertocat/Hello-World"
+PROJECT = "hello-world"
+BOT_LOGIN = "gaffer-bot"
+TRIGGER_LABEL = "bug"  # the label of the issues.labeled fixture
+DEFAULT_FIXTURES = Path(__file__).resolve().parents[3] / "tests" / "fixtures" / "github-webhooks"
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One delivery of the scenario and what it must produce."""
+
+    label: str
+    fixture: str
+    event: str
+    expect_decision: str
+    expect_status: int
+    expect_runs: int
+    signing: str = "valid"  # valid | wrong-secret
+    redelivery_of: str | None = None
+
+
+SCENARIO: tuple[Delivery, ...] = (
+    Delivery("issue labeled", "issues.labeled.json", "issues", "queued", 202, 1),
+    Delivery("PR opened", "pull_request.opened.json", "pull_request", "queued", 202, 1),
+    Delivery("check suite success", "check_suite.completed.json", "check_suite", "queued", 202, 1),
+    Delivery(
+        "redelivery",
+        "issues.labeled.json",
+        "issues",
+        "duplicate",
+        200,
+        0,
+        redelivery_of="issue labeled",
+    ),
+    Delivery(
+        "bad signature",
+        "pull_request.opened.json",
+        "pull_request",
+        "rejected",
+        401,
+        0,
+        signing="wrong-secret",
+    ),
+    Delivery("nothing listens", "push.event.json", "push", "ignored", 202, 0),
+)
+
+
+@dataclass
+class DeliveryOutcome:
+    """What happened to one delivery, and to each run it created."""
+
+    delivery: Delivery
+    delivery_id: str
+    status_code: int
+    decision: str
+    reason: str
+    run_ids: list[str]
+    runs: list[dict[str, Any]] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """True when the delivery and its runs matched the expectation."""
+        return not self.problems
+
+
+@dataclass
+class DemoReport:
+    """The demo's result: one outcome per delivery; ``ok`` only if all are as expected."""
+
+    home: Path
+    url: str
+    outcomes: list[DeliveryOutcome]
+    elapsed_s: float
+
+    @property
+    def ok(self) -> bool:
+        """True when every delivery and run matched its expectation."""
+        return all(o.ok for o in self.outcomes)
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready form (``gaffer demo --json``)."""
+        return {
+            "ok": self.ok,
+            "home": str(self.home),
+            "url": self.url,
+            "elapsed_s": round(self.elapsed_s, 3),
+            "deliveries": [
+                {
+                    "label": o.delivery.label,
+                    "event": o.delivery.event,
+                    "fixture": o.delivery.fixture,
+                    "delivery_id": o.delivery_id,
+                    "status_code": o.status_code,
+                    "decision": o.decision,
+                    "reason": o.reason,
+                    "expected": {
+                        "decision": o.delivery.expect_decision,
+                        "status_code": o.delivery.expect_status,
+                        "runs": o.delivery.expect_runs,
+                    },
+                    "runs": o.runs,
+                    "ok": o.ok,
+                    "problems": o.problems,
+                }
+                for o in self.outcomes
+            ],
+        }
+
+
+ProgressCallback = Callable[[list[dict[str, Any]]], None]
+
+
+def demo_agents() -> list[AgentSetup]:
+    """Every agent type on the ``command`` engine running the demo agent script."""
+    command = "python -m gaffer.demo.agent"
+    return [
+        AgentSetup(a.value, "command", {"command": command}, default_events(a.value))
+        for a in AgentType
+    ]
+
+
+def setup_project(rt: Runtime, workdir: Path) -> tuple[Path, str]:
+    """Create the bare repository and the project; returns (bare repo path, webhook secret)."""
+    bare = create_bare_repository(workdir)
+    secret = secrets.token_hex(32)
+    with rt.db.session() as session:
+        create_project(
+            session,
+            rt.box,
+            name=PROJECT,
+            repository=REPOSITORY,
+            clone_url=str(bare),
+            webhook_secret=secret,
+            bot_login=BOT_LOGIN,
+            trigger_label=TRIGGER_LABEL,
+            agents=demo_agents(),
+        )
+    return bare, secret
+
+
+async def run_demo(
+    rt: Runtime,
+    *,
+    fixtures: Path = DEFAULT_FIXTURES,
+    timeout_s: float = 180.0,
+    on_progress: ProgressCallback | None = None,
+) -> DemoReport:
+    """Run the scenario on ``rt`` (a fresh data dir) and report; see the module docstring.
+
+    Raises FileNotFoundError when a fixture is missing.
+    """
+    started = time.monotonic()
+    for delivery in SCENARIO:
+        if not (fixtures / delivery.fixture).is_file():
+            raise FileNotFoundError(f"fixture {fixtures / delivery.fixture} not found")
+    workdir = rt.settings.home / "demo"
+    workdir.mkdir(parents=True, exist_ok=True)
+    bare, secret = await asyncio.to_thread(setup_project, rt, workdir)
+
+    stop = asyncio.Event()
+    ready: asyncio.Future[Listening | None] = asyncio.get_running_loop().create_future()
+    server = asyncio.create_task(
+        serve(rt, port=0, stop=stop, on_ready=lambda where: ready.set_result(where))
+    )
+    try:
+        waiting: set[asyncio.Future[Any]] = {ready, server}
+        done, _ = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+        if server in done:
+            await server
+            raise RuntimeError("gaffer stopped during start-up")
+        listening = ready.result()
+        assert listening is not None
+        outcomes = await _deliver_all(listening.url, fixtures, secret)
+        await _wait_for_runs(rt, outcomes, timeout_s, on_progress)
+    finally:
+        stop.set()
+        await server
+    pushes = reported_pushes(outcomes)
+    for outcome in outcomes:
+        _check(outcome, bare, pushes)
+    return DemoReport(rt.settings.home, listening.url, outcomes, time.monotonic() - started)
+
+
+async def _deliver_all(url: str, fixtures: Path, secret: str) -> list[DeliveryOutcome]:
+    outcomes: list[DeliveryOutcome] = []
+    by_label: dict[str, str] = {}
+    async with httpx.AsyncClient(timeout=30) as client:
+        for delivery in SCENARIO:
+            body = (fixtures / delivery.fixture).read_bytes()
+            if delivery.redelivery_of:
+                delivery_id = by_label[delivery.redelivery_of]
+            else:
+                delivery_id = str(uuid.uuid4())
+            by_label[delivery.label] = delivery_id
+            key = secret if delivery.signing == "valid" else secrets.token_hex(32)
+            response = await client.post(
+                f"{url}/webhooks/github",
+                content=body,
+                headers=delivery_headers(body, delivery.event, key, delivery_id),
+            )
+            answer = response.json()
+            outcomes.append(
+                DeliveryOutcome(
+                    delivery=delivery,
+                    delivery_id=delivery_id,
+                    status_code=response.status_code,
+                    decision=answer.get("decision", ""),
+                    reason=answer.get("reason", ""),
+                    run_ids=list(answer.get("runs") or []),
+                )
+            )
+    return outcomes
+
+
+def _run_dicts(rt: Runtime, run_ids: list[str]) -> dict[str, dict[str, Any]]:
+    with rt.db.session() as session:
+        result = {}
+        for run_id in run_ids:
+            run = session.get(Run, run_id)
+            if run is not None:
+                result[run_id] = {
+                    "id": run.id,
+                    "agent_type": run.agent_type,
+                    "work_item": run.work_item,
+                    "status": str(run.status),
+                    "branch": run.branch,
+                    "commit": run.commit_sha,
+                    "error": run.error,
+                    "summary": run.summary,
+                }
+        return result
+
+
+async def _wait_for_runs(
+    rt: Runtime,
+    outcomes: list[DeliveryOutcome],
+    timeout_s: float,
+    on_progress: ProgressCallback | None,
+) -> None:
+    run_ids = [r for o in outcomes for r in o.run_ids]
+    deadline = time.monotonic() + timeout_s
+    while True:
+        runs = await asyncio.to_thread(_run_dicts, rt, run_ids)
+        if on_progress is not None:
+            on_progress([runs[r] for r in run_ids if r in runs])
+        finished = all(r in runs and RunStatus(runs[r]["status"]).terminal for r in run_ids)
+        if finished or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.2)
+    for outcome in outcomes:
+        outcome.runs = [runs.get(r, {"id": r, "status": "MISSING"}) for r in outcome.run_ids]
+
+
+def _check(outcome: DeliveryOutcome, bare: Path, pushed_by_runs: dict[str, set[str]]) -> None:
+    """Compare one delivery with its expectation. ``pushed_by_runs`` maps each branch to the
+    commits runs reported for it: the branch must be at one of them (the last push wins when
+    two runs share a branch)."""
+    expected = outcome.delivery
+    if outcome.status_code != expected.expect_status:
+        outcome.problems.append(f"status {outcome.status_code}, expected {expected.expect_status}")
+    if outcome.decision != expected.expect_decision:
+        outcome.problems.append(f"decision {outcome.decision}, expected {expected.expect_decision}")
+    if len(outcome.run_ids) != expected.expect_runs:
+        outcome.problems.append(f"{len(outcome.run_ids)} runs, expected {expected.expect_runs}")
+    for run in outcome.runs:
+        if run["status"] != RunStatus.SUCCEEDED:
+            outcome.problems.append(f"run {run['id'][:8]} {run['status']}: {run.get('error')}")
+            continue
+        if not run.get("branch") or not run.get("commit"):
+            outcome.problems.append(f"run {run['id'][:8]} pushed no branch")
+            continue
+        if not commit_exists(bare, run["commit"]):
+            outcome.problems.append(f"commit {run['commit'][:12]} is not in the repository")
+        pushed = branch_commit(bare, run["branch"])
+        if pushed not in pushed_by_runs.get(run["branch"], set()):
+            outcome.problems.append(
+                f"branch {run['branch']} is at {pushed}, not at a commit a run reported"
+            )
+
+
+def reported_pushes(outcomes: list[DeliveryOutcome]) -> dict[str, set[str]]:
+    """Branch → the commits that runs reported pushing to it."""
+    pushes: dict[str, set[str]] = {}
+    for run in (r for o in outcomes for r in o.runs):
+        if run.get("branch") and run.get("commit"):
+            pushes.setdefault(run["branch"], set()).add(run["commit"])
+    return pushes

@@ -1,0 +1,1 @@
+"""Dispatch: take jobs when a slot is free, start workers through a backend, supervise them."""

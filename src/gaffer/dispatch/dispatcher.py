@@ -1,0 +1,369 @@
+"""The dispatcher: consumes the run queue and supervises each run's worker.
+
+Slots: the BullMQ worker's ``concurrency`` is ``GAFFER_MAX_WORKERS``. BullMQ only takes a job
+from the queue when a slot is free, so a job that arrives while every slot is busy waits in the
+queue; it is never failed for lack of a slot.
+
+For each job (:meth:`Dispatcher.process`):
+
+1. Claim the run: compare-and-set QUEUED → STARTING. If the run is no longer QUEUED (it was
+   canceled, or another dispatcher died while running it), act on that and finish the job.
+2. Build the worker env (:func:`gaffer.dispatch.worker_env.build_worker_env`) and start the
+   worker through the backend. If that fails (an infrastructure error), the run goes back to
+   QUEUED and the job is failed so BullMQ retries it with backoff; on the last attempt the run
+   becomes SYSTEM_FAILURE.
+3. RUNNING: stream the worker's output into the run log, parse its report, and watch the
+   deadline and the cancel request. A timeout or cancel stops the worker (SIGTERM, grace,
+   SIGKILL) and ends the run TIMED_OUT or CANCELED.
+4. Record the exit (SUCCEEDED / FAILED, exit code, branch, commit, summary, error), then clean up.
+
+On a graceful stop, runs still in progress are stopped, put back to QUEUED and their jobs
+failed with a retry, so another (or the restarted) dispatcher runs them again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis.asyncio as aioredis
+import structlog
+from bullmq import Job, Worker
+
+from gaffer.backends.base import Backend, WorkerHandle
+from gaffer.coordination.cancel import cancel_key, cancel_requested
+from gaffer.dispatch.run_log import RunLogWriter
+from gaffer.dispatch.worker_env import build_worker_env
+from gaffer.queue.jobs import JobData
+from gaffer.queue.queues import JOB_ATTEMPTS, bullmq_options
+from gaffer.runs.engine import RunEngine
+from gaffer.settings import Settings
+from gaffer.store.db import Database
+from gaffer.store.models import Run, RunStatus, utcnow
+from gaffer.store.runs import transition
+from gaffer.worker.events import parse_line
+
+log = structlog.get_logger(__name__)
+
+TICK_S = 0.25
+LOCK_DURATION_MS = 30_000
+MAX_STALLED_COUNT = 3
+IN_PROGRESS = (RunStatus.STARTING, RunStatus.RUNNING)
+
+
+class SpawnFailedError(RuntimeError):
+    """Starting a worker failed; BullMQ retries the job with backoff."""
+
+
+class DispatcherStoppingError(RuntimeError):
+    """The dispatcher stopped while the run was in progress; the job is retried."""
+
+
+@dataclass
+class Outcome:
+    """How a run ended, as the dispatcher records it."""
+
+    status: RunStatus
+    exit_code: int | None = None
+    error: str | None = None
+    branch: str | None = None
+    commit_sha: str | None = None
+    summary: str | None = None
+
+    def columns(self) -> dict[str, Any]:
+        """The run columns this outcome sets."""
+        return {
+            "exit_code": self.exit_code,
+            "error": self.error,
+            "branch": self.branch,
+            "commit_sha": self.commit_sha,
+            "summary": self.summary,
+        }
+
+
+@dataclass
+class _Report:
+    result: dict[str, Any] | None = None
+    error_events: list[str] = field(default_factory=list)
+
+
+RunFinishedHook = Callable[[str, Outcome], Awaitable[None]]
+
+
+class Dispatcher:
+    """Consumes the run queue with at most ``settings.max_workers`` workers at once."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        db: Database,
+        redis_url: str,
+        backend: Backend,
+        run_engine: RunEngine,
+        *,
+        on_run_finished: RunFinishedHook | None = None,
+    ) -> None:
+        self.settings = settings
+        self.db = db
+        self.redis_url = redis_url
+        self.backend = backend
+        self.run_engine = run_engine
+        self.on_run_finished = on_run_finished
+        self.redis: aioredis.Redis = aioredis.from_url(redis_url)
+        self._worker: Worker | None = None
+        self._stopping = asyncio.Event()
+        self._repair_task: asyncio.Task[None] | None = None
+        self.active: dict[str, WorkerHandle] = {}
+
+    async def start(self) -> None:
+        """Repair lost jobs, then start consuming the queue and the periodic repair sweep."""
+        await self.run_engine.repair()
+        self._worker = Worker(
+            self.settings.queue_name,
+            self.process,
+            {
+                **bullmq_options(self.redis_url),
+                "concurrency": self.settings.max_workers,
+                "lockDuration": LOCK_DURATION_MS,
+                "maxStalledCount": MAX_STALLED_COUNT,
+            },
+        )
+        self._repair_task = asyncio.create_task(self._repair_forever())
+        log.info(
+            "dispatcher_started", backend=self.backend.name, max_workers=self.settings.max_workers
+        )
+
+    async def stop(self) -> None:
+        """Stop taking jobs; runs in progress are stopped and re-queued for another dispatcher."""
+        self._stopping.set()
+        if self._repair_task is not None:
+            self._repair_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._repair_task
+        if self._worker is not None:
+            await self._worker.close()
+        await self.redis.aclose()
+        log.info("dispatcher_stopped")
+
+    async def _repair_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.repair_interval_s)
+            try:
+                await self.run_engine.repair()
+            except Exception:
+                log.exception("run_repair_failed")
+
+    # -- one job ------------------------------------------------------------------------------
+
+    async def process(self, job: Job, token: str) -> dict[str, Any]:
+        """BullMQ processor of one run job (see the module docstring)."""
+        data = JobData.model_validate(job.data)
+        run_id = data.run_id
+        claimed = await asyncio.to_thread(self._claim, run_id)
+        if not claimed:
+            return await self._not_queued(data)
+        writer = RunLogWriter(self.db, run_id)
+        await writer.write("system", f"dispatching to the {self.backend.name} backend")
+        try:
+            env = build_worker_env(data, self.backend.base_env(data))
+            handle = await self.backend.start(data, env)
+        except Exception as exc:
+            await writer.write("system", f"worker start failed: {exc}")
+            await writer.flush()
+            return await self._spawn_failed(job, data, exc)
+        self.active[run_id] = handle
+        try:
+            await asyncio.to_thread(self._mark_running, run_id, handle.ref)
+            await writer.write("system", f"worker started ({handle.ref})")
+            outcome = await self._supervise(handle, data, writer)
+        finally:
+            self.active.pop(run_id, None)
+            await writer.flush()
+            await handle.cleanup()
+        if outcome is None:
+            await asyncio.to_thread(self._requeue, run_id)
+            raise DispatcherStoppingError(f"dispatcher stopped while run {run_id} was running")
+        await self._finish(run_id, outcome)
+        return {"status": outcome.status.value}
+
+    def _claim(self, run_id: str) -> bool:
+        with self.db.session() as session:
+            return transition(
+                session,
+                run_id,
+                from_statuses=[RunStatus.QUEUED],
+                to_status=RunStatus.STARTING,
+                started_at=utcnow(),
+            )
+
+    def _mark_running(self, run_id: str, worker_ref: str) -> None:
+        with self.db.session() as session:
+            transition(
+                session,
+                run_id,
+                from_statuses=[RunStatus.STARTING],
+                to_status=RunStatus.RUNNING,
+                worker_ref=worker_ref,
+            )
+
+    def _requeue(self, run_id: str) -> None:
+        with self.db.session() as session:
+            transition(
+                session,
+                run_id,
+                from_statuses=IN_PROGRESS,
+                to_status=RunStatus.QUEUED,
+                worker_ref=None,
+            )
+
+    async def _not_queued(self, data: JobData) -> dict[str, Any]:
+        """The run was not QUEUED when its job came up."""
+        run = await asyncio.to_thread(self._load, data.run_id)
+        if run is None:
+            log.warning("run_missing_for_job", run_id=data.run_id)
+            return {"skipped": "no such run"}
+        status = RunStatus(run.status)
+        if status in IN_PROGRESS:
+            # A dispatcher died while running it (its job stalled and came back).
+            await self.backend.recover(run.id, run.worker_ref)
+            outcome = Outcome(
+                RunStatus.SYSTEM_FAILURE,
+                error="the dispatcher running this run died; its worker was stopped",
+            )
+            await self._finish(run.id, outcome, from_statuses=IN_PROGRESS)
+            return {"status": outcome.status.value}
+        log.info("run_job_skipped", run_id=run.id, status=str(status))
+        return {"skipped": str(status)}
+
+    def _load(self, run_id: str) -> Run | None:
+        with self.db.session() as session:
+            return session.get(Run, run_id)
+
+    async def _spawn_failed(self, job: Job, data: JobData, exc: Exception) -> dict[str, Any]:
+        attempt = int(getattr(job, "attemptsMade", 0)) + 1
+        log.error("worker_spawn_failed", run_id=data.run_id, attempt=attempt, error=str(exc))
+        if attempt >= JOB_ATTEMPTS:
+            outcome = Outcome(
+                RunStatus.SYSTEM_FAILURE,
+                error=f"worker could not be started after {attempt} attempts: {exc}",
+            )
+            await self._finish(data.run_id, outcome, from_statuses=[RunStatus.STARTING])
+            return {"status": outcome.status.value}
+        await asyncio.to_thread(self._requeue, data.run_id)
+        raise SpawnFailedError(str(exc)) from exc
+
+    async def _supervise(
+        self, handle: WorkerHandle, data: JobData, writer: RunLogWriter
+    ) -> Outcome | None:
+        """Stream output and wait for the exit, a timeout, a cancel, or a dispatcher stop.
+
+        Returns None when the dispatcher is stopping (the run is to be re-queued).
+        """
+        report = _Report()
+        pump = asyncio.create_task(self._pump(handle, writer, report))
+        exit_task = asyncio.create_task(handle.wait())
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + data.timeout_s
+        stopped_for: str | None = None
+        try:
+            while not exit_task.done():
+                await asyncio.wait({exit_task}, timeout=TICK_S)
+                if exit_task.done():
+                    break
+                await writer.flush()
+                if self._stopping.is_set():
+                    stopped_for = "stopping"
+                elif loop.time() >= deadline:
+                    stopped_for = "timeout"
+                elif await cancel_requested(self.redis, [data.run_id]):
+                    stopped_for = "cancel"
+                if stopped_for:
+                    await writer.write("system", f"stopping the worker ({stopped_for})")
+                    await handle.stop(self.settings.cancel_grace_s)
+                    break
+            exit_code = await exit_task
+            await pump
+        finally:
+            for task in (pump, exit_task):
+                if not task.done():
+                    task.cancel()
+        if stopped_for == "stopping":
+            return None
+        if stopped_for == "timeout":
+            return Outcome(RunStatus.TIMED_OUT, exit_code, f"timed out after {data.timeout_s:g} s")
+        if stopped_for == "cancel":
+            return Outcome(RunStatus.CANCELED, exit_code, "canceled while running")
+        return _outcome_of_exit(exit_code, report)
+
+    async def _pump(self, handle: WorkerHandle, writer: RunLogWriter, report: _Report) -> None:
+        async for line in handle.output():
+            parsed = parse_line(line)
+            if parsed.event is None:
+                await writer.write("worker", parsed.raw)
+            elif parsed.event == "log":
+                stream = str(parsed.fields.get("stream", "worker"))
+                await writer.write(stream, str(parsed.fields.get("message", "")))
+            else:
+                if parsed.event == "result":
+                    report.result = parsed.fields
+                elif parsed.event.startswith("worker_job_data"):
+                    report.error_events.append(parsed.event)
+                details = " ".join(f"{k}={v}" for k, v in parsed.fields.items() if v is not None)
+                await writer.write("worker", f"{parsed.event} {details}".rstrip())
+
+    async def _finish(
+        self,
+        run_id: str,
+        outcome: Outcome,
+        from_statuses: tuple[RunStatus, ...] | list[RunStatus] = (RunStatus.RUNNING,),
+    ) -> None:
+        def write() -> bool:
+            with self.db.session() as session:
+                return transition(
+                    session,
+                    run_id,
+                    from_statuses=from_statuses,
+                    to_status=outcome.status,
+                    **outcome.columns(),
+                )
+
+        moved = await asyncio.to_thread(write)
+        await self.redis.delete(cancel_key(run_id))
+        log.info(
+            "run_finished",
+            run_id=run_id,
+            status=outcome.status.value,
+            exit_code=outcome.exit_code,
+            error=outcome.error,
+            recorded=moved,
+        )
+        if self.on_run_finished is not None:
+            try:
+                await self.on_run_finished(run_id, outcome)
+            except Exception:
+                log.exception("run_finished_hook_failed", run_id=run_id)
+
+
+def _outcome_of_exit(exit_code: int, report: _Report) -> Outcome:
+    result = report.result or {}
+    common = {
+        "branch": result.get("branch"),
+        "commit_sha": result.get("commit"),
+        "summary": result.get("summary"),
+    }
+    if exit_code == 0 and result.get("ok"):
+        return Outcome(RunStatus.SUCCEEDED, exit_code, None, **common)
+    if exit_code < 0:
+        name = signal.Signals(-exit_code).name if -exit_code in signal.valid_signals() else "?"
+        error = f"worker killed by signal {-exit_code} ({name})"
+    elif result.get("error"):
+        error = str(result["error"])
+    elif exit_code == 0:
+        error = "worker exited 0 without reporting a result"
+    else:
+        error = f"worker exited with code {exit_code}"
+    return Outcome(RunStatus.FAILED, exit_code, error, **common)

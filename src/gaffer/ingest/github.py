@@ -1,0 +1,209 @@
+"""``POST /webhooks/github``: from an HTTP request to queued runs, and the answer GitHub gets.
+
+Order of checks (each answer is recorded as a delivery with its decision and reason):
+
+==============================================  ======  ===========
+check                                           status  decision
+==============================================  ======  ===========
+body over 25 MiB                                413     rejected
+``X-Hub-Signature-256`` missing or no match     401     rejected
+``X-GitHub-Event``/``X-GitHub-Delivery`` gone   400     rejected
+body not a JSON object / mistyped fields        400     rejected
+``ping``                                        200     pong
+repository not served by the matched project    202     ignored
+delivery id already claimed (redelivery)        200     duplicate
+no enabled trigger matches                      202     ignored
+runs created and queued                         202     queued
+Redis or database failure                       503     error
+==============================================  ======  ===========
+
+The delivery id is claimed in Redis with ``SET NX EX`` (7 days), across every ingest process.
+If creating the runs fails after the claim, the claim is released so GitHub's retry can succeed.
+The reply is sent once the runs are queued, never after they run (GitHub allows 10 s).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from dataclasses import dataclass, field
+
+import redis.asyncio as aioredis
+import structlog
+from redis.exceptions import RedisError
+from sqlalchemy.exc import SQLAlchemyError
+from starlette.requests import Request
+
+from gaffer.coordination.claims import claim, delivery_claim_key, release
+from gaffer.ingest.body import BodyTooLargeError, read_body
+from gaffer.ingest.directory import ProjectDirectory
+from gaffer.providers import github
+from gaffer.providers.events import MalformedPayloadError
+from gaffer.runs.engine import RunEngine
+from gaffer.runs.requests import AgentRequest
+from gaffer.settings import Settings
+from gaffer.store.db import Database
+from gaffer.store.deliveries import record_delivery
+from gaffer.triggers.github import evaluate
+
+log = structlog.get_logger(__name__)
+
+RUN_ID_NAMESPACE = uuid.UUID("6a1f3c52-8f0e-4d2b-9d4e-2f7c0b9e5a11")
+
+
+@dataclass
+class DeliveryAnswer:
+    """The answer to one delivery and what is recorded about it."""
+
+    status_code: int
+    decision: str
+    reason: str
+    event: str | None = None
+    action: str | None = None
+    delivery_id: str | None = None
+    project_id: str | None = None
+    run_ids: list[str] = field(default_factory=list)
+
+    def body(self) -> dict[str, object]:
+        """The JSON body of the HTTP answer."""
+        return {
+            "decision": self.decision,
+            "reason": self.reason,
+            "delivery": self.delivery_id,
+            "runs": self.run_ids,
+        }
+
+
+def delivery_run_id(delivery_id: str, index: int, request: AgentRequest) -> str:
+    """A run id derived from the delivery, so that retrying a half-queued delivery (after its
+    claim was released) re-creates the same runs instead of new ones (uuid5, 32 hex chars)."""
+    name = f"github:{delivery_id}:{index}:{request.agent_type}:{request.work_item}"
+    return uuid.uuid5(RUN_ID_NAMESPACE, name).hex
+
+
+class GitHubIngest:
+    """Handles GitHub deliveries for one ingest process."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        db: Database,
+        redis: aioredis.Redis,
+        directory: ProjectDirectory,
+        run_engine: RunEngine,
+    ) -> None:
+        self.settings = settings
+        self.db = db
+        self.redis = redis
+        self.directory = directory
+        self.run_engine = run_engine
+
+    async def handle(self, request: Request, project: str | None = None) -> DeliveryAnswer:
+        """Answer one delivery and record it."""
+        answer = await self._answer(request, project)
+        log.info(
+            "webhook_delivery",
+            provider="github",
+            github_event=answer.event,
+            action=answer.action,
+            delivery=answer.delivery_id,
+            status=answer.status_code,
+            decision=answer.decision,
+            reason=answer.reason,
+            runs=answer.run_ids,
+        )
+        try:
+            await asyncio.to_thread(self._record, answer)
+        except SQLAlchemyError:
+            log.exception("webhook_delivery_record_failed", delivery=answer.delivery_id)
+        return answer
+
+    def _record(self, answer: DeliveryAnswer) -> None:
+        with self.db.session() as session:
+            record_delivery(
+                session,
+                provider=github.PROVIDER,
+                status_code=answer.status_code,
+                decision=answer.decision,
+                reason=answer.reason,
+                event=answer.event,
+                action=answer.action,
+                delivery_id=answer.delivery_id,
+                project_id=answer.project_id,
+                run_ids=answer.run_ids,
+            )
+
+    async def _answer(self, request: Request, project_name: str | None) -> DeliveryAnswer:
+        event_name = request.headers.get(github.EVENT_HEADER)
+        delivery_id = request.headers.get(github.DELIVERY_HEADER)
+        answer = DeliveryAnswer(0, "", "", event=event_name, delivery_id=delivery_id)
+
+        def done(status: int, decision: str, reason: str) -> DeliveryAnswer:
+            answer.status_code, answer.decision, answer.reason = status, decision, reason
+            return answer
+
+        try:
+            body = await read_body(request, self.settings.webhook_max_body_bytes)
+        except BodyTooLargeError as exc:
+            return done(413, "rejected", str(exc))
+
+        signature = request.headers.get(github.SIGNATURE_HEADER)
+        if not signature:
+            return done(401, "rejected", f"missing {github.SIGNATURE_HEADER} header")
+        try:
+            candidates = await self.directory.verify(body, signature, project=project_name)
+        except SQLAlchemyError as exc:
+            return done(503, "error", f"database unavailable: {exc.__class__.__name__}")
+        if not candidates:
+            return done(401, "rejected", "signature does not match any project's secret")
+        if len(candidates) == 1:
+            answer.project_id = candidates[0].id
+
+        if not event_name:
+            return done(400, "rejected", f"missing {github.EVENT_HEADER} header")
+        if not delivery_id:
+            return done(400, "rejected", f"missing {github.DELIVERY_HEADER} header")
+        try:
+            event = github.parse(event_name, delivery_id, body)
+        except MalformedPayloadError as exc:
+            return done(400, "rejected", str(exc))
+        answer.action = event.action
+
+        if event.name == "ping":
+            return done(200, "pong", "webhook is reachable and the signature is valid")
+        repository = (event.repository or "").casefold()
+        project = next((p for p in candidates if p.repository.casefold() == repository), None)
+        if project is None:
+            return done(
+                202,
+                "ignored",
+                f"repository {event.repository!r} is not the repository of the project "
+                "whose secret signed it",
+            )
+        answer.project_id = project.id
+
+        claim_key = delivery_claim_key(github.PROVIDER, delivery_id)
+        try:
+            won = await claim(self.redis, claim_key, project.id, self.settings.delivery_claim_ttl_s)
+        except RedisError as exc:
+            return done(503, "error", f"redis unavailable, delivery not claimed: {exc}")
+        if not won:
+            return done(200, "duplicate", f"delivery {delivery_id} was already received")
+
+        result = evaluate(event, project)
+        if not result.requests:
+            return done(202, "ignored", result.reason)
+        try:
+            for index, agent_request in enumerate(result.requests):
+                run_id = delivery_run_id(delivery_id, index, agent_request)
+                answer.run_ids.append(
+                    await self.run_engine.create_run(agent_request, project, run_id=run_id)
+                )
+        except (RedisError, SQLAlchemyError, OSError) as exc:
+            log.exception("run_create_failed", delivery=delivery_id)
+            try:
+                await release(self.redis, claim_key)
+            except RedisError:
+                log.exception("delivery_claim_release_failed", delivery=delivery_id)
+            return done(503, "error", f"could not queue the runs: {exc.__class__.__name__}: {exc}")
+        return done(202, "queued", result.reason)

@@ -1,0 +1,73 @@
+"""The run queue: a BullMQ queue whose job ids are run ids.
+
+Using the run id as the BullMQ job id makes ``add`` idempotent: re-adding the job of a run that
+already has one is a no-op in BullMQ's ``addStandardJob`` script. That is what lets the repair
+sweep re-add jobs blindly after a crash without ever duplicating a run.
+
+Keys live under ``gaffer:<queue name>:`` (BullMQ prefix ``gaffer``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bullmq import Queue
+
+from gaffer.queue.jobs import JobData
+
+QUEUE_PREFIX = "gaffer"
+JOB_ATTEMPTS = 5
+"""Attempts of a job whose *spawn* fails (infrastructure errors); a failed run is not retried."""
+JOB_BACKOFF_MS = 1000
+"""First retry delay of a failed spawn, doubled at each attempt (BullMQ exponential backoff)."""
+
+JOB_OPTIONS: dict[str, Any] = {
+    "attempts": JOB_ATTEMPTS,
+    "backoff": {"type": "exponential", "delay": JOB_BACKOFF_MS},
+    "removeOnComplete": {"age": 24 * 3600, "count": 10_000},
+    "removeOnFail": {"age": 7 * 24 * 3600},
+}
+
+
+def bullmq_options(redis_url: str) -> dict[str, Any]:
+    """Connection options shared by the queue and the BullMQ worker."""
+    return {"connection": redis_url, "prefix": QUEUE_PREFIX}
+
+
+class RunQueue:
+    """Adds, inspects and removes run jobs. Create one per process and :meth:`close` it."""
+
+    def __init__(self, redis_url: str, name: str) -> None:
+        self.name = name
+        self._queue = Queue(name, bullmq_options(redis_url))
+
+    async def add(self, job: JobData) -> None:
+        """Enqueue ``job`` under its run id (a no-op if that job id already exists)."""
+        await self._queue.add(
+            job.agent_type,
+            job.model_dump(mode="json"),
+            {
+                **JOB_OPTIONS,
+                "jobId": job.run_id,
+            },
+        )
+
+    async def state(self, run_id: str) -> str:
+        """BullMQ state of a run's job: ``waiting``, ``active``, ``delayed``, ``completed``,
+        ``failed``, ..., or ``unknown`` when there is no such job."""
+        return str(await self._queue.getJobState(run_id))
+
+    async def remove(self, run_id: str) -> bool:
+        """Remove a run's job unless a worker holds it. True if a job was removed."""
+        return bool(await self._queue.remove(run_id) == 1)
+
+    async def counts(self) -> dict[str, int]:
+        """Jobs per state (``waiting``, ``active``, ``delayed``, ``completed``, ``failed``)."""
+        counts = await self._queue.getJobCounts(
+            "waiting", "active", "delayed", "completed", "failed"
+        )
+        return {k: int(v) for k, v in counts.items()}
+
+    async def close(self) -> None:
+        """Close the queue's Redis connection."""
+        await self._queue.close()

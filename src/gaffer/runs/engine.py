@@ -1,0 +1,201 @@
+"""The run engine: create a run (row, then queue job), cancel it, re-add lost jobs.
+
+Creating a run writes the QUEUED row first and then adds the BullMQ job whose id is the run id.
+A crash between the two leaves a QUEUED row without a job, which :meth:`RunEngine.repair`
+re-adds from the row (``add`` with an existing job id is a no-op, so repair never duplicates).
+The opposite order could leave a job without a row, which nothing could explain.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+import redis.asyncio as aioredis
+import structlog
+from sqlalchemy.exc import IntegrityError
+
+from gaffer.coordination.cancel import request_cancel
+from gaffer.queue.jobs import EngineSpec, JobData, RepositorySpec, TaskSpec, branch_name
+from gaffer.queue.queues import RunQueue
+from gaffer.runs.requests import AgentRequest
+from gaffer.settings import Settings
+from gaffer.store.db import Database
+from gaffer.store.models import Run, RunStatus, new_id
+from gaffer.store.projects import ProjectSnapshot
+from gaffer.store.runs import get_run, runs_with_status, transition
+
+log = structlog.get_logger(__name__)
+
+CANCELABLE_BEFORE_START = (RunStatus.QUEUED,)
+REPAIRABLE_JOB_STATES = ("unknown", "completed", "failed")
+
+
+class AgentNotConfiguredError(ValueError):
+    """The project has no enabled config for the requested agent type."""
+
+
+@dataclass(frozen=True)
+class CancelResult:
+    """What a cancel did: ``status`` is the run's status after the call; ``message`` says why."""
+
+    run_id: str
+    status: RunStatus
+    message: str
+
+
+def build_job(
+    run_id: str, request: AgentRequest, project: ProjectSnapshot, settings: Settings
+) -> JobData:
+    """The job of a new run. Raises :class:`AgentNotConfiguredError`."""
+    agent = project.agents.get(request.agent_type)
+    if agent is None:
+        raise AgentNotConfiguredError(
+            f"agent {request.agent_type!r} is not enabled on project {project.name!r}"
+        )
+    return JobData(
+        run_id=run_id,
+        project_id=project.id,
+        project_name=project.name,
+        agent_type=request.agent_type,
+        repository=RepositorySpec(
+            full_name=project.repository,
+            clone_url=project.clone_url,
+            base_branch=project.base_branch,
+        ),
+        engine=EngineSpec(name=agent.engine, settings=agent.engine_settings),
+        task=TaskSpec(
+            agent_type=request.agent_type,
+            repository=project.repository,
+            work_item=request.work_item,
+            title=request.title,
+            body=request.body,
+            url=request.url,
+            pr_number=request.pr_number,
+            head_sha=request.head_sha,
+            trigger=request.trigger,
+            provider=request.provider,
+            delivery_id=request.delivery_id,
+        ),
+        branch=branch_name(request.agent_type, request.work_item),
+        bot_login=project.bot_login,
+        timeout_s=settings.run_timeout_s,
+        payload=request.payload,
+    )
+
+
+class RunEngine:
+    """Creates, cancels and repairs runs. One per process; share it between requests."""
+
+    def __init__(
+        self, settings: Settings, db: Database, queue: RunQueue, redis: aioredis.Redis
+    ) -> None:
+        self.settings = settings
+        self.db = db
+        self.queue = queue
+        self.redis = redis
+
+    async def create_run(
+        self, request: AgentRequest, project: ProjectSnapshot, *, run_id: str | None = None
+    ) -> str:
+        """Create a run for ``request``: QUEUED row, then queue job. Returns the run id.
+
+        Idempotent per ``run_id``: if the row already exists, only the (idempotent) job add is
+        repeated. Raises :class:`AgentNotConfiguredError`, and database or Redis errors.
+        """
+        run_id = run_id or new_id()
+        job = build_job(run_id, request, project, self.settings)
+        await asyncio.to_thread(self._insert_row, job, request)
+        await self.queue.add(job)
+        log.info(
+            "run_queued",
+            run_id=run_id,
+            project=project.name,
+            agent=request.agent_type,
+            work_item=request.work_item,
+            trigger=request.trigger,
+        )
+        return run_id
+
+    def _insert_row(self, job: JobData, request: AgentRequest) -> None:
+        try:
+            with self.db.session() as session:
+                session.add(
+                    Run(
+                        id=job.run_id,
+                        project_id=job.project_id,
+                        agent_type=job.agent_type,
+                        work_item=job.task.work_item,
+                        pr_number=job.task.pr_number,
+                        head_sha=job.task.head_sha,
+                        trigger=f"{request.provider}:{request.trigger}",
+                        delivery_id=request.delivery_id,
+                        status=RunStatus.QUEUED,
+                        job_data=job.model_dump(mode="json"),
+                    )
+                )
+        except IntegrityError:
+            with self.db.session() as session:
+                if session.get(Run, job.run_id) is None:
+                    raise
+
+    async def cancel(self, run_id: str) -> CancelResult:
+        """Cancel a run.
+
+        A QUEUED run becomes CANCELED at once and its job is removed. A STARTING or RUNNING run
+        gets a cancel request that its dispatcher acts on (the status then becomes CANCELED).
+        A finished run is left alone. Raises :class:`gaffer.store.runs.RunNotFoundError`.
+        """
+        run_id, status = await asyncio.to_thread(self._status, run_id)
+        if status.terminal:
+            return CancelResult(run_id, status, f"run already finished ({status})")
+        if status == RunStatus.QUEUED:
+            won = await asyncio.to_thread(self._cancel_queued, run_id)
+            if won:
+                await self.queue.remove(run_id)
+                log.info("run_canceled", run_id=run_id, while_status="QUEUED")
+                return CancelResult(run_id, RunStatus.CANCELED, "canceled before it started")
+            run_id, status = await asyncio.to_thread(self._status, run_id)
+            if status.terminal:
+                return CancelResult(run_id, status, f"run already finished ({status})")
+        await request_cancel(self.redis, run_id)
+        log.info("run_cancel_requested", run_id=run_id, while_status=str(status))
+        return CancelResult(run_id, status, "cancel requested; the dispatcher will stop the worker")
+
+    def _status(self, run_id: str) -> tuple[str, RunStatus]:
+        with self.db.session() as session:
+            run = get_run(session, run_id)
+            return run.id, RunStatus(run.status)
+
+    def _cancel_queued(self, run_id: str) -> bool:
+        with self.db.session() as session:
+            return transition(
+                session,
+                run_id,
+                from_statuses=CANCELABLE_BEFORE_START,
+                to_status=RunStatus.CANCELED,
+                error="canceled before it started",
+            )
+
+    async def repair(self) -> list[str]:
+        """Re-add the job of every QUEUED run whose job is missing; returns their run ids.
+
+        A job that is ``completed`` or ``failed`` while its run is still QUEUED (its final
+        status was never written) is removed and added again.
+        """
+        queued = await asyncio.to_thread(self._queued_jobs)
+        repaired = []
+        for run_id, job_data in queued:
+            state = await self.queue.state(run_id)
+            if state not in REPAIRABLE_JOB_STATES:
+                continue
+            if state != "unknown":
+                await self.queue.remove(run_id)
+            await self.queue.add(JobData.model_validate(job_data))
+            repaired.append(run_id)
+            log.warning("run_job_repaired", run_id=run_id, job_state=state)
+        return repaired
+
+    def _queued_jobs(self) -> list[tuple[str, dict[str, object]]]:
+        with self.db.session() as session:
+            return [(r.id, r.job_data) for r in runs_with_status(session, [RunStatus.QUEUED])]

@@ -1,0 +1,138 @@
+"""``gaffer up``: ingest and dispatch in one process (or either alone, with ``roles``).
+
+The HTTP server is uvicorn, given a socket bound here (so port 0 works and the real port is
+known), with uvicorn's own signal capture turned off: SIGINT/SIGTERM stop the HTTP server first
+(no new deliveries), then the dispatcher (runs in progress are re-queued), then the connections.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import socket
+from collections.abc import Callable, Generator, Iterable
+from dataclasses import dataclass
+
+import redis.asyncio as aioredis
+import structlog
+import uvicorn
+
+from gaffer.backends import make_backend
+from gaffer.dispatch.dispatcher import Dispatcher
+from gaffer.ingest.app import create_app
+from gaffer.ingest.directory import ProjectDirectory
+from gaffer.ingest.github import GitHubIngest
+from gaffer.queue.queues import RunQueue
+from gaffer.runs.engine import RunEngine
+from gaffer.runtime import Runtime
+
+log = structlog.get_logger(__name__)
+
+ROLES = frozenset({"ingest", "dispatch"})
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its signal capture: :func:`serve` owns the signals."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield
+
+
+@dataclass(frozen=True)
+class Listening:
+    """Where ingest listens: ``url`` is ``http://host:port``."""
+
+    host: str
+    port: int
+
+    @property
+    def url(self) -> str:
+        """Base URL of the ingest server."""
+        return f"http://{self.host}:{self.port}"
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on ``host:port`` (port 0: any free port)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
+async def serve(
+    runtime: Runtime,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8080,
+    roles: Iterable[str] = ROLES,
+    stop: asyncio.Event | None = None,
+    on_ready: Callable[[Listening | None], None] | None = None,
+) -> None:
+    """Run the given roles until ``stop`` is set or SIGINT/SIGTERM arrives.
+
+    ``on_ready`` is called once everything is up, with where ingest listens (None without the
+    ingest role). Raises ValueError for an unknown role.
+    """
+    roles = frozenset(roles)
+    if not roles or not roles <= ROLES:
+        raise ValueError(
+            f"roles must be a non-empty subset of {sorted(ROLES)}, got {sorted(roles)}"
+        )
+    settings = runtime.settings
+    redis_url = runtime.require_redis()
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+
+    redis = aioredis.from_url(redis_url)
+    queue = RunQueue(redis_url, settings.queue_name)
+    run_engine = RunEngine(settings, runtime.db, queue, redis)
+    dispatcher: Dispatcher | None = None
+    server: _Server | None = None
+    server_task: asyncio.Task[None] | None = None
+    listening: Listening | None = None
+    try:
+        if "dispatch" in roles:
+            dispatcher = Dispatcher(
+                settings, runtime.db, redis_url, make_backend(settings), run_engine
+            )
+            await dispatcher.start()
+        if "ingest" in roles:
+            directory = ProjectDirectory(runtime.db, runtime.box, settings.project_cache_ttl_s)
+            app = create_app(GitHubIngest(settings, runtime.db, redis, directory, run_engine))
+            sock = bind(host, port)
+            listening = Listening(host, sock.getsockname()[1])
+            config = uvicorn.Config(
+                app, log_config=None, access_log=False, lifespan="off", timeout_keep_alive=30
+            )
+            server = _Server(config)
+            server_task = asyncio.create_task(server.serve(sockets=[sock]))
+            while not server.started:
+                if server_task.done():
+                    await server_task
+                    raise RuntimeError("the ingest server stopped during start-up")
+                await asyncio.sleep(0.01)
+        log.info("gaffer_up", roles=sorted(roles), url=listening.url if listening else None)
+        if on_ready is not None:
+            on_ready(listening)
+        await stop.wait()
+    finally:
+        log.info("gaffer_stopping")
+        if server is not None and server_task is not None:
+            server.should_exit = True
+            with contextlib.suppress(Exception):
+                await server_task
+        if dispatcher is not None:
+            await dispatcher.stop()
+        await queue.close()
+        await redis.aclose()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.remove_signal_handler(sig)

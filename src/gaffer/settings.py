@@ -1,0 +1,119 @@
+"""All of gaffer's configuration, read once at start-up.
+
+Every process (ingest, dispatch, CLI, worker) builds one :class:`Settings` when it starts and
+passes it down explicitly. Nothing re-reads the environment later: the worker scrubs
+infrastructure settings from its own env before it starts an engine, and whatever it still needs
+(the Redis URL of a job-data offload, for example) must come from the object read at start-up.
+
+Environment variables (all optional):
+
+=======================  =======================================================================
+``GAFFER_HOME``          data directory (default ``./.gaffer``): SQLite file, embedded Redis
+                         socket and append-only file, master key, workspaces.
+``DATABASE_URL``         SQLAlchemy URL. Default: ``sqlite:///$GAFFER_HOME/gaffer.db``.
+                         ``postgresql://`` URLs are driven by psycopg 3.
+``REDIS_URL``            Default: none, meaning gaffer starts a private ``redis-server`` on a unix
+                         socket in the data dir and stops it on exit.
+``GAFFER_BACKEND``       worker backend, ``local`` (default).
+``GAFFER_MAX_WORKERS``   workers running at once in one dispatch process (default 3).
+``GAFFER_RUN_TIMEOUT_S`` wall-clock limit of one run in seconds (default 1800).
+``GAFFER_MASTER_KEY``    Fernet key that encrypts stored secrets. With the embedded default
+                         (SQLite) it is generated on first start into ``$GAFFER_HOME/master.key``
+                         (mode 0600). With a shared database it must be given, because every
+                         process must decrypt with the same key.
+=======================  =======================================================================
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+BackendName = Literal["local"]
+
+
+class Settings(BaseSettings):
+    """gaffer's configuration (see the module docstring for each variable).
+
+    Build it once per process with ``Settings()`` (reads the environment) or with keyword
+    arguments in tests and the demo; then pass it down. Paths are made absolute at build time so
+    that a later ``chdir`` cannot move the data directory.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="GAFFER_", extra="ignore", frozen=True)
+
+    home: Path = Field(default=Path(".gaffer"))
+    database_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("DATABASE_URL", "database_url")
+    )
+    redis_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("REDIS_URL", "redis_url")
+    )
+    backend: BackendName = "local"
+    max_workers: int = Field(default=3, ge=1, le=1024)
+    run_timeout_s: float = Field(default=1800.0, gt=0)
+    master_key: str | None = None
+
+    # Ingest.
+    webhook_max_body_bytes: int = Field(default=25 * 1024 * 1024, ge=1)
+    """GitHub caps webhook payloads at 25 MB; anything larger is refused with 413."""
+    delivery_claim_ttl_s: int = Field(default=7 * 24 * 3600, ge=1)
+    """How long a delivery id stays claimed; GitHub allows redelivery of the past 3 days."""
+    project_cache_ttl_s: float = Field(default=5.0, ge=0)
+    bench_endpoints: bool = False
+    """Mount ``POST /bench/bare`` (reads the body, nothing else) for the ingest benchmark."""
+
+    # Dispatch.
+    queue_name: str = "gaffer-runs"
+    cancel_grace_s: float = Field(default=5.0, ge=0)
+    """Seconds between SIGTERM and SIGKILL when a run is stopped (timeout or cancel)."""
+    repair_interval_s: float = Field(default=60.0, gt=0)
+    """Period of the sweep that re-adds the job of a QUEUED run whose job is missing."""
+    keep_workspaces: bool = False
+
+    # Logging.
+    log_level: str = "INFO"
+    log_format: Literal["console", "json"] = "console"
+
+    @field_validator("home", mode="after")
+    @classmethod
+    def _absolute_home(cls, value: Path) -> Path:
+        return value.expanduser().resolve()
+
+    @property
+    def effective_database_url(self) -> str:
+        """The database URL with the default filled in and the driver made explicit."""
+        url = self.database_url or f"sqlite:///{self.home / 'gaffer.db'}"
+        if url.startswith("postgres://"):
+            url = "postgresql://" + url[len("postgres://") :]
+        if url.startswith("postgresql://"):
+            url = "postgresql+psycopg://" + url[len("postgresql://") :]
+        return url
+
+    @property
+    def uses_sqlite(self) -> bool:
+        """True when the database is a SQLite file (the embedded default)."""
+        return self.effective_database_url.startswith("sqlite")
+
+    @property
+    def embedded_redis(self) -> bool:
+        """True when no ``REDIS_URL`` is set and gaffer runs its own private ``redis-server``."""
+        return not self.redis_url
+
+    @property
+    def redis_socket_path(self) -> Path:
+        """Unix socket of the embedded Redis server."""
+        return self.home / "redis" / "redis.sock"
+
+    @property
+    def workspaces_dir(self) -> Path:
+        """Parent of each run's fresh workspace directory."""
+        return self.home / "workspaces"
+
+    @property
+    def master_key_path(self) -> Path:
+        """Where the embedded default keeps its generated master key (mode 0600)."""
+        return self.home / "master.key"

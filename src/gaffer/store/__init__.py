@@ -1,0 +1,1 @@
+"""Records: SQLAlchemy models, the queries over them, and the Alembic migrations."""

@@ -1,0 +1,50 @@
+"""Queries over webhook deliveries: every request received, with its answer and reason."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from gaffer.store.models import WebhookDelivery
+
+
+def record_delivery(
+    session: Session,
+    *,
+    provider: str,
+    status_code: int,
+    decision: str,
+    reason: str,
+    event: str | None = None,
+    action: str | None = None,
+    delivery_id: str | None = None,
+    project_id: str | None = None,
+    run_ids: Sequence[str] = (),
+) -> WebhookDelivery:
+    """Insert one delivery record and return it (flushed, so its id is set)."""
+    row = WebhookDelivery(
+        provider=provider,
+        event=event,
+        action=action,
+        delivery_id=delivery_id,
+        project_id=project_id,
+        status_code=status_code,
+        decision=decision,
+        reason=reason,
+        run_ids=list(run_ids),
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
+def list_deliveries(
+    session: Session, *, delivery_id: str | None = None, limit: int = 100
+) -> list[WebhookDelivery]:
+    """Newest deliveries first, optionally only those with ``delivery_id``."""
+    query = select(WebhookDelivery).order_by(WebhookDelivery.id.desc()).limit(limit)
+    if delivery_id is not None:
+        query = query.where(WebhookDelivery.delivery_id == delivery_id)
+    return list(session.scalars(query))

@@ -1,0 +1,259 @@
+"""SQLAlchemy 2 models: the records gaffer keeps (the coordination state lives in Redis).
+
+Every table works on SQLite and PostgreSQL; the schema itself is owned by the Alembic migrations
+in ``gaffer/store/migrations`` (the models must match them; ``tests/test_store.py`` checks that
+the migrated schema and the models agree).
+"""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware in UTC."""
+    return datetime.now(UTC)
+
+
+def new_id() -> str:
+    """A fresh 32-character hex identifier (uuid4), used for every primary key we mint."""
+    return uuid.uuid4().hex
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timestamp stored in UTC and always read back timezone-aware.
+
+    SQLite has no timezone type and returns naive datetimes; this decorator makes both
+    databases hand back the same aware value.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+JSONType = JSON().with_variant(JSONB(), "postgresql")
+
+
+class RunStatus(enum.StrEnum):
+    """The states of a run (DESIGN.md). Terminal states never change again."""
+
+    QUEUED = "QUEUED"
+    STARTING = "STARTING"
+    RUNNING = "RUNNING"
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+    TIMED_OUT = "TIMED_OUT"
+    CANCELED = "CANCELED"
+    SYSTEM_FAILURE = "SYSTEM_FAILURE"
+
+    @property
+    def terminal(self) -> bool:
+        """True for the states a run ends in."""
+        return self in TERMINAL_STATUSES
+
+
+TERMINAL_STATUSES = frozenset(
+    {
+        RunStatus.SUCCEEDED,
+        RunStatus.FAILED,
+        RunStatus.TIMED_OUT,
+        RunStatus.CANCELED,
+        RunStatus.SYSTEM_FAILURE,
+    }
+)
+
+
+class Base(DeclarativeBase):
+    """Declarative base of every gaffer table."""
+
+
+class Organization(Base):
+    """A tenant: owns projects. Created implicitly (``default``) when none is named."""
+
+    __tablename__ = "organizations"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    projects: Mapped[list[Project]] = relationship(back_populates="organization")
+
+
+class Project(Base):
+    """One repository that gaffer works on, with its webhook secret and bot identity.
+
+    ``webhook_secret_encrypted`` is a Fernet token made with the master key
+    (:mod:`gaffer.store.crypto`); the plain secret is never stored.
+    """
+
+    __tablename__ = "projects"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    organization_id: Mapped[str] = mapped_column(ForeignKey("organizations.id"), index=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    repository: Mapped[str] = mapped_column(String(300), index=True)
+    clone_url: Mapped[str] = mapped_column(Text)
+    base_branch: Mapped[str] = mapped_column(String(200), default="main")
+    webhook_secret_encrypted: Mapped[bytes] = mapped_column(LargeBinary)
+    bot_login: Mapped[str] = mapped_column(String(200))
+    trigger_label: Mapped[str] = mapped_column(String(200), default="gaffer")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    organization: Mapped[Organization] = relationship(back_populates="projects")
+    agents: Mapped[list[AgentConfig]] = relationship(
+        back_populates="project", cascade="all, delete-orphan", order_by="AgentConfig.agent_type"
+    )
+    triggers: Mapped[list[TriggerConfig]] = relationship(
+        back_populates="project", cascade="all, delete-orphan"
+    )
+
+
+class AgentConfig(Base):
+    """Whether an agent type is enabled on a project, and which engine drives it.
+
+    ``engine_settings`` is engine-specific JSON; for the ``command`` engine it is
+    ``{"command": "<shell command>"}``.
+    """
+
+    __tablename__ = "agent_configs"
+    __table_args__ = (UniqueConstraint("project_id", "agent_type"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    project_id: Mapped[str] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    agent_type: Mapped[str] = mapped_column(String(64))
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    engine: Mapped[str] = mapped_column(String(64))
+    engine_settings: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+
+    project: Mapped[Project] = relationship(back_populates="agents")
+
+
+class TriggerConfig(Base):
+    """Whether an event (``"issues.labeled"``, ``"check_suite.completed"``...) may start an agent.
+
+    A trigger is enabled only if its row exists with ``enabled`` set and the agent is enabled.
+    """
+
+    __tablename__ = "trigger_configs"
+    __table_args__ = (UniqueConstraint("project_id", "agent_type", "event"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    project_id: Mapped[str] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    agent_type: Mapped[str] = mapped_column(String(64))
+    event: Mapped[str] = mapped_column(String(128))
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+
+    project: Mapped[Project] = relationship(back_populates="triggers")
+
+
+class Run(Base):
+    """One agent run: what started it, where it stands, and what it produced.
+
+    ``job_data`` is the complete job as enqueued (see :class:`gaffer.queue.jobs.JobData`), so a
+    QUEUED run whose queue job was lost can be re-enqueued from its row alone.
+    ``worker_ref`` names the worker while it lives (a process group id for ``local``).
+    """
+
+    __tablename__ = "runs"
+    __table_args__ = (
+        Index("ix_runs_status", "status"),
+        Index("ix_runs_project_created", "project_id", "created_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    project_id: Mapped[str] = mapped_column(ForeignKey("projects.id"))
+    agent_type: Mapped[str] = mapped_column(String(64))
+    work_item: Mapped[str] = mapped_column(String(200))
+    pr_number: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    head_sha: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    trigger: Mapped[str] = mapped_column(String(128))
+    delivery_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    status: Mapped[RunStatus] = mapped_column(String(32), default=RunStatus.QUEUED)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    exit_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    branch: Mapped[str | None] = mapped_column(String(300), nullable=True)
+    commit_sha: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    summary: Mapped[str | None] = mapped_column(Text, nullable=True)
+    worker_ref: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    job_data: Mapped[dict[str, Any]] = mapped_column(JSONType)
+
+    project: Mapped[Project] = relationship()
+
+
+class RunLog(Base):
+    """One line of a run's log. ``id`` orders lines and lets ``logs --follow`` resume."""
+
+    __tablename__ = "run_logs"
+    __table_args__ = (Index("ix_run_logs_run_id_id", "run_id", "id"),)
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True
+    )
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
+    ts: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    stream: Mapped[str] = mapped_column(String(16))
+    """``worker`` (the worker's own events), ``engine`` (engine output), ``system`` (dispatch)."""
+    message: Mapped[str] = mapped_column(Text)
+
+
+class WebhookDelivery(Base):
+    """Every webhook request received, with the answer given and why.
+
+    ``decision`` is one of ``queued``, ``ignored``, ``duplicate``, ``pong``, ``rejected``,
+    ``error``. ``run_ids`` lists the runs the delivery created (JSON list of ids).
+    """
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (Index("ix_webhook_deliveries_delivery", "provider", "delivery_id"),)
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True
+    )
+    provider: Mapped[str] = mapped_column(String(32))
+    event: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    action: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    delivery_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    project_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    status_code: Mapped[int] = mapped_column(Integer)
+    decision: Mapped[str] = mapped_column(String(32))
+    reason: Mapped[str] = mapped_column(Text)
+    run_ids: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

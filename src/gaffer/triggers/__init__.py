@@ -1,0 +1,1 @@
+"""Rules from provider events to agent requests, evaluated per project."""

@@ -1,0 +1,1 @@
+"""What runs inside the sandbox: load the job, prepare the repository, run the engine, push."""
