@@ -10,12 +10,15 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from gaffer.coordination.embedded import EmbeddedRedis
 from gaffer.settings import Settings
 from gaffer.store.crypto import SecretBox, load_master_key
 from gaffer.store.db import Database
 from gaffer.store.migrate import migrate
+
+if TYPE_CHECKING:
+    from gaffer.coordination.embedded import EmbeddedRedis
 
 
 @dataclass
@@ -51,6 +54,8 @@ def open_runtime(settings: Settings, *, redis: bool = True) -> Iterator[Runtime]
         box = SecretBox(load_master_key(settings))
         redis_url = settings.redis_url
         if redis and settings.embedded_redis:
+            from gaffer.coordination.embedded import EmbeddedRedis
+
             embedded = EmbeddedRedis(settings)
             redis_url = embedded.start()
         yield Runtime(settings, db, box, redis_url if redis else None, embedded)

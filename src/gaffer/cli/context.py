@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from functools import lru_cache
 
+from gaffer.errors import UserError
 from gaffer.settings import Settings
 
 
-class CliError(RuntimeError):
+class CliError(UserError, RuntimeError):
     """A usage error a command reports as one line (exit code 1)."""
 
 

@@ -10,16 +10,19 @@ import asyncio
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.live import Live
 
+from gaffer.cli.context import CliError
 from gaffer.cli.output import console, err_console, print_json, short, styled_status, table
-from gaffer.demo.scenario import DEFAULT_FIXTURES, DemoReport, run_demo
+from gaffer.demo import DEFAULT_FIXTURES
 from gaffer.logs import configure_logging
-from gaffer.runtime import open_runtime
 from gaffer.settings import Settings
+
+if TYPE_CHECKING:
+    from gaffer.demo.scenario import DemoReport
 
 
 def _progress_table(runs: list[dict[str, Any]]) -> Any:
@@ -73,6 +76,12 @@ def demo_command(
     timeout: float = typer.Option(180.0, help="Seconds to wait for the runs."),
 ) -> None:
     """Deliver real GitHub payloads to a local gaffer and show the runs they become."""
+    from gaffer.demo.scenario import SCENARIO, run_demo
+    from gaffer.runtime import open_runtime
+
+    missing = sorted({d.fixture for d in SCENARIO if not (fixtures / d.fixture).is_file()})
+    if missing:
+        raise CliError(f"fixture(s) not found in {fixtures}: {', '.join(missing)}")
     demo_home = home or Path(tempfile.mkdtemp(prefix="gaffer-demo-"))
     settings = Settings(
         home=demo_home,

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 import sys
 from pathlib import Path
 
 import typer
-from cryptography.fernet import Fernet
 from pydantic import ValidationError
 
 from gaffer.cli import context
@@ -17,13 +15,8 @@ from gaffer.cli.output import err_console
 from gaffer.cli.projects import projects_app
 from gaffer.cli.runs import runs_app
 from gaffer.cli.webhook import webhook_app
-from gaffer.coordination.embedded import RedisServerMissingError
+from gaffer.errors import UserError
 from gaffer.logs import configure_logging
-from gaffer.runtime import open_runtime
-from gaffer.server import ROLES, Listening, serve
-from gaffer.store.crypto import MasterKeyError
-from gaffer.store.projects import ProjectExistsError, ProjectNotFoundError
-from gaffer.store.runs import AmbiguousRunIdError, RunNotFoundError
 
 app = typer.Typer(
     name="gaffer",
@@ -32,22 +25,19 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
+
+
+@app.callback()
+def _setup() -> None:
+    """Commands log warnings to stderr only; ``up`` turns on its own logging."""
+    configure_logging(context.settings(), quiet=True)
+
+
 app.add_typer(projects_app, name="projects")
 app.add_typer(runs_app, name="runs")
 app.add_typer(webhook_app, name="webhook")
 app.add_typer(deliveries_app, name="deliveries")
 app.command("demo")(demo_command)
-
-# Errors a user can cause and fix: printed as one line, exit code 1, no traceback.
-USER_ERRORS: tuple[type[BaseException], ...] = (
-    MasterKeyError,
-    RedisServerMissingError,
-    ProjectExistsError,
-    ProjectNotFoundError,
-    RunNotFoundError,
-    AmbiguousRunIdError,
-    context.CliError,
-)
 
 
 @app.command()
@@ -62,6 +52,11 @@ def up(
     ),
 ) -> None:
     """Run ingest (the webhook server) and dispatch (the workers) in one process."""
+    import asyncio
+
+    from gaffer.runtime import open_runtime
+    from gaffer.server import ROLES, Listening, serve
+
     settings = context.settings()
     roles = set(role or ROLES)
     unknown = roles - ROLES
@@ -82,6 +77,8 @@ def up(
 @app.command()
 def keygen() -> None:
     """Print a new master key for GAFFER_MASTER_KEY."""
+    from cryptography.fernet import Fernet
+
     print(Fernet.generate_key().decode())
 
 
@@ -89,7 +86,7 @@ def main() -> None:
     """Console entry point: run the app, print user errors as one line."""
     try:
         app()
-    except USER_ERRORS as exc:
+    except UserError as exc:
         err_console.print(f"[red]error:[/red] {exc}", highlight=False)
         sys.exit(1)
     except ValidationError as exc:

@@ -5,18 +5,19 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from typing import TYPE_CHECKING
 
-import redis.asyncio as aioredis
 import typer
 
 from gaffer.cli import context
 from gaffer.cli.output import console, print_json, short, styled_status, table
-from gaffer.queue.queues import RunQueue
-from gaffer.runs.engine import CancelResult, RunEngine
 from gaffer.runs.views import log_view, run_view
 from gaffer.runtime import Runtime, open_runtime
 from gaffer.store.models import RunStatus
 from gaffer.store.runs import get_run, list_runs, read_logs
+
+if TYPE_CHECKING:
+    from gaffer.runs.engine import CancelResult
 
 runs_app = typer.Typer(help="Inspect and cancel runs.", no_args_is_help=True)
 
@@ -113,6 +114,11 @@ def logs(
 
 
 async def _cancel(rt: Runtime, run_id: str, wait_s: float) -> tuple[CancelResult, str]:
+    import redis.asyncio as aioredis
+
+    from gaffer.queue.queues import RunQueue
+    from gaffer.runs.engine import RunEngine
+
     redis_url = rt.require_redis()
     redis = aioredis.from_url(redis_url)
     queue = RunQueue(redis_url, rt.settings.queue_name)

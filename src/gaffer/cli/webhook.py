@@ -6,7 +6,6 @@ import json
 import uuid
 from pathlib import Path
 
-import httpx
 import typer
 
 from gaffer.cli import context
@@ -43,6 +42,8 @@ def send(
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Sign FILE with the project's webhook secret and POST it as GitHub would."""
+    import httpx
+
     body = file.read_bytes()
     snapshot = _project_snapshot(project)
     delivery = delivery_id or str(uuid.uuid4())

@@ -21,13 +21,14 @@ from pathlib import Path
 
 import redis
 
+from gaffer.errors import UserError
 from gaffer.settings import Settings
 
 PR_SET_PDEATHSIG = 1
 START_TIMEOUT_S = 10.0
 
 
-class RedisServerMissingError(RuntimeError):
+class RedisServerMissingError(UserError, RuntimeError):
     """``redis-server`` is not installed and no ``REDIS_URL`` was given."""
 
 

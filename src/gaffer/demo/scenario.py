@@ -22,6 +22,7 @@ from typing import Any
 import httpx
 
 from gaffer.agents import AgentType
+from gaffer.demo import DEFAULT_FIXTURES
 from gaffer.demo.repository import branch_commit, commit_exists, create_bare_repository
 from gaffer.providers.github import delivery_headers
 from gaffer.runtime import Runtime
@@ -34,7 +35,6 @@ REPOSITORY = "Codertocat/Hello-World"
 PROJECT = "hello-world"
 BOT_LOGIN = "gaffer-bot"
 TRIGGER_LABEL = "bug"  # the label of the issues.labeled fixture
-DEFAULT_FIXTURES = Path(__file__).resolve().parents[3] / "tests" / "fixtures" / "github-webhooks"
 
 
 @dataclass(frozen=True)

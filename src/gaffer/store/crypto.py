@@ -12,10 +12,11 @@ import os
 
 from cryptography.fernet import Fernet, InvalidToken
 
+from gaffer.errors import UserError
 from gaffer.settings import Settings
 
 
-class MasterKeyError(RuntimeError):
+class MasterKeyError(UserError, RuntimeError):
     """The master key is missing, malformed, or does not decrypt a stored secret."""
 
 

@@ -9,15 +9,16 @@ from typing import Any
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session, selectinload
 
+from gaffer.errors import UserError
 from gaffer.store.crypto import SecretBox
 from gaffer.store.models import AgentConfig, Organization, Project, TriggerConfig
 
 
-class ProjectExistsError(ValueError):
+class ProjectExistsError(UserError, ValueError):
     """A project with that name already exists."""
 
 
-class ProjectNotFoundError(LookupError):
+class ProjectNotFoundError(UserError, LookupError):
     """No project has that name or id."""
 
 

@@ -14,14 +14,15 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
+from gaffer.errors import UserError
 from gaffer.store.models import Project, Run, RunLog, RunStatus, utcnow
 
 
-class RunNotFoundError(LookupError):
+class RunNotFoundError(UserError, LookupError):
     """No run has that id (or id prefix)."""
 
 
-class AmbiguousRunIdError(LookupError):
+class AmbiguousRunIdError(UserError, LookupError):
     """An id prefix matches more than one run."""
 
 

@@ -1,0 +1,91 @@
+"""Shared fixtures: a private Redis and PostgreSQL for the session, settings per test."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography.fernet import Fernet
+
+from gaffer.settings import Settings
+from tests.support.harness import Gaffer, running_gaffer
+from tests.support.servers import PostgresServer, RedisServer
+
+MASTER_KEY = Fernet.generate_key().decode()
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    server = RedisServer()
+    server.start()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def redis_url(redis_server: RedisServer) -> str:
+    """The session's Redis, emptied for this test (restarted if a test stopped it)."""
+    if redis_server.process is None or redis_server.process.poll() is not None:
+        redis_server.start()
+    redis_server.flush()
+    return redis_server.url
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    server = PostgresServer()
+    server.start()
+    yield server
+    server.close()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(request: pytest.FixtureRequest) -> str | None:
+    """Each test using this runs twice: on SQLite (None: the default file) and PostgreSQL."""
+    if request.param == "sqlite":
+        return None
+    server: PostgresServer = request.getfixturevalue("postgres_server")
+    return server.create_database()
+
+
+SettingsFactory = Callable[..., Settings]
+
+
+@pytest.fixture
+def make_settings(tmp_path: Path, redis_url: str) -> SettingsFactory:
+    """Settings for this test: its own data dir, the session Redis, fast stop timings."""
+
+    def make(**overrides: Any) -> Settings:
+        values: dict[str, Any] = {
+            "home": tmp_path / "home",
+            "redis_url": redis_url,
+            "database_url": None,
+            "master_key": MASTER_KEY,
+            "cancel_grace_s": 2.0,
+            "project_cache_ttl_s": 0.0,
+            **overrides,
+        }
+        return Settings(**values)
+
+    return make
+
+
+GafferFactory = Callable[..., Gaffer]
+
+
+@pytest.fixture
+def start_gaffer(make_settings: SettingsFactory) -> Iterator[GafferFactory]:
+    """Start gaffer (ingest + dispatch in a thread) with settings overrides; stopped after."""
+    stack: list[Any] = []
+
+    def start(roles: tuple[str, ...] = ("ingest", "dispatch"), **overrides: Any) -> Gaffer:
+        cm = running_gaffer(make_settings(**overrides), roles)
+        gaffer = cm.__enter__()
+        stack.append(cm)
+        return gaffer
+
+    yield start
+    for cm in reversed(stack):
+        cm.__exit__(None, None, None)

@@ -1,0 +1,101 @@
+"""``gaffer demo`` run the way a user runs it: the installed command, in a subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.support.harness import FIXTURES
+
+GAFFER = str(Path(sys.executable).parent / "gaffer")
+
+
+def clean_env() -> dict[str, str]:
+    """The user's environment without any gaffer configuration."""
+    drop = {"DATABASE_URL", "REDIS_URL"}
+    return {k: v for k, v in os.environ.items() if k not in drop and not k.startswith("GAFFER_")}
+
+
+def redis_processes_under(path: Path) -> list[str]:
+    out = subprocess.run(
+        ["ps", "-ww", "-eo", "args"], capture_output=True, text=True, check=True
+    ).stdout
+    return [line for line in out.splitlines() if "redis-server" in line and str(path) in line]
+
+
+def test_demo_succeeds_and_leaves_no_process(tmp_path: Path) -> None:
+    home = tmp_path / "demo-home"
+    proc = subprocess.run(
+        [GAFFER, "demo", "--json", "--home", str(home)],
+        capture_output=True,
+        text=True,
+        env=clean_env(),
+        timeout=300,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    report = json.loads(proc.stdout)
+    assert report["ok"] is True
+    answers = {
+        d["label"]: (d["status_code"], d["decision"], len(d["runs"])) for d in report["deliveries"]
+    }
+    assert answers == {
+        "issue labeled": (202, "queued", 1),
+        "PR opened": (202, "queued", 1),
+        "check suite success": (202, "queued", 1),
+        "redelivery": (200, "duplicate", 0),
+        "bad signature": (401, "rejected", 0),
+        "nothing listens": (202, "ignored", 0),
+    }
+    runs = [r for d in report["deliveries"] for r in d["runs"]]
+    assert {r["status"] for r in runs} == {"SUCCEEDED"}
+    assert {r["branch"] for r in runs} == {"gaffer/implementation/1", "gaffer/review/2"}
+    # The implementation run pushed PLAN.md with the issue's title to the bare repository.
+    implementation = next(r for r in runs if r["agent_type"] == "implementation")
+    plan = subprocess.run(
+        ["git", "show", f"{implementation['commit']}:PLAN.md"],
+        cwd=home / "demo" / "Hello-World.git",
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert "## Spelling error in the README file" in plan
+    # The private Redis server it started is gone.
+    assert redis_processes_under(home) == []
+
+
+def test_demo_fails_when_an_outcome_is_not_as_expected(tmp_path: Path) -> None:
+    fixtures = tmp_path / "fixtures"
+    shutil.copytree(FIXTURES, fixtures)
+    labeled = json.loads((fixtures / "issues.labeled.json").read_text())
+    labeled["label"]["name"] = "enhancement"  # no longer the demo's trigger label
+    (fixtures / "issues.labeled.json").write_text(json.dumps(labeled))
+    proc = subprocess.run(
+        [GAFFER, "demo", "--fixtures", str(fixtures)],
+        capture_output=True,
+        text=True,
+        env=clean_env(),
+        timeout=300,
+        check=False,
+    )
+    assert proc.returncode == 1
+    assert "issue labeled: decision ignored, expected queued" in proc.stdout
+    assert "NOT as expected" in proc.stdout
+
+
+def test_demo_with_missing_fixtures_says_so(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [GAFFER, "demo", "--fixtures", str(tmp_path / "nowhere")],
+        capture_output=True,
+        text=True,
+        env=clean_env(),
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 1
+    assert "not found" in proc.stderr
+    assert "Traceback" not in proc.stderr

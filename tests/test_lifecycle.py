@@ -1,0 +1,216 @@
+"""The run lifecycle on the local backend: real deliveries, real worker processes, real git."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from gaffer.queue.queues import RunQueue
+from gaffer.store.models import RunStatus
+from tests.conftest import GafferFactory
+from tests.support.harness import Gaffer, ProjectInfo, fixture_body
+
+LABELED = fixture_body("issues.labeled")
+
+
+def trigger(gaffer: Gaffer, project: ProjectInfo) -> str:
+    """Deliver issues.labeled (a fresh delivery id) and return the run it queued."""
+    response = gaffer.deliver(LABELED, "issues", project.secret, delivery_id=str(uuid.uuid4()))
+    assert response.status_code == 202, response.text
+    [run_id] = response.json()["runs"]
+    return run_id
+
+
+def git_show(bare: Path, ref: str) -> str:
+    return subprocess.run(
+        ["git", "show", ref], cwd=bare, capture_output=True, text=True, check=True
+    ).stdout
+
+
+def live_members(pgid: int) -> list[int]:
+    """Processes of group ``pgid`` that are not zombies (read from /proc)."""
+    members = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except (OSError, IndexError):
+                continue
+            if fields[2] == str(pgid) and fields[0] != "Z":
+                members.append(int(entry.name))
+    return members
+
+
+def group_alive(pgid: int) -> bool:
+    """True if a live process of the group remains 5 s from now (killed ones may linger as
+    zombies until init reaps them, which is why this waits)."""
+    deadline = time.monotonic() + 5
+    while live_members(pgid):
+        if time.monotonic() > deadline:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def barrier_command(release: Path) -> str:
+    return f'while [ ! -f "{release}" ]; do sleep 0.05; done; echo released > OUT.txt'
+
+
+def test_success_pushes_the_branch(start_gaffer: GafferFactory, database_url: str | None) -> None:
+    gaffer = start_gaffer(database_url=database_url)
+    project = gaffer.create_project(
+        command='printf "%s\\n%s\\n" "$GAFFER_WORK_ITEM_TITLE" "$GAFFER_TRIGGER" > TASK.txt; '
+        'echo "engine says hi"'
+    )
+    run_id = trigger(gaffer, project)
+    run = gaffer.wait_for(run_id)
+    assert run["status"] == "SUCCEEDED", run
+    assert run["exit_code"] == 0
+    assert run["branch"] == "gaffer/implementation/1"
+    assert run["summary"] == "engine says hi"
+    assert project.bare is not None
+    pushed = git_show(project.bare, f"{run['branch']}:TASK.txt")
+    assert pushed == "Spelling error in the README file\nissues.labeled\n"
+    assert git_show(project.bare, run["branch"]).startswith(f"commit {run['commit']}")
+    logs = gaffer.logs(run_id)
+    assert ("engine", "engine says hi") in logs
+    assert any(stream == "system" and "worker started" in msg for stream, msg in logs)
+    # The workspace is removed after the run.
+    assert not (gaffer.settings.workspaces_dir / run_id).exists()
+
+
+def test_failure_is_recorded(start_gaffer: GafferFactory) -> None:
+    gaffer = start_gaffer()
+    project = gaffer.create_project(command="echo boom >&2; exit 3")
+    run = gaffer.wait_for(trigger(gaffer, project))
+    assert run["status"] == "FAILED"
+    assert run["exit_code"] == 1
+    assert run["error"] == "engine command exited with code 3"
+    assert run["branch"] is None and run["commit"] is None
+    assert ("engine", "boom") in gaffer.logs(run["id"])
+
+
+def test_unreachable_repository_fails_with_gits_reason(start_gaffer: GafferFactory) -> None:
+    gaffer = start_gaffer()
+    project = gaffer.create_project(with_repository=False)
+    run = gaffer.wait_for(trigger(gaffer, project))
+    assert run["status"] == "FAILED"
+    assert "git clone" in run["error"] and "/nonexistent" in run["error"]
+
+
+def test_timeout_kills_the_process_group(start_gaffer: GafferFactory) -> None:
+    gaffer = start_gaffer(run_timeout_s=2.0)
+    project = gaffer.create_project(command="sleep 3600")
+    run_id = trigger(gaffer, project)
+    running = gaffer.wait_for(run_id, [RunStatus.RUNNING])
+    pgid = int(gaffer_worker_ref(gaffer, run_id))
+    run = gaffer.wait_for(run_id)
+    assert running["status"] == "RUNNING"
+    assert run["status"] == "TIMED_OUT"
+    assert run["error"] == "timed out after 2 s"
+    assert not group_alive(pgid)
+
+
+def gaffer_worker_ref(gaffer: Gaffer, run_id: str) -> str:
+    from gaffer.store.models import Run
+
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        with gaffer.rt.db.session() as session:
+            run = session.get(Run, run_id)
+            assert run is not None
+            if run.worker_ref:
+                return run.worker_ref
+        time.sleep(0.05)
+    raise AssertionError("the run never got a worker")
+
+
+def test_cancel_while_running(start_gaffer: GafferFactory) -> None:
+    gaffer = start_gaffer()
+    project = gaffer.create_project(command="sleep 3600")
+    run_id = trigger(gaffer, project)
+    gaffer.wait_for(run_id, [RunStatus.RUNNING])
+    pgid = int(gaffer_worker_ref(gaffer, run_id))
+    result = gaffer.cancel(run_id)
+    assert result.status == RunStatus.RUNNING
+    assert "cancel requested" in result.message
+    run = gaffer.wait_for(run_id)
+    assert run["status"] == "CANCELED"
+    assert run["error"] == "canceled while running"
+    assert not group_alive(pgid)
+
+
+def test_job_waits_for_a_slot_and_cancel_while_queued(
+    start_gaffer: GafferFactory, tmp_path: Path
+) -> None:
+    gaffer = start_gaffer(max_workers=1)
+    release = tmp_path / "release"
+    project = gaffer.create_project(command=barrier_command(release))
+    first = trigger(gaffer, project)
+    gaffer.wait_for(first, [RunStatus.RUNNING])
+    second = trigger(gaffer, project)
+    third = trigger(gaffer, project)
+    # The only slot is busy: the others wait in the queue; they are not failed.
+    time.sleep(1.0)
+    assert gaffer.run(second)["status"] == "QUEUED"
+    assert gaffer.run(third)["status"] == "QUEUED"
+
+    canceled = gaffer.cancel(third)
+    assert canceled.status == RunStatus.CANCELED
+    assert canceled.message == "canceled before it started"
+
+    release.touch()
+    first_done = gaffer.wait_for(first)
+    second_done = gaffer.wait_for(second)
+    assert first_done["status"] == second_done["status"] == "SUCCEEDED"
+    assert second_done["started_at"] >= first_done["finished_at"]
+    third_done = gaffer.run(third)
+    assert third_done["status"] == "CANCELED"
+    assert third_done["started_at"] is None
+    assert gaffer.logs(third) == []
+
+
+def test_dispatcher_restart_repairs_queued_runs_without_jobs(
+    start_gaffer: GafferFactory, database_url: str | None
+) -> None:
+    ingest = start_gaffer(roles=("ingest",), database_url=database_url)
+    project = ingest.create_project()
+    run_id = trigger(ingest, project)
+    # The process died between writing the row and adding the job: the job is missing.
+    queue_state = asyncio.run(_drop_job(ingest, run_id))
+    assert queue_state == "unknown"
+    assert ingest.run(run_id)["status"] == "QUEUED"
+
+    dispatch = start_gaffer(roles=("dispatch",), database_url=database_url)
+    run = dispatch.wait_for(run_id)
+    assert run["status"] == "SUCCEEDED"
+    assert run["branch"] == "gaffer/implementation/1"
+
+
+async def _drop_job(gaffer: Gaffer, run_id: str) -> str:
+    queue = RunQueue(gaffer.rt.require_redis(), gaffer.settings.queue_name)
+    try:
+        assert await queue.state(run_id) == "waiting"
+        assert await queue.remove(run_id)
+        return await queue.state(run_id)
+    finally:
+        await queue.close()
+
+
+@pytest.mark.parametrize("status", ["SUCCEEDED", "CANCELED"])
+def test_cancel_of_a_finished_run_changes_nothing(start_gaffer: GafferFactory, status: str) -> None:
+    gaffer = start_gaffer()
+    project = gaffer.create_project()
+    run_id = trigger(gaffer, project)
+    if status == "CANCELED":
+        gaffer.cancel(run_id)
+    done = gaffer.wait_for(run_id)
+    result = gaffer.cancel(run_id)
+    assert result.status == RunStatus(done["status"])
+    assert "already finished" in result.message
+    assert gaffer.run(run_id)["status"] == done["status"]

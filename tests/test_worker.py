@@ -1,0 +1,157 @@
+"""The worker process on its own: ``python -m gaffer.worker`` with a job in its env."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gaffer.demo.repository import create_bare_repository
+from gaffer.dispatch.worker_env import build_worker_env
+from gaffer.engines.command import ENV_TEXT_MAX_BYTES
+from gaffer.queue.jobs import EngineSpec, JobData, RepositorySpec, TaskSpec, branch_name
+
+
+def make_job(bare: Path, command: str, body: str = "the body") -> JobData:
+    return JobData(
+        run_id="r" * 32,
+        project_id="p",
+        project_name="hello",
+        agent_type="implementation",
+        repository=RepositorySpec(full_name="o/r", clone_url=str(bare), base_branch="main"),
+        engine=EngineSpec(name="command", settings={"command": command}),
+        task=TaskSpec(
+            agent_type="implementation",
+            repository="o/r",
+            work_item="7",
+            title="Fix it",
+            body=body,
+            trigger="issues.labeled",
+            provider="github",
+        ),
+        branch="gaffer/implementation/7",
+        timeout_s=60,
+    )
+
+
+def run_worker(
+    job: JobData | None, workspace: Path, **extra_env: str
+) -> tuple[int, list[dict[str, Any]]]:
+    workspace.mkdir(parents=True, exist_ok=True)
+    env = {"PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}", "HOME": str(workspace)}
+    if job is not None:
+        env = build_worker_env(job, env)
+    env.update(extra_env)
+    proc = subprocess.run(
+        [sys.executable, "-m", "gaffer.worker"],
+        cwd=workspace,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    events = [json.loads(line) for line in proc.stdout.splitlines()]
+    return proc.returncode, events
+
+
+def show(bare: Path, ref: str) -> str:
+    return subprocess.run(
+        ["git", "show", ref], cwd=bare, capture_output=True, text=True, check=True
+    ).stdout
+
+
+@pytest.fixture
+def bare(tmp_path: Path) -> Path:
+    return create_bare_repository(tmp_path / "repo")
+
+
+def test_missing_job_is_a_distinct_failure(tmp_path: Path) -> None:
+    code, events = run_worker(None, tmp_path / "ws")
+    assert code == 2
+    assert events[0] == {"event": "worker_job_data_missing", "reason": "JOB_DATA is not set"}
+    assert events[-1]["event"] == "result" and events[-1]["ok"] is False
+
+
+def test_engine_sees_neither_the_job_nor_infrastructure(bare: Path, tmp_path: Path) -> None:
+    job = make_job(bare, "env | sort > ENV.txt")
+    code, events = run_worker(
+        job,
+        tmp_path / "ws",
+        DATABASE_URL="postgresql://secret",
+        GAFFER_MASTER_KEY="k",
+        REDIS_URL="redis://x",
+    )
+    assert code == 0, events
+    result = events[-1]
+    assert result["ok"] and result["branch"] == "gaffer/implementation/7"
+    names = {
+        line.split("=", 1)[0] for line in show(bare, f"{result['commit']}:ENV.txt").splitlines()
+    }
+    assert {"GAFFER_TASK_FILE", "GAFFER_WORK_ITEM_TITLE", "GAFFER_TRIGGER"} <= names
+    assert not names & {"JOB_DATA", "DATABASE_URL", "GAFFER_MASTER_KEY", "REDIS_URL"}
+
+
+def test_long_body_reaches_the_engine_capped_and_whole_in_the_task_file(
+    bare: Path, tmp_path: Path
+) -> None:
+    body = "é" * 30_000  # 60,000 UTF-8 bytes: over the engine's env cap, inside JOB_DATA's room
+    job = make_job(
+        bare,
+        'printf %s "$GAFFER_WORK_ITEM_BODY" > BODY.txt; cp "$GAFFER_TASK_FILE" TASK.json',
+        body=body,
+    )
+    code, events = run_worker(job, tmp_path / "ws")
+    assert code == 0, events
+    commit = events[-1]["commit"]
+    capped = show(bare, f"{commit}:BODY.txt")
+    assert len(capped.encode()) <= ENV_TEXT_MAX_BYTES
+    assert capped.endswith("[truncated: full text in $GAFFER_TASK_FILE]")
+    assert json.loads(show(bare, f"{commit}:TASK.json"))["body"] == body
+
+
+def test_no_change_means_no_commit_and_no_push(bare: Path, tmp_path: Path) -> None:
+    code, events = run_worker(make_job(bare, "echo looked around"), tmp_path / "ws")
+    assert code == 0
+    assert events[-1] == {
+        "event": "result",
+        "ok": True,
+        "error": None,
+        "branch": None,
+        "commit": None,
+        "summary": "looked around",
+    }
+    refs = subprocess.run(
+        ["git", "for-each-ref", "--format=%(refname)"],
+        cwd=bare,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    assert refs == ["refs/heads/main"]
+
+
+def test_worker_env_builder_refuses_infrastructure_settings(bare: Path) -> None:
+    with pytest.raises(ValueError, match="DATABASE_URL"):
+        build_worker_env(make_job(bare, "true"), {"PATH": "/bin", "DATABASE_URL": "x"})
+    env = build_worker_env(make_job(bare, "true"), {"PATH": "/bin"})
+    assert set(env) == {"PATH", "JOB_DATA"}
+    assert JobData.model_validate_json(env["JOB_DATA"]).run_id == "r" * 32
+
+
+@pytest.mark.parametrize(
+    ("agent", "item", "branch"),
+    [
+        ("review", "2", "gaffer/review/2"),
+        ("implementation", "ENG 12/x", "gaffer/implementation/ENG-12-x"),
+        ("review", "..", "gaffer/review/item"),
+    ],
+)
+def test_branch_names_are_valid_refs(agent: str, item: str, branch: str) -> None:
+    assert branch_name(agent, item) == branch
+    subprocess.run(["git", "check-ref-format", f"refs/heads/{branch}"], check=True)
