@@ -20,6 +20,7 @@ import uvicorn
 
 from gaffer.backends import make_backend
 from gaffer.dispatch.dispatcher import Dispatcher
+from gaffer.errors import UserError
 from gaffer.ingest.app import create_app
 from gaffer.ingest.directory import ProjectDirectory
 from gaffer.ingest.github import GitHubIngest
@@ -53,12 +54,23 @@ class Listening:
         return f"http://{self.host}:{self.port}"
 
 
+class ListenError(UserError, OSError):
+    """The ingest address cannot be listened on (in use, not local, no permission)."""
+
+
 def bind(host: str, port: int) -> socket.socket:
-    """A listening TCP socket on ``host:port`` (port 0: any free port)."""
+    """A listening TCP socket on ``host:port`` (port 0: any free port).
+
+    Raises :class:`ListenError`.
+    """
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise ListenError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
     sock.listen(2048)
     sock.set_inheritable(True)
     return sock

@@ -6,7 +6,6 @@ a fresh data directory of its own (SQLite, a private Redis) so it never touches 
 
 from __future__ import annotations
 
-import asyncio
 import shutil
 import tempfile
 from pathlib import Path
@@ -76,6 +75,7 @@ def demo_command(
     timeout: float = typer.Option(180.0, help="Seconds to wait for the runs."),
 ) -> None:
     """Deliver real GitHub payloads to a local gaffer and show the runs they become."""
+    from gaffer.aio import run_async
     from gaffer.demo.scenario import SCENARIO, run_demo
     from gaffer.runtime import open_runtime
 
@@ -96,7 +96,7 @@ def demo_command(
         with open_runtime(settings) as rt:
             if live is not None:
                 live.start()
-            report = asyncio.run(
+            report = run_async(
                 run_demo(
                     rt,
                     fixtures=fixtures,

@@ -52,8 +52,7 @@ def up(
     ),
 ) -> None:
     """Run ingest (the webhook server) and dispatch (the workers) in one process."""
-    import asyncio
-
+    from gaffer.aio import run_async
     from gaffer.runtime import open_runtime
     from gaffer.server import ROLES, Listening, serve
 
@@ -71,7 +70,7 @@ def up(
             ready_file.write_text((listening.url if listening else "") + "\n")
 
     with open_runtime(settings) as runtime:
-        asyncio.run(serve(runtime, host=host, port=port, roles=roles, on_ready=ready))
+        run_async(serve(runtime, host=host, port=port, roles=roles, on_ready=ready))
 
 
 @app.command()

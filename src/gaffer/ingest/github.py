@@ -32,6 +32,7 @@ import redis.asyncio as aioredis
 import structlog
 from redis.exceptions import RedisError
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
 from starlette.requests import Request
 
 from gaffer.coordination.claims import claim, delivery_claim_key, release
@@ -39,11 +40,11 @@ from gaffer.ingest.body import BodyTooLargeError, read_body
 from gaffer.ingest.directory import ProjectDirectory
 from gaffer.providers import github
 from gaffer.providers.events import MalformedPayloadError
-from gaffer.runs.engine import RunEngine
+from gaffer.runs.engine import NewRun, RunEngine
 from gaffer.runs.requests import AgentRequest
 from gaffer.settings import Settings
 from gaffer.store.db import Database
-from gaffer.store.deliveries import record_delivery
+from gaffer.store.deliveries import record_delivery, update_delivery
 from gaffer.triggers.github import evaluate
 
 log = structlog.get_logger(__name__)
@@ -63,6 +64,7 @@ class DeliveryAnswer:
     delivery_id: str | None = None
     project_id: str | None = None
     run_ids: list[str] = field(default_factory=list)
+    record_id: int | None = None
 
     def body(self) -> dict[str, object]:
         """The JSON body of the HTTP answer."""
@@ -112,25 +114,40 @@ class GitHubIngest:
             reason=answer.reason,
             runs=answer.run_ids,
         )
-        try:
-            await asyncio.to_thread(self._record, answer)
-        except SQLAlchemyError:
-            log.exception("webhook_delivery_record_failed", delivery=answer.delivery_id)
+        if answer.record_id is None:
+            try:
+                await asyncio.to_thread(self._record, answer)
+            except SQLAlchemyError:
+                log.exception("webhook_delivery_record_failed", delivery=answer.delivery_id)
         return answer
 
     def _record(self, answer: DeliveryAnswer) -> None:
         with self.db.session() as session:
-            record_delivery(
+            self._record_in(session, answer)
+
+    def _record_in(self, session: Session, answer: DeliveryAnswer) -> None:
+        answer.record_id = record_delivery(
+            session,
+            provider=github.PROVIDER,
+            status_code=answer.status_code,
+            decision=answer.decision,
+            reason=answer.reason,
+            event=answer.event,
+            action=answer.action,
+            delivery_id=answer.delivery_id,
+            project_id=answer.project_id,
+            run_ids=answer.run_ids,
+        )
+
+    def _rerecord(self, answer: DeliveryAnswer) -> None:
+        assert answer.record_id is not None
+        with self.db.session() as session:
+            update_delivery(
                 session,
-                provider=github.PROVIDER,
+                answer.record_id,
                 status_code=answer.status_code,
                 decision=answer.decision,
                 reason=answer.reason,
-                event=answer.event,
-                action=answer.action,
-                delivery_id=answer.delivery_id,
-                project_id=answer.project_id,
-                run_ids=answer.run_ids,
             )
 
     async def _answer(self, request: Request, project_name: str | None) -> DeliveryAnswer:
@@ -193,17 +210,29 @@ class GitHubIngest:
         result = evaluate(event, project)
         if not result.requests:
             return done(202, "ignored", result.reason)
+        new_runs = [
+            NewRun(delivery_run_id(delivery_id, index, agent_request), agent_request)
+            for index, agent_request in enumerate(result.requests)
+        ]
+        answer.run_ids = [new.run_id for new in new_runs]
+        done(202, "queued", result.reason)
         try:
-            for index, agent_request in enumerate(result.requests):
-                run_id = delivery_run_id(delivery_id, index, agent_request)
-                answer.run_ids.append(
-                    await self.run_engine.create_run(agent_request, project, run_id=run_id)
-                )
+            # The delivery is recorded in the transaction that writes the run rows.
+            await self.run_engine.create_runs(
+                project, new_runs, in_same_transaction=lambda s: self._record_in(s, answer)
+            )
         except (RedisError, SQLAlchemyError, OSError) as exc:
             log.exception("run_create_failed", delivery=delivery_id)
             try:
                 await release(self.redis, claim_key)
             except RedisError:
                 log.exception("delivery_claim_release_failed", delivery=delivery_id)
-            return done(503, "error", f"could not queue the runs: {exc.__class__.__name__}: {exc}")
-        return done(202, "queued", result.reason)
+            done(503, "error", f"could not queue the runs: {exc.__class__.__name__}: {exc}")
+            if answer.record_id is not None:
+                # The rows were written (repair will add their jobs; a retry of this delivery
+                # reuses the same run ids), but the answer is an error: record that.
+                try:
+                    await asyncio.to_thread(self._rerecord, answer)
+                except SQLAlchemyError:
+                    log.exception("webhook_delivery_record_failed", delivery=delivery_id)
+        return answer

@@ -9,11 +9,14 @@ The opposite order could leave a job without a row, which nothing could explain.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import redis.asyncio as aioredis
 import structlog
+from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from gaffer.coordination.cancel import request_cancel
 from gaffer.queue.jobs import EngineSpec, JobData, RepositorySpec, TaskSpec, branch_name
@@ -33,6 +36,14 @@ REPAIRABLE_JOB_STATES = ("unknown", "completed", "failed")
 
 class AgentNotConfiguredError(ValueError):
     """The project has no enabled config for the requested agent type."""
+
+
+@dataclass(frozen=True)
+class NewRun:
+    """A run to create: the id it gets and the request it carries out."""
+
+    run_id: str
+    request: AgentRequest
 
 
 @dataclass(frozen=True)
@@ -98,45 +109,75 @@ class RunEngine:
     async def create_run(
         self, request: AgentRequest, project: ProjectSnapshot, *, run_id: str | None = None
     ) -> str:
-        """Create a run for ``request``: QUEUED row, then queue job. Returns the run id.
+        """Create one run for ``request`` (see :meth:`create_runs`); returns its id."""
+        [created] = await self.create_runs(project, [NewRun(run_id or new_id(), request)])
+        return created
 
-        Idempotent per ``run_id``: if the row already exists, only the (idempotent) job add is
-        repeated. Raises :class:`AgentNotConfiguredError`, and database or Redis errors.
+    async def create_runs(
+        self,
+        project: ProjectSnapshot,
+        runs: Sequence[NewRun],
+        *,
+        in_same_transaction: Callable[[Session], None] | None = None,
+    ) -> list[str]:
+        """Create runs: their QUEUED rows in one transaction, then their queue jobs.
+
+        ``in_same_transaction`` may add the caller's own records to the transaction that writes
+        the rows (ingest records the delivery there). Idempotent per run id: rows that already
+        exist are kept, and adding an existing job is a no-op, so replaying a request after a
+        crash or a lost answer never duplicates a run. Returns the run ids in order.
+        Raises :class:`AgentNotConfiguredError`, and database or Redis errors; if the jobs
+        cannot be added, the rows stay QUEUED and :meth:`repair` adds the jobs later.
         """
-        run_id = run_id or new_id()
-        job = build_job(run_id, request, project, self.settings)
-        await asyncio.to_thread(self._insert_row, job, request)
-        await self.queue.add(job)
-        log.info(
-            "run_queued",
-            run_id=run_id,
-            project=project.name,
-            agent=request.agent_type,
-            work_item=request.work_item,
-            trigger=request.trigger,
-        )
-        return run_id
+        jobs = [build_job(r.run_id, r.request, project, self.settings) for r in runs]
+        await asyncio.to_thread(self._insert_rows, jobs, runs, in_same_transaction)
+        for job, new in zip(jobs, runs, strict=True):
+            await self.queue.add(job)
+            log.info(
+                "run_queued",
+                run_id=job.run_id,
+                project=project.name,
+                agent=job.agent_type,
+                work_item=job.task.work_item,
+                trigger=new.request.trigger,
+            )
+        return [job.run_id for job in jobs]
 
-    def _insert_row(self, job: JobData, request: AgentRequest) -> None:
-        try:
-            with self.db.session() as session:
-                session.add(
-                    Run(
-                        id=job.run_id,
-                        project_id=job.project_id,
-                        agent_type=job.agent_type,
-                        work_item=job.task.work_item,
-                        pr_number=job.task.pr_number,
-                        head_sha=job.task.head_sha,
-                        trigger=f"{request.provider}:{request.trigger}",
-                        delivery_id=request.delivery_id,
-                        status=RunStatus.QUEUED,
-                        job_data=job.model_dump(mode="json"),
-                    )
-                )
-        except IntegrityError:
-            with self.db.session() as session:
-                if session.get(Run, job.run_id) is None:
+    def _insert_rows(
+        self,
+        jobs: Sequence[JobData],
+        runs: Sequence[NewRun],
+        extra: Callable[[Session], None] | None,
+    ) -> None:
+        rows = [
+            {
+                "id": job.run_id,
+                "project_id": job.project_id,
+                "agent_type": job.agent_type,
+                "work_item": job.task.work_item,
+                "pr_number": job.task.pr_number,
+                "head_sha": job.task.head_sha,
+                "trigger": f"{new.request.provider}:{new.request.trigger}",
+                "delivery_id": new.request.delivery_id,
+                "status": RunStatus.QUEUED.value,
+                "job_data": job.model_dump(mode="json"),
+            }
+            for job, new in zip(jobs, runs, strict=True)
+        ]
+        for attempt in range(2):
+            try:
+                with self.db.session() as session:
+                    ids = [row["id"] for row in rows]
+                    existing = set(session.scalars(select(Run.id).where(Run.id.in_(ids))))
+                    fresh = [row for row in rows if row["id"] not in existing]
+                    if fresh:
+                        session.execute(insert(Run), fresh)
+                    if extra is not None:
+                        extra(session)
+                return
+            except IntegrityError:
+                # Another process inserted one of these ids between our read and our write.
+                if attempt:
                     raise
 
     async def cancel(self, run_id: str) -> CancelResult:

@@ -42,8 +42,9 @@ def make_engine(url: str) -> Engine:
         engine = create_engine(
             url,
             connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
-            pool_size=10,
-            max_overflow=20,
+            pool_size=1,
+            max_overflow=0,
+            pool_timeout=60,
         )
         event.listen(engine, "connect", _sqlite_on_connect)
         return engine

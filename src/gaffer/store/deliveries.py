@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import select
+from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
 from gaffer.store.models import WebhookDelivery
@@ -22,22 +22,36 @@ def record_delivery(
     delivery_id: str | None = None,
     project_id: str | None = None,
     run_ids: Sequence[str] = (),
-) -> WebhookDelivery:
-    """Insert one delivery record and return it (flushed, so its id is set)."""
-    row = WebhookDelivery(
-        provider=provider,
-        event=event,
-        action=action,
-        delivery_id=delivery_id,
-        project_id=project_id,
-        status_code=status_code,
-        decision=decision,
-        reason=reason,
-        run_ids=list(run_ids),
+) -> int:
+    """Insert one delivery record (a Core insert: this is on every delivery's path); returns
+    its id."""
+    return int(
+        session.execute(
+            insert(WebhookDelivery).returning(WebhookDelivery.id),
+            {
+                "provider": provider,
+                "event": event,
+                "action": action,
+                "delivery_id": delivery_id,
+                "project_id": project_id,
+                "status_code": status_code,
+                "decision": decision,
+                "reason": reason,
+                "run_ids": list(run_ids),
+            },
+        ).scalar_one()
     )
-    session.add(row)
-    session.flush()
-    return row
+
+
+def update_delivery(
+    session: Session, record_id: int, *, status_code: int, decision: str, reason: str
+) -> None:
+    """Change the answer recorded for a delivery (when a later step failed)."""
+    session.execute(
+        update(WebhookDelivery)
+        .where(WebhookDelivery.id == record_id)
+        .values(status_code=status_code, decision=decision, reason=reason)
+    )
 
 
 def list_deliveries(

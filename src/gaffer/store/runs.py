@@ -11,7 +11,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 
 from gaffer.errors import UserError
@@ -106,11 +106,9 @@ def append_logs(session: Session, run_id: str, lines: Sequence[tuple[str, str, d
     """Append ``(stream, message, ts)`` lines to a run's log, in order."""
     if not lines:
         return
-    session.add_all(
-        [
-            RunLog(run_id=run_id, stream=stream, message=message, ts=ts)
-            for stream, message, ts in lines
-        ]
+    session.execute(
+        insert(RunLog),
+        [{"run_id": run_id, "stream": s, "message": m, "ts": ts} for s, m, ts in lines],
     )
 
 
