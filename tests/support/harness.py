@@ -20,7 +20,6 @@ from typing import Any
 import httpx
 import redis.asyncio as aioredis
 
-from gaffer.agents import AgentType
 from gaffer.demo.repository import create_bare_repository
 from gaffer.providers.github import delivery_headers
 from gaffer.queue.queues import RunQueue
@@ -30,9 +29,9 @@ from gaffer.runtime import Runtime, open_runtime
 from gaffer.server import ROLES, Listening, serve
 from gaffer.settings import Settings
 from gaffer.store.models import Run, RunStatus
-from gaffer.store.projects import AgentSetup, create_project
+from gaffer.store.projects import create_project
 from gaffer.store.runs import read_logs
-from gaffer.triggers.github import default_events
+from gaffer.triggers.github import default_agent_setups
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "github-webhooks"
 WAIT_S = 90.0
@@ -51,12 +50,6 @@ class ProjectInfo:
     id: str
     secret: str
     bare: Path | None
-
-
-def agent_setups(command: str, agents: Iterable[str] | None = None) -> list[AgentSetup]:
-    """Agents on the command engine with ``command``, each with its default events."""
-    chosen = list(agents) if agents is not None else [a.value for a in AgentType]
-    return [AgentSetup(a, "command", {"command": command}, default_events(a)) for a in chosen]
 
 
 class Gaffer:
@@ -141,7 +134,7 @@ class Gaffer:
                 webhook_secret=secret,
                 bot_login=bot_login,
                 trigger_label=trigger_label,
-                agents=agent_setups(command, agents),
+                agents=default_agent_setups("command", {"command": command}, agents),
             )
             return ProjectInfo(name, project.id, secret, bare)
 

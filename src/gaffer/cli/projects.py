@@ -12,7 +12,7 @@ from gaffer.cli.output import console, print_json, table
 from gaffer.runs.views import project_view
 from gaffer.runtime import open_runtime
 from gaffer.store.projects import AgentSetup, create_project, get_project, list_projects
-from gaffer.triggers.github import default_events
+from gaffer.triggers.github import default_agent_setups
 
 projects_app = typer.Typer(help="Create and inspect projects.", no_args_is_help=True)
 
@@ -32,11 +32,7 @@ def agent_setups(agents: list[str], engine: str, command: str | None) -> list[Ag
         )
     if engine == "command" and not command:
         raise context.CliError("the command engine needs --command '<shell command>'")
-    settings = {"command": command} if command else {}
-    return [
-        AgentSetup(agent_type=a, engine=engine, engine_settings=settings, events=default_events(a))
-        for a in chosen
-    ]
+    return default_agent_setups(engine, {"command": command} if command else {}, chosen)
 
 
 @projects_app.command("create")

@@ -21,15 +21,14 @@ from typing import Any
 
 import httpx
 
-from gaffer.agents import AgentType
 from gaffer.demo import DEFAULT_FIXTURES
 from gaffer.demo.repository import branch_commit, commit_exists, create_bare_repository
 from gaffer.providers.github import delivery_headers
 from gaffer.runtime import Runtime
 from gaffer.server import Listening, serve
 from gaffer.store.models import Run, RunStatus
-from gaffer.store.projects import AgentSetup, create_project
-from gaffer.triggers.github import default_events
+from gaffer.store.projects import create_project
+from gaffer.triggers.github import default_agent_setups
 
 REPOSITORY = "Codertocat/Hello-World"
 PROJECT = "hello-world"
@@ -143,15 +142,6 @@ class DemoReport:
 ProgressCallback = Callable[[list[dict[str, Any]]], None]
 
 
-def demo_agents() -> list[AgentSetup]:
-    """Every agent type on the ``command`` engine running the demo agent script."""
-    command = "python -m gaffer.demo.agent"
-    return [
-        AgentSetup(a.value, "command", {"command": command}, default_events(a.value))
-        for a in AgentType
-    ]
-
-
 def setup_project(rt: Runtime, workdir: Path) -> tuple[Path, str]:
     """Create the bare repository and the project; returns (bare repo path, webhook secret)."""
     bare = create_bare_repository(workdir)
@@ -166,7 +156,7 @@ def setup_project(rt: Runtime, workdir: Path) -> tuple[Path, str]:
             webhook_secret=secret,
             bot_login=BOT_LOGIN,
             trigger_label=TRIGGER_LABEL,
-            agents=demo_agents(),
+            agents=default_agent_setups("command", {"command": "python -m gaffer.demo.agent"}),
         )
     return bare, secret
 

@@ -21,13 +21,14 @@ that gaffer's own comments and pushes never trigger gaffer again.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from gaffer.agents import AgentType
 from gaffer.providers.events import Event
 from gaffer.runs.requests import AgentRequest
-from gaffer.store.projects import ProjectSnapshot
+from gaffer.store.projects import AgentSetup, ProjectSnapshot
 
 # A rule's condition returns the requests it makes, or the reason it makes none.
 Condition = Callable[[Event, ProjectSnapshot, AgentType], "list[AgentRequest] | str"]
@@ -165,6 +166,15 @@ RULES: tuple[Rule, ...] = (
 def default_events(agent: str) -> list[str]:
     """The event keys the table can start ``agent`` with (enabled on new projects)."""
     return sorted({rule.event for rule in RULES if rule.agent == agent})
+
+
+def default_agent_setups(
+    engine: str, engine_settings: dict[str, Any], agents: Iterable[str] | None = None
+) -> list[AgentSetup]:
+    """Setups for ``agents`` (default: every agent type), all on one engine, each enabled for
+    the events this table can start it with. Used by ``projects create`` and the demo."""
+    chosen = list(agents) if agents is not None else [a.value for a in AgentType]
+    return [AgentSetup(a, engine, dict(engine_settings), default_events(a)) for a in chosen]
 
 
 def evaluate(event: Event, project: ProjectSnapshot) -> TriggerResult:
