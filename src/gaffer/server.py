@@ -26,6 +26,7 @@ from gaffer.ingest.directory import ProjectDirectory
 from gaffer.ingest.github import GitHubIngest
 from gaffer.queue.queues import RunQueue
 from gaffer.runs.engine import RunEngine
+from gaffer.runs.intake import RunIntake
 from gaffer.runtime import Runtime
 
 log = structlog.get_logger(__name__)
@@ -118,7 +119,8 @@ async def serve(
             await dispatcher.start()
         if "ingest" in roles:
             directory = ProjectDirectory(runtime.db, runtime.box, settings.project_cache_ttl_s)
-            app = create_app(GitHubIngest(settings, runtime.db, redis, directory, run_engine))
+            intake = RunIntake(settings, run_engine)
+            app = create_app(GitHubIngest(settings, runtime.db, redis, directory, intake))
             sock = bind(host, port)
             listening = Listening(host, sock.getsockname()[1])
             config = uvicorn.Config(

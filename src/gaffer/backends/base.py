@@ -43,6 +43,11 @@ class Backend(ABC):
     def base_env(self, job: JobData) -> dict[str, str]:
         """Backend-specific env entries (PATH, HOME...) for the worker env builder."""
 
+    def worker_redis_url(self, redis_url: str) -> str:
+        """The URL a worker of this backend reaches the dispatcher's Redis at (a container
+        sees a mounted socket or another host name). Default: the same URL."""
+        return redis_url
+
     @abstractmethod
     async def start(self, job: JobData, env: Mapping[str, str]) -> WorkerHandle:
         """Start a worker for ``job`` with exactly ``env``. Raises :class:`BackendError`."""

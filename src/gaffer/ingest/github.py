@@ -40,7 +40,8 @@ from gaffer.ingest.body import BodyTooLargeError, read_body
 from gaffer.ingest.directory import ProjectDirectory
 from gaffer.providers import github
 from gaffer.providers.events import MalformedPayloadError
-from gaffer.runs.engine import NewRun, RunEngine
+from gaffer.runs.engine import NewRun
+from gaffer.runs.intake import RunIntake, Submission
 from gaffer.runs.requests import AgentRequest
 from gaffer.settings import Settings
 from gaffer.store.db import Database
@@ -92,13 +93,13 @@ class GitHubIngest:
         db: Database,
         redis: aioredis.Redis,
         directory: ProjectDirectory,
-        run_engine: RunEngine,
+        intake: RunIntake,
     ) -> None:
         self.settings = settings
         self.db = db
         self.redis = redis
         self.directory = directory
-        self.run_engine = run_engine
+        self.intake = intake
 
     async def handle(self, request: Request, project: str | None = None) -> DeliveryAnswer:
         """Answer one delivery and record it."""
@@ -214,13 +215,24 @@ class GitHubIngest:
             NewRun(delivery_run_id(delivery_id, index, agent_request), agent_request)
             for index, agent_request in enumerate(result.requests)
         ]
-        answer.run_ids = [new.run_id for new in new_runs]
-        done(202, "queued", result.reason)
+
+        def settle(submission: Submission) -> None:
+            answer.run_ids = list(submission.run_ids)
+            if submission.run_ids:
+                reason = result.reason
+                if submission.skipped:
+                    reason += f" (not started: {submission.reasons})"
+                done(202, "queued", reason)
+            else:
+                done(202, "ignored", submission.reasons or result.reason)
+
+        def record(session: Session, submission: Submission) -> None:
+            settle(submission)
+            self._record_in(session, answer)
+
         try:
             # The delivery is recorded in the transaction that writes the run rows.
-            await self.run_engine.create_runs(
-                project, new_runs, in_same_transaction=lambda s: self._record_in(s, answer)
-            )
+            settle(await self.intake.submit(project, new_runs, in_same_transaction=record))
         except (RedisError, SQLAlchemyError, OSError) as exc:
             log.exception("run_create_failed", delivery=delivery_id)
             try:

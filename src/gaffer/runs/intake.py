@@ -1,0 +1,79 @@
+"""Run intake: the one door every path that starts runs goes through.
+
+Ingest (a webhook delivery), the dispatcher's post-completion follow-ups, and manual triggers
+all call :meth:`RunIntake.submit`. It is where the seams between "an event asks for a run" and
+"a run exists" live, in this order (DESIGN.md, "The way of an event"):
+
+1. coordination: dedup claims per request key (a review per PR and head SHA, ...);
+2. the burst buffer gate: pass through, or hold the request in the buffer;
+3. the run engine: QUEUED rows, then queue jobs.
+
+Each step may keep a request from going further; :class:`Submission` says which requests
+became runs and why the others did not.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from sqlalchemy.orm import Session
+
+from gaffer.runs.engine import NewRun, RunEngine
+from gaffer.settings import Settings
+from gaffer.store.projects import ProjectSnapshot
+
+
+@dataclass
+class Submission:
+    """What became of submitted requests.
+
+    ``run_ids``: runs created (or, with the burst buffer, accepted and owed a run), in order.
+    ``skipped``: ``(run id it would have had, reason)`` for requests that made no run.
+    """
+
+    run_ids: list[str] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def reasons(self) -> str:
+        """The reasons of the skipped requests, joined."""
+        return "; ".join(reason for _, reason in self.skipped)
+
+
+RecordHook = Callable[[Session, Submission], None]
+"""Called in the transaction that writes the run rows, with what is being created."""
+
+
+class RunIntake:
+    """Submits run requests through coordination, the buffer gate and the run engine."""
+
+    def __init__(self, settings: Settings, run_engine: RunEngine) -> None:
+        self.settings = settings
+        self.run_engine = run_engine
+
+    async def submit(
+        self,
+        project: ProjectSnapshot,
+        runs: Sequence[NewRun],
+        *,
+        in_same_transaction: RecordHook | None = None,
+    ) -> Submission:
+        """Start what may start of ``runs``.
+
+        ``in_same_transaction`` is called in the transaction that writes the run rows, with the
+        :class:`Submission` (so a caller can record its answer atomically with the rows); it is
+        not called when no row is written. Raises database and Redis errors of the run engine.
+        """
+        submission = Submission()
+        admitted = list(runs)
+        submission.run_ids = [new.run_id for new in admitted]
+        if not admitted:
+            return submission
+        hook = in_same_transaction
+        await self.run_engine.create_runs(
+            project,
+            admitted,
+            in_same_transaction=(lambda session: hook(session, submission)) if hook else None,
+        )
+        return submission
