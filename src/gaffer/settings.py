@@ -73,6 +73,11 @@ class Settings(BaseSettings):
     repair_interval_s: float = Field(default=60.0, gt=0)
     """Period of the sweep that re-adds the job of a QUEUED run whose job is missing."""
     keep_workspaces: bool = False
+    job_lock_ms: int = Field(default=30_000, ge=1000)
+    """BullMQ job lock: a dispatcher that dies stops renewing it; after it lapses the job is
+    stalled and comes back to another dispatcher."""
+    stalled_interval_ms: int = Field(default=30_000, ge=500)
+    """How often a dispatcher looks for stalled jobs (BullMQ ``stalledInterval``)."""
 
     # Logging.
     log_level: str = "INFO"

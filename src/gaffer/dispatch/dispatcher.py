@@ -50,7 +50,6 @@ from gaffer.worker.events import parse_line
 log = structlog.get_logger(__name__)
 
 TICK_S = 0.25
-LOCK_DURATION_MS = 30_000
 MAX_STALLED_COUNT = 3
 IN_PROGRESS = (RunStatus.STARTING, RunStatus.RUNNING)
 
@@ -128,7 +127,8 @@ class Dispatcher:
             {
                 **bullmq_options(self.redis_url),
                 "concurrency": self.settings.max_workers,
-                "lockDuration": LOCK_DURATION_MS,
+                "lockDuration": self.settings.job_lock_ms,
+                "stalledInterval": self.settings.stalled_interval_ms,
                 "maxStalledCount": MAX_STALLED_COUNT,
             },
         )
