@@ -46,11 +46,13 @@ def test_demo_succeeds_and_leaves_no_process(tmp_path: Path) -> None:
     assert answers == {
         "issue labeled": (202, "queued", 1),
         "PR opened": (202, "queued", 1),
-        "check suite success": (202, "queued", 1),
+        "check suite, same PR+SHA": (202, "ignored", 0),
         "redelivery": (200, "duplicate", 0),
         "bad signature": (401, "rejected", 0),
         "nothing listens": (202, "ignored", 0),
     }
+    check_suite = next(d for d in report["deliveries"] if d["event"] == "check_suite")
+    assert "review of PR #2 at ec26c3e57ca3 was already dispatched" in check_suite["reason"]
     runs = [r for d in report["deliveries"] for r in d["runs"]]
     assert {r["status"] for r in runs} == {"SUCCEEDED"}
     assert {r["branch"] for r in runs} == {"gaffer/implementation/1", "gaffer/review/2"}

@@ -20,6 +20,7 @@ import uvicorn
 
 from gaffer.backends import make_backend
 from gaffer.dispatch.dispatcher import Dispatcher
+from gaffer.dispatch.followups import FollowUps
 from gaffer.errors import UserError
 from gaffer.ingest.app import create_app
 from gaffer.ingest.directory import ProjectDirectory
@@ -107,19 +108,25 @@ async def serve(
     redis = aioredis.from_url(redis_url)
     queue = RunQueue(redis_url, settings.queue_name)
     run_engine = RunEngine(settings, runtime.db, queue, redis)
+    intake = RunIntake(settings, run_engine, redis)
     dispatcher: Dispatcher | None = None
     server: _Server | None = None
     server_task: asyncio.Task[None] | None = None
     listening: Listening | None = None
     try:
         if "dispatch" in roles:
+            follow_ups = FollowUps(intake, redis, runtime.db, runtime.box)
             dispatcher = Dispatcher(
-                settings, runtime.db, redis_url, make_backend(settings), run_engine
+                settings,
+                runtime.db,
+                redis_url,
+                make_backend(settings),
+                run_engine,
+                on_run_finished=follow_ups.after_run,
             )
             await dispatcher.start()
         if "ingest" in roles:
             directory = ProjectDirectory(runtime.db, runtime.box, settings.project_cache_ttl_s)
-            intake = RunIntake(settings, run_engine)
             app = create_app(GitHubIngest(settings, runtime.db, redis, directory, intake))
             sock = bind(host, port)
             listening = Listening(host, sock.getsockname()[1])

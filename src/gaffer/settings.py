@@ -79,6 +79,25 @@ class Settings(BaseSettings):
     stalled_interval_ms: int = Field(default=30_000, ge=500)
     """How often a dispatcher looks for stalled jobs (BullMQ ``stalledInterval``)."""
 
+    # Coordination (issue 3): job-data offload, dispatch claims, run leases.
+    job_data_offload: bool = True
+    """Offload jobs over ``job_data_inline_max_bytes`` to Redis. Only tests turn it off, to show
+    the kernel's "argument list too long" that it prevents."""
+    job_data_inline_max_bytes: int = Field(default=96 * 1024, ge=1)
+    job_data_ttl_s: int = Field(default=3600, ge=1)
+    worker_redis_url: str | None = None
+    """The Redis URL workers read offloaded jobs from, when it differs from what the backend
+    derives from ``REDIS_URL`` (workers on other hosts, say)."""
+    review_claim_ttl_s: int = Field(default=300, ge=1)
+    lease_ms: int = Field(default=60_000, ge=500)
+    """Length of a run's work-item lock and slot leases; refreshed every third of it."""
+    max_runs_per_project_agent: int = Field(default=2, ge=0)
+    """Runs of one agent type at once in one project, across all dispatchers (0: no cap)."""
+    global_max_workers: int = Field(default=32, ge=0)
+    """Workers at once across every dispatch process sharing this Redis (0: no cap)."""
+    slot_wait_ms: int = Field(default=1000, ge=10)
+    """How long a job that found its work item busy or a cap full waits before it looks again."""
+
     # Logging.
     log_level: str = "INFO"
     log_format: Literal["console", "json"] = "console"

@@ -29,9 +29,11 @@ def free_port() -> int:
 
 
 class RedisServer:
-    """A ``redis-server`` on a unix socket in its own directory."""
+    """A ``redis-server`` on a unix socket in its own directory. ``persistent``: keep an
+    append-only file (fsync always), so data survives a stop and start, as in production."""
 
-    def __init__(self) -> None:
+    def __init__(self, persistent: bool = False) -> None:
+        self.persistent = persistent
         binary = shutil.which("redis-server")
         if binary is None:
             raise RuntimeError("redis-server is not installed: run scripts/test, which installs it")

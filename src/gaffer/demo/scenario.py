@@ -2,8 +2,9 @@
 
 :func:`run_demo` sets up a project for ``Codertocat/Hello-World`` backed by a local bare
 repository, starts ingest and dispatch in this process, delivers the payloads of
-``tests/fixtures/github-webhooks`` (an issue labeled, a PR opened, a check suite completed, one
-redelivery, one bad signature, one event nothing listens to), waits for the runs, and checks
+``tests/fixtures/github-webhooks`` (an issue labeled, a PR opened, a check suite completed on the
+same PR and head SHA (whose review is already claimed), one redelivery, one bad signature, one
+event nothing listens to), waits for the runs, and checks
 each outcome against what was expected, including that each pushed branch is in the bare
 repository at the reported commit.
 """
@@ -53,7 +54,10 @@ class Delivery:
 SCENARIO: tuple[Delivery, ...] = (
     Delivery("issue labeled", "issues.labeled.json", "issues", "queued", 202, 1),
     Delivery("PR opened", "pull_request.opened.json", "pull_request", "queued", 202, 1),
-    Delivery("check suite success", "check_suite.completed.json", "check_suite", "queued", 202, 1),
+    # Same PR and head SHA as the PR opened: the review is claimed already, exactly once.
+    Delivery(
+        "check suite, same PR+SHA", "check_suite.completed.json", "check_suite", "ignored", 202, 0
+    ),
     Delivery(
         "redelivery",
         "issues.labeled.json",

@@ -26,16 +26,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NoReturn
 
 import redis.asyncio as aioredis
 import structlog
 from bullmq import Job, Worker
+from bullmq.custom_errors import DelayedError
+from redis.exceptions import RedisError
 
 from gaffer.backends.base import Backend, WorkerHandle
 from gaffer.coordination.cancel import cancel_key, cancel_requested
+from gaffer.coordination.leases import LeaseKeys, LeaseResult, RunLeases
 from gaffer.dispatch.run_log import RunLogWriter
 from gaffer.dispatch.worker_env import build_worker_env
 from gaffer.queue.jobs import JobData
@@ -51,6 +55,8 @@ log = structlog.get_logger(__name__)
 
 TICK_S = 0.25
 MAX_STALLED_COUNT = 3
+RUN_RETRY_DELAY_MS = 2000
+"""Pause of the BullMQ worker loop after a Redis error, before it fetches again."""
 IN_PROGRESS = (RunStatus.STARTING, RunStatus.RUNNING)
 
 
@@ -90,7 +96,8 @@ class _Report:
     error_events: list[str] = field(default_factory=list)
 
 
-RunFinishedHook = Callable[[str, Outcome], Awaitable[None]]
+RunFinishedHook = Callable[[JobData, RunStatus], Awaitable[object]]
+"""Called once a run's final status is recorded (post-completion follow-ups)."""
 
 
 class Dispatcher:
@@ -116,7 +123,14 @@ class Dispatcher:
         self._worker: Worker | None = None
         self._stopping = asyncio.Event()
         self._repair_task: asyncio.Task[None] | None = None
+        self._waiting_logged: set[str] = set()
         self.active: dict[str, WorkerHandle] = {}
+        self.leases = RunLeases(
+            self.redis,
+            lease_ms=settings.lease_ms,
+            project_cap=settings.max_runs_per_project_agent,
+            global_cap=settings.global_max_workers,
+        )
 
     async def start(self) -> None:
         """Repair lost jobs, then start consuming the queue and the periodic repair sweep."""
@@ -130,6 +144,7 @@ class Dispatcher:
                 "lockDuration": self.settings.job_lock_ms,
                 "stalledInterval": self.settings.stalled_interval_ms,
                 "maxStalledCount": MAX_STALLED_COUNT,
+                "runRetryDelay": RUN_RETRY_DELAY_MS,
             },
         )
         self._repair_task = asyncio.create_task(self._repair_forever())
@@ -162,14 +177,49 @@ class Dispatcher:
     async def process(self, job: Job, token: str) -> dict[str, Any]:
         """BullMQ processor of one run job (see the module docstring)."""
         data = JobData.model_validate(job.data)
+        keys = LeaseKeys.of(data.project_id, data.agent_type, data.task.work_item)
+        lease = await self.leases.acquire(keys, data.run_id)
+        if not lease.acquired:
+            await self._wait_for_slot(job, token, data, lease)
+        try:
+            return await self._run(job, data, keys)
+        finally:
+            # Whichever way the run left this dispatcher, its leases go with it.
+            await self.leases.release(keys, data.run_id)
+
+    async def _wait_for_slot(
+        self, job: Job, token: str, data: JobData, lease: LeaseResult
+    ) -> NoReturn:
+        """Put the job back for ``slot_wait_ms``: it waits, it is not failed (no attempt used)."""
+        if data.run_id not in self._waiting_logged:
+            self._waiting_logged.add(data.run_id)
+            log.info(
+                "run_waiting_for_slot",
+                run_id=data.run_id,
+                reason=lease.reason,
+                detail=lease.detail,
+            )
+        await job.moveToDelayed(int(time.time() * 1000) + self.settings.slot_wait_ms, token)
+        raise DelayedError()
+
+    async def _run(self, job: Job, data: JobData, keys: LeaseKeys) -> dict[str, Any]:
+        """Claim the run, start its worker, supervise it and record how it ended."""
         run_id = data.run_id
+        self._waiting_logged.discard(run_id)
         claimed = await asyncio.to_thread(self._claim, run_id)
         if not claimed:
             return await self._not_queued(data)
         writer = RunLogWriter(self.db, run_id)
         await writer.write("system", f"dispatching to the {self.backend.name} backend")
         try:
-            env = build_worker_env(data, self.backend.base_env(data))
+            env = await build_worker_env(
+                data,
+                self.backend.base_env(data),
+                settings=self.settings,
+                redis=self.redis,
+                worker_redis_url=self.settings.worker_redis_url
+                or self.backend.worker_redis_url(self.redis_url),
+            )
             handle = await self.backend.start(data, env)
         except Exception as exc:
             await writer.write("system", f"worker start failed: {exc}")
@@ -179,7 +229,7 @@ class Dispatcher:
         try:
             await asyncio.to_thread(self._mark_running, run_id, handle.ref)
             await writer.write("system", f"worker started ({handle.ref})")
-            outcome = await self._supervise(handle, data, writer)
+            outcome = await self._supervise(handle, data, writer, keys)
         finally:
             self.active.pop(run_id, None)
             await writer.flush()
@@ -187,7 +237,7 @@ class Dispatcher:
         if outcome is None:
             await asyncio.to_thread(self._requeue, run_id)
             raise DispatcherStoppingError(f"dispatcher stopped while run {run_id} was running")
-        await self._finish(run_id, outcome)
+        await self._finish(data, outcome)
         return {"status": outcome.status.value}
 
     def _claim(self, run_id: str) -> bool:
@@ -234,7 +284,7 @@ class Dispatcher:
                 RunStatus.SYSTEM_FAILURE,
                 error="the dispatcher running this run died; its worker was stopped",
             )
-            await self._finish(run.id, outcome, from_statuses=IN_PROGRESS)
+            await self._finish(data, outcome, from_statuses=IN_PROGRESS)
             return {"status": outcome.status.value}
         log.info("run_job_skipped", run_id=run.id, status=str(status))
         return {"skipped": str(status)}
@@ -251,13 +301,13 @@ class Dispatcher:
                 RunStatus.SYSTEM_FAILURE,
                 error=f"worker could not be started after {attempt} attempts: {exc}",
             )
-            await self._finish(data.run_id, outcome, from_statuses=[RunStatus.STARTING])
+            await self._finish(data, outcome, from_statuses=[RunStatus.STARTING])
             return {"status": outcome.status.value}
         await asyncio.to_thread(self._requeue, data.run_id)
         raise SpawnFailedError(str(exc)) from exc
 
     async def _supervise(
-        self, handle: WorkerHandle, data: JobData, writer: RunLogWriter
+        self, handle: WorkerHandle, data: JobData, writer: RunLogWriter, keys: LeaseKeys
     ) -> Outcome | None:
         """Stream output and wait for the exit, a timeout, a cancel, or a dispatcher stop.
 
@@ -268,6 +318,8 @@ class Dispatcher:
         exit_task = asyncio.create_task(handle.wait())
         loop = asyncio.get_running_loop()
         deadline = loop.time() + data.timeout_s
+        refresh_every = self.settings.lease_ms / 3000
+        next_refresh = loop.time() + refresh_every
         stopped_for: str | None = None
         try:
             while not exit_task.done():
@@ -275,6 +327,9 @@ class Dispatcher:
                 if exit_task.done():
                     break
                 await writer.flush()
+                if loop.time() >= next_refresh:
+                    next_refresh = loop.time() + refresh_every
+                    await self._refresh(keys, data.run_id)
                 if self._stopping.is_set():
                     stopped_for = "stopping"
                 elif loop.time() >= deadline:
@@ -315,12 +370,21 @@ class Dispatcher:
                 details = " ".join(f"{k}={v}" for k, v in parsed.fields.items() if v is not None)
                 await writer.write("worker", f"{parsed.event} {details}".rstrip())
 
+    async def _refresh(self, keys: LeaseKeys, run_id: str) -> None:
+        try:
+            if not await self.leases.refresh(keys, run_id):
+                log.warning("run_lease_lost", run_id=run_id, lock=keys.lock)
+        except RedisError as exc:
+            log.warning("run_lease_refresh_failed", run_id=run_id, error=str(exc))
+
     async def _finish(
         self,
-        run_id: str,
+        data: JobData,
         outcome: Outcome,
         from_statuses: tuple[RunStatus, ...] | list[RunStatus] = (RunStatus.RUNNING,),
     ) -> None:
+        run_id = data.run_id
+
         def write() -> bool:
             with self.db.session() as session:
                 return transition(
@@ -341,9 +405,9 @@ class Dispatcher:
             error=outcome.error,
             recorded=moved,
         )
-        if self.on_run_finished is not None:
+        if self.on_run_finished is not None and moved:
             try:
-                await self.on_run_finished(run_id, outcome)
+                await self.on_run_finished(data, outcome.status)
             except Exception:
                 log.exception("run_finished_hook_failed", run_id=run_id)
 

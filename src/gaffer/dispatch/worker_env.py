@@ -4,24 +4,66 @@ Every backend and every spawn path goes through :func:`build_worker_env`, so wha
 see is decided in one place: the backend's base entries (PATH, HOME...) plus the job. Nothing is
 inherited from the dispatcher's own environment, so infrastructure secrets (``DATABASE_URL``,
 ``GAFFER_MASTER_KEY``, ``REDIS_URL``) cannot leak into a worker by accident.
+
+The job travels inline as ``JOB_DATA`` when its JSON is at most
+``settings.job_data_inline_max_bytes`` UTF-8 bytes (96 KiB). A larger job is offloaded to Redis
+(:mod:`gaffer.coordination.jobdata`) and the worker gets ``JOB_DATA_REDIS_KEY`` and the Redis URL
+it can reach (``GAFFER_WORKER_REDIS_URL``) instead: Linux refuses to ``execve`` a process with an
+env string over 128 KiB, and the worker would die before any Python runs.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 
+import redis.asyncio as aioredis
+import structlog
+
+from gaffer.coordination.jobdata import offload
 from gaffer.queue.jobs import JobData
-from gaffer.worker.job import INFRASTRUCTURE_ENV, JOB_DATA_ENV
+from gaffer.settings import Settings
+from gaffer.worker.job import (
+    INFRASTRUCTURE_ENV,
+    JOB_DATA_ENV,
+    JOB_DATA_REDIS_KEY_ENV,
+    WORKER_REDIS_URL_ENV,
+)
+
+log = structlog.get_logger(__name__)
 
 
-def build_worker_env(job: JobData, base: Mapping[str, str]) -> dict[str, str]:
-    """The complete env of the worker for ``job``: ``base`` + ``JOB_DATA`` (the job as JSON).
+async def build_worker_env(
+    job: JobData,
+    base: Mapping[str, str],
+    *,
+    settings: Settings,
+    redis: aioredis.Redis,
+    worker_redis_url: str,
+) -> dict[str, str]:
+    """The complete env of the worker for ``job``: ``base`` plus the job, inline or offloaded.
 
-    Raises ValueError when ``base`` carries an infrastructure setting.
+    ``worker_redis_url`` is the Redis URL as the worker can reach it (the backend's view).
+    Raises ValueError when ``base`` carries an infrastructure setting, and Redis errors when an
+    offload write fails (the caller must then not start the worker; the queue retries the job,
+    and each retry offloads again).
     """
     leaked = sorted(set(base) & set(INFRASTRUCTURE_ENV))
     if leaked:
         raise ValueError(f"infrastructure settings must not reach a worker: {', '.join(leaked)}")
     env = dict(base)
-    env[JOB_DATA_ENV] = job.model_dump_json()
+    data = job.model_dump_json().encode()
+    if not settings.job_data_offload or len(data) <= settings.job_data_inline_max_bytes:
+        env[JOB_DATA_ENV] = data.decode()
+        return env
+    data_key = await offload(redis, job.run_id, data, settings.job_data_ttl_s)
+    log.info(
+        "job_data_offloaded",
+        run_id=job.run_id,
+        key=data_key,
+        bytes=len(data),
+        sha256=hashlib.sha256(data).hexdigest(),
+    )
+    env[JOB_DATA_REDIS_KEY_ENV] = data_key
+    env[WORKER_REDIS_URL_ENV] = worker_redis_url
     return env

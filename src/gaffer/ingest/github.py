@@ -38,6 +38,7 @@ from starlette.requests import Request
 from gaffer.coordination.claims import claim, delivery_claim_key, release
 from gaffer.ingest.body import BodyTooLargeError, read_body
 from gaffer.ingest.directory import ProjectDirectory
+from gaffer.ingest.observe import observe
 from gaffer.providers import github
 from gaffer.providers.events import MalformedPayloadError
 from gaffer.runs.engine import NewRun
@@ -208,6 +209,7 @@ class GitHubIngest:
         if not won:
             return done(200, "duplicate", f"delivery {delivery_id} was already received")
 
+        await observe(self.redis, project.id, event)
         result = evaluate(event, project)
         if not result.requests:
             return done(202, "ignored", result.reason)
@@ -232,19 +234,33 @@ class GitHubIngest:
 
         try:
             # The delivery is recorded in the transaction that writes the run rows.
-            settle(await self.intake.submit(project, new_runs, in_same_transaction=record))
+            submission = await self.intake.submit(project, new_runs, in_same_transaction=record)
         except (RedisError, SQLAlchemyError, OSError) as exc:
             log.exception("run_create_failed", delivery=delivery_id)
+            error = f"could not queue the runs: {exc.__class__.__name__}: {exc}"
+            return await self._failed_after_claim(answer, claim_key, error)
+        settle(submission)
+        if submission.redis_down:
+            # A claim failed closed: nothing was dispatched for it; GitHub's retry may be.
+            error = f"could not claim the dispatch: {submission.reasons}"
+            return await self._failed_after_claim(answer, claim_key, error)
+        return answer
+
+    async def _failed_after_claim(
+        self, answer: DeliveryAnswer, claim_key: str, error: str
+    ) -> DeliveryAnswer:
+        """Answer 503 for a claimed delivery whose runs could not all start, and release the
+        delivery claim so that GitHub's retry is not taken for a duplicate."""
+        try:
+            await release(self.redis, claim_key)
+        except RedisError:
+            log.exception("delivery_claim_release_failed", delivery=answer.delivery_id)
+        answer.status_code, answer.decision, answer.reason = 503, "error", error
+        if answer.record_id is not None:
+            # Run rows were written with the record (repair adds their jobs; a retry reuses the
+            # same run ids), but the answer is an error: record that.
             try:
-                await release(self.redis, claim_key)
-            except RedisError:
-                log.exception("delivery_claim_release_failed", delivery=delivery_id)
-            done(503, "error", f"could not queue the runs: {exc.__class__.__name__}: {exc}")
-            if answer.record_id is not None:
-                # The rows were written (repair will add their jobs; a retry of this delivery
-                # reuses the same run ids), but the answer is an error: record that.
-                try:
-                    await asyncio.to_thread(self._rerecord, answer)
-                except SQLAlchemyError:
-                    log.exception("webhook_delivery_record_failed", delivery=delivery_id)
+                await asyncio.to_thread(self._rerecord, answer)
+            except SQLAlchemyError:
+                log.exception("webhook_delivery_record_failed", delivery=answer.delivery_id)
         return answer

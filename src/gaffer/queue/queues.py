@@ -10,6 +10,7 @@ Keys live under ``gaffer:<queue name>:`` (BullMQ prefix ``gaffer``).
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import parse_qsl, urlencode
 
 from bullmq import Queue
 
@@ -29,9 +30,24 @@ JOB_OPTIONS: dict[str, Any] = {
 }
 
 
+BULLMQ_SOCKET_TIMEOUT_S = 30
+"""Socket timeout of BullMQ's Redis connections. redis-py 8 defaults to 5 s, but BullMQ's worker
+blocks in ``BZPOPMIN`` for up to 10 s waiting for the next delayed job: with the default, every
+wait longer than 5 s times out and is retried with backoff, and a job retried after an 8 s
+backoff was never picked up again (seen here: attempts 1-4 ran, the 5th never did)."""
+
+
+def bullmq_connection_url(redis_url: str) -> str:
+    """``redis_url`` with ``socket_timeout`` set for BullMQ (unless the URL sets one)."""
+    base, _, query_string = redis_url.partition("?")
+    query = dict(parse_qsl(query_string))
+    query.setdefault("socket_timeout", str(BULLMQ_SOCKET_TIMEOUT_S))
+    return f"{base}?{urlencode(query)}"
+
+
 def bullmq_options(redis_url: str) -> dict[str, Any]:
     """Connection options shared by the queue and the BullMQ worker."""
-    return {"connection": redis_url, "prefix": QUEUE_PREFIX}
+    return {"connection": bullmq_connection_url(redis_url), "prefix": QUEUE_PREFIX}
 
 
 class RunQueue:

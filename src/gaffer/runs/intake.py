@@ -17,8 +17,11 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+import redis.asyncio as aioredis
 from sqlalchemy.orm import Session
 
+from gaffer.agents import AgentType
+from gaffer.coordination.dispatch_claims import ClaimOutcome, claim_review, release_review
 from gaffer.runs.engine import NewRun, RunEngine
 from gaffer.settings import Settings
 from gaffer.store.projects import ProjectSnapshot
@@ -34,6 +37,8 @@ class Submission:
 
     run_ids: list[str] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)
+    redis_down: bool = False
+    """True when a claim failed closed because Redis errored (nothing was dispatched for it)."""
 
     @property
     def reasons(self) -> str:
@@ -48,9 +53,10 @@ RecordHook = Callable[[Session, Submission], None]
 class RunIntake:
     """Submits run requests through coordination, the buffer gate and the run engine."""
 
-    def __init__(self, settings: Settings, run_engine: RunEngine) -> None:
+    def __init__(self, settings: Settings, run_engine: RunEngine, redis: aioredis.Redis) -> None:
         self.settings = settings
         self.run_engine = run_engine
+        self.redis = redis
 
     async def submit(
         self,
@@ -66,14 +72,67 @@ class RunIntake:
         not called when no row is written. Raises database and Redis errors of the run engine.
         """
         submission = Submission()
-        admitted = list(runs)
+        admitted: list[NewRun] = []
+        claimed: list[NewRun] = []
+        for new in runs:
+            reason = await self._claim(project, new)
+            if reason is None:
+                admitted.append(new)
+                if new.request.agent_type == AgentType.REVIEW:
+                    claimed.append(new)
+            else:
+                submission.skipped.append((new.run_id, reason))
+                submission.redis_down |= reason.startswith("redis unavailable")
         submission.run_ids = [new.run_id for new in admitted]
         if not admitted:
             return submission
         hook = in_same_transaction
-        await self.run_engine.create_runs(
-            project,
-            admitted,
-            in_same_transaction=(lambda session: hook(session, submission)) if hook else None,
-        )
+        try:
+            await self.run_engine.create_runs(
+                project,
+                admitted,
+                in_same_transaction=(lambda session: hook(session, submission)) if hook else None,
+            )
+        except BaseException:
+            # The dispatch is blocked after its claim: let a later event claim it again.
+            for new in claimed:
+                await self._release(project, new)
+            raise
         return submission
+
+    async def _claim(self, project: ProjectSnapshot, new: NewRun) -> str | None:
+        """None when ``new`` may go on, else the reason it may not."""
+        request = new.request
+        if request.agent_type != AgentType.REVIEW:
+            return None
+        if request.pr_number is None or not request.head_sha:
+            return "a review needs a pull request number and a head SHA"
+        outcome = await claim_review(
+            self.redis,
+            project_id=project.id,
+            repository=project.repository,
+            pr_number=request.pr_number,
+            head_sha=request.head_sha,
+            run_id=new.run_id,
+            source=f"{request.provider}:{request.trigger}",
+            ttl_s=self.settings.review_claim_ttl_s,
+        )
+        if outcome is ClaimOutcome.CLAIMED:
+            return None
+        if outcome is ClaimOutcome.REDIS_DOWN:
+            return "redis unavailable: review dispatch claim failed closed"
+        return (
+            f"review of PR #{request.pr_number} at {request.head_sha[:12]} was already dispatched"
+        )
+
+    async def _release(self, project: ProjectSnapshot, new: NewRun) -> None:
+        request = new.request
+        assert request.pr_number is not None and request.head_sha is not None
+        await release_review(
+            self.redis,
+            project_id=project.id,
+            repository=project.repository,
+            pr_number=request.pr_number,
+            head_sha=request.head_sha,
+            run_id=new.run_id,
+        )

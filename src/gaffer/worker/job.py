@@ -1,18 +1,35 @@
 """Loading the job inside the worker, and scrubbing the environment afterwards.
 
-The job arrives as JSON in ``JOB_DATA``. It is read and removed from the environment before
-anything else happens, so no engine or child process inherits it.
+The job arrives either inline in ``JOB_DATA`` or, when it was too large for an env var, as a key
+``JOB_DATA_REDIS_KEY`` in the Redis at ``GAFFER_WORKER_REDIS_URL`` (see
+:mod:`gaffer.dispatch.worker_env`). The order matters, and comes from an incident: a worker that
+scrubbed its environment first and then looked for the Redis URL could never read an offloaded
+job. So:
+
+1. :meth:`WorkerStartup.read` captures the three variables once, at start-up;
+2. :func:`load_job` resolves the job (for a key: ``GETDEL``, i.e. GET then DEL in one step) using
+   only what was captured;
+3. :func:`scrub_environment` removes the job, the key, the URL and every infrastructure setting
+   from the environment, so no engine or child process inherits them.
+
+A job that cannot be loaded ends the run FAILED with a distinct reason and log event:
+``worker_job_data_missing``, ``worker_job_data_redis_down`` or ``worker_job_data_invalid``.
 """
 
 from __future__ import annotations
 
-from collections.abc import MutableMapping
+import hashlib
+from collections.abc import Mapping, MutableMapping
+from dataclasses import dataclass
 
 from pydantic import ValidationError
 
 from gaffer.queue.jobs import JobData
 
 JOB_DATA_ENV = "JOB_DATA"
+JOB_DATA_REDIS_KEY_ENV = "JOB_DATA_REDIS_KEY"
+WORKER_REDIS_URL_ENV = "GAFFER_WORKER_REDIS_URL"
+REDIS_TIMEOUT_S = 10.0
 
 # Never meant to reach a worker, removed anyway in case an operator's environment leaks them.
 INFRASTRUCTURE_ENV = (
@@ -31,23 +48,85 @@ class JobLoadError(RuntimeError):
         self.event = event
 
 
-def load_job(environ: MutableMapping[str, str]) -> JobData:
-    """Read the job from ``environ`` and remove it from there.
+@dataclass(frozen=True)
+class WorkerStartup:
+    """What the worker reads from its environment once, before anything else."""
 
-    Raises :class:`JobLoadError` (``worker_job_data_missing`` / ``worker_job_data_invalid``).
+    job_data: str | None
+    job_data_key: str | None
+    redis_url: str | None
+
+    @classmethod
+    def read(cls, environ: Mapping[str, str]) -> WorkerStartup:
+        """Capture ``JOB_DATA``, ``JOB_DATA_REDIS_KEY`` and ``GAFFER_WORKER_REDIS_URL``."""
+        return cls(
+            job_data=environ.get(JOB_DATA_ENV),
+            job_data_key=environ.get(JOB_DATA_REDIS_KEY_ENV),
+            redis_url=environ.get(WORKER_REDIS_URL_ENV),
+        )
+
+
+@dataclass(frozen=True)
+class LoadedJob:
+    """The job, where it came from (``inline`` or ``redis``), and its size and SHA-256 as
+    received (UTF-8 bytes of the JSON), so a test can check it arrived byte for byte."""
+
+    job: JobData
+    source: str
+    bytes: int
+    sha256: str
+
+
+def load_job(startup: WorkerStartup) -> LoadedJob:
+    """Resolve the job from what was captured at start-up.
+
+    Raises :class:`JobLoadError` (``worker_job_data_missing``, ``worker_job_data_redis_down``,
+    ``worker_job_data_invalid``).
     """
-    raw = environ.pop(JOB_DATA_ENV, None)
-    if raw is None:
-        raise JobLoadError("worker_job_data_missing", f"{JOB_DATA_ENV} is not set")
-    try:
-        return JobData.model_validate_json(raw)
-    except ValidationError as exc:
+    if startup.job_data is not None:
+        raw, source = startup.job_data.encode(), "inline"
+    elif startup.job_data_key is not None:
+        raw, source = _fetch(startup.job_data_key, startup.redis_url), "redis"
+    else:
         raise JobLoadError(
-            "worker_job_data_invalid", f"{JOB_DATA_ENV} is not a job: {exc}"
+            "worker_job_data_missing", f"neither {JOB_DATA_ENV} nor {JOB_DATA_REDIS_KEY_ENV} is set"
+        )
+    try:
+        job = JobData.model_validate_json(raw)
+    except ValidationError as exc:
+        raise JobLoadError("worker_job_data_invalid", f"the job data is not a job: {exc}") from exc
+    return LoadedJob(job, source, len(raw), hashlib.sha256(raw).hexdigest())
+
+
+def _fetch(data_key: str, redis_url: str | None) -> bytes:
+    if not redis_url:
+        raise JobLoadError(
+            "worker_job_data_missing",
+            f"{JOB_DATA_REDIS_KEY_ENV} is set but {WORKER_REDIS_URL_ENV} is not",
+        )
+    import redis  # only offloaded jobs need it
+
+    client = redis.Redis.from_url(
+        redis_url, socket_timeout=REDIS_TIMEOUT_S, socket_connect_timeout=REDIS_TIMEOUT_S
+    )
+    try:
+        raw = client.getdel(data_key)
+    except redis.RedisError as exc:
+        raise JobLoadError(
+            "worker_job_data_redis_down",
+            f"cannot read the job data {data_key!r}: Redis is unreachable ({exc})",
         ) from exc
+    finally:
+        client.close()
+    if raw is None:
+        raise JobLoadError(
+            "worker_job_data_missing",
+            f"the job data key {data_key!r} does not exist (expired or already read)",
+        )
+    return raw if isinstance(raw, bytes) else str(raw).encode()
 
 
 def scrub_environment(environ: MutableMapping[str, str]) -> None:
-    """Remove the job and every infrastructure setting from ``environ``."""
-    for name in (JOB_DATA_ENV, *INFRASTRUCTURE_ENV):
+    """Remove the job, its key, the worker's Redis URL and infrastructure settings."""
+    for name in (JOB_DATA_ENV, JOB_DATA_REDIS_KEY_ENV, WORKER_REDIS_URL_ENV, *INFRASTRUCTURE_ENV):
         environ.pop(name, None)

@@ -1,8 +1,9 @@
 """The worker's steps, in order.
 
-1. Load the job from ``JOB_DATA`` and remove it from the environment (:mod:`gaffer.worker.job`).
-2. Scrub infrastructure settings from the environment, so the engine and everything it starts
-   never see them.
+1. Load the job from ``JOB_DATA``, or from Redis when it was offloaded, using what was read from
+   the environment at start-up (:mod:`gaffer.worker.job`).
+2. Scrub the job and infrastructure settings from the environment, so the engine and everything
+   it starts never see them.
 3. Clone the repository's base branch into ``<workspace>/repo`` and create the run's branch
    ``gaffer/<agent>/<work-item>``.
 4. Run the engine (:mod:`gaffer.engines`).
@@ -21,7 +22,7 @@ from pathlib import Path
 from gaffer.engines import EngineError, get_engine
 from gaffer.worker.events import Reporter
 from gaffer.worker.git import GitError, clone, commit_all, create_branch, push
-from gaffer.worker.job import JobLoadError, load_job, scrub_environment
+from gaffer.worker.job import JobLoadError, WorkerStartup, load_job, scrub_environment
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -32,14 +33,26 @@ def main(workspace: Path | None = None, reporter: Reporter | None = None) -> int
     """Run one job in ``workspace`` (default: the current directory); returns the exit code."""
     reporter = reporter or Reporter()
     workspace = (workspace or Path.cwd()).resolve()
+    startup = WorkerStartup.read(os.environ)
     try:
-        job = load_job(os.environ)
+        loaded = load_job(startup)
     except JobLoadError as exc:
+        scrub_environment(os.environ)
         reporter.emit(exc.event, reason=str(exc))
-        reporter.emit("result", ok=False, error=str(exc), branch=None, commit=None, summary=None)
+        error = f"{exc.event}: {exc}"
+        reporter.emit("result", ok=False, error=error, branch=None, commit=None, summary=None)
         return EXIT_BAD_JOB
     scrub_environment(os.environ)
-    reporter.emit("job_loaded", run_id=job.run_id, agent=job.agent_type, branch=job.branch)
+    job = loaded.job
+    reporter.emit(
+        "job_loaded",
+        run_id=job.run_id,
+        agent=job.agent_type,
+        branch=job.branch,
+        source=loaded.source,
+        bytes=loaded.bytes,
+        sha256=loaded.sha256,
+    )
 
     checkout = workspace / "repo"
     scratch = workspace / "scratch"

@@ -1,0 +1,271 @@
+"""Job payloads of any size: inline under 96 KiB (UTF-8 bytes), offloaded to Redis above it.
+
+The incident: Linux refuses ``execve`` when one env string is over 128 KiB, so a worker given a
+large ``JOB_DATA`` died with "argument list too long" before any Python ran.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+import redis.asyncio as aioredis
+
+from gaffer.coordination.jobdata import JOB_DATA_INLINE_MAX_BYTES, job_data_key
+from gaffer.demo.repository import create_bare_repository
+from gaffer.dispatch.worker_env import build_worker_env
+from gaffer.queue.jobs import EngineSpec, JobData, RepositorySpec, TaskSpec
+from gaffer.settings import Settings
+from gaffer.store.models import RunStatus
+from tests.conftest import GafferFactory, SettingsFactory
+from tests.support.harness import fixture_body
+from tests.support.servers import RedisServer
+
+KIB = 1024
+MIB = 1024 * KIB
+
+
+def make_job(bare: Path, body: str, command: str = "true") -> JobData:
+    return JobData(
+        run_id=uuid.uuid4().hex,
+        project_id="p",
+        project_name="hello",
+        agent_type="implementation",
+        repository=RepositorySpec(full_name="o/r", clone_url=str(bare), base_branch="main"),
+        engine=EngineSpec(name="command", settings={"command": command}),
+        task=TaskSpec(
+            agent_type="implementation",
+            repository="o/r",
+            work_item="7",
+            title="big",
+            body=body,
+            trigger="issues.labeled",
+            provider="github",
+        ),
+        branch="gaffer/implementation/7",
+        timeout_s=60,
+    )
+
+
+def job_of(size: int, bare: Path, command: str = "true") -> JobData:
+    """A job whose JSON is exactly ``size`` UTF-8 bytes (ASCII padding in the body)."""
+    base = len(make_job(bare, "", command).model_dump_json().encode())
+    job = make_job(bare, "x" * (size - base), command)
+    assert len(job.model_dump_json().encode()) == size
+    return job
+
+
+def build_env(job: JobData, settings: Settings, redis_url: str) -> dict[str, str]:
+    async def build() -> dict[str, str]:
+        client = aioredis.from_url(redis_url)
+        try:
+            return await build_worker_env(
+                job, worker_base_env(), settings=settings, redis=client, worker_redis_url=redis_url
+            )
+        finally:
+            await client.aclose()
+
+    return asyncio.run(build())
+
+
+def worker_base_env() -> dict[str, str]:
+    return {"PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}", "LANG": "C.UTF-8"}
+
+
+def run_worker(env: dict[str, str], workspace: Path) -> tuple[int, list[dict[str, Any]]]:
+    workspace.mkdir(parents=True)
+    env = {**env, "HOME": str(workspace)}
+    proc = subprocess.run(
+        [sys.executable, "-m", "gaffer.worker"],
+        cwd=workspace,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    return proc.returncode, [json.loads(line) for line in proc.stdout.splitlines()]
+
+
+@pytest.fixture
+def bare(tmp_path: Path) -> Path:
+    return create_bare_repository(tmp_path / "repo")
+
+
+def test_the_kernel_refuses_a_200_kib_env_string() -> None:
+    """Pins the reason for offloading: execve fails with E2BIG (MAX_ARG_STRLEN, 128 KiB)."""
+    with pytest.raises(OSError) as raised:
+        subprocess.run(["/bin/true"], env={"JOB_DATA": "x" * (200 * KIB)}, check=False)
+    assert raised.value.errno == errno.E2BIG
+    # 96 KiB, the inline limit, still starts.
+    subprocess.run(["/bin/true"], env={"JOB_DATA": "x" * JOB_DATA_INLINE_MAX_BYTES}, check=True)
+
+
+@pytest.mark.parametrize(
+    ("size", "where"),
+    [
+        (JOB_DATA_INLINE_MAX_BYTES - 1, "inline"),
+        (JOB_DATA_INLINE_MAX_BYTES, "inline"),
+        (JOB_DATA_INLINE_MAX_BYTES + 1, "redis"),
+    ],
+)
+def test_the_limit_is_96_kib(
+    size: int, where: str, bare: Path, make_settings: SettingsFactory, redis_url: str
+) -> None:
+    env = build_env(job_of(size, bare), make_settings(), redis_url)
+    if where == "inline":
+        assert len(env["JOB_DATA"].encode()) == size
+        assert "JOB_DATA_REDIS_KEY" not in env
+    else:
+        assert "JOB_DATA" not in env
+        assert env["JOB_DATA_REDIS_KEY"].startswith("gaffer:jobdata:")
+        assert env["GAFFER_WORKER_REDIS_URL"] == redis_url
+
+
+def test_size_is_measured_in_bytes_not_characters(
+    bare: Path, make_settings: SettingsFactory, redis_url: str
+) -> None:
+    job = make_job(bare, "é" * 61_440)  # 61,440 characters, 122,880 bytes in UTF-8
+    assert len(job.model_dump_json()) < JOB_DATA_INLINE_MAX_BYTES  # under, counted in characters
+    assert len(job.model_dump_json().encode()) > 122_880  # over, counted in bytes
+    env = build_env(job, make_settings(), redis_url)
+    assert "JOB_DATA" not in env
+    stored = redis.Redis.from_url(redis_url).get(env["JOB_DATA_REDIS_KEY"])
+    assert stored == job.model_dump_json().encode()
+
+
+@pytest.mark.parametrize("size", [97 * KIB, 1 * MIB, 16 * MIB])
+def test_payloads_round_trip_byte_for_byte_through_a_worker(
+    size: int, bare: Path, make_settings: SettingsFactory, redis_url: str, tmp_path: Path
+) -> None:
+    job = job_of(size, bare, command='cp "$GAFFER_TASK_FILE" TASK.json; env | sort > ENV.txt')
+    sent = job.model_dump_json().encode()
+    env = build_env(job, make_settings(), redis_url)
+    data_key = env["JOB_DATA_REDIS_KEY"]
+    assert data_key == job_data_key(job.run_id)
+    client = redis.Redis.from_url(redis_url)
+    assert 0 < client.ttl(data_key) <= 3600
+
+    code, events = run_worker(env, tmp_path / "ws")
+    assert code == 0, events[-1]
+    loaded = next(e for e in events if e["event"] == "job_loaded")
+    assert loaded["source"] == "redis"
+    assert loaded["bytes"] == size
+    assert loaded["sha256"] == hashlib.sha256(sent).hexdigest()
+    # Read once, then deleted.
+    assert client.exists(data_key) == 0
+    # The engine got the whole task, and none of the job's plumbing.
+    commit = events[-1]["commit"]
+    task = subprocess.run(
+        ["git", "show", f"{commit}:TASK.json"], cwd=bare, capture_output=True, check=True
+    ).stdout
+    assert json.loads(task)["body"] == job.task.body
+    engine_env = subprocess.run(
+        ["git", "show", f"{commit}:ENV.txt"], cwd=bare, capture_output=True, text=True, check=True
+    ).stdout
+    names = {line.split("=", 1)[0] for line in engine_env.splitlines()}
+    assert not names & {"JOB_DATA", "JOB_DATA_REDIS_KEY", "GAFFER_WORKER_REDIS_URL"}
+
+
+def test_missing_key_is_a_distinct_failure(
+    bare: Path, make_settings: SettingsFactory, redis_url: str, tmp_path: Path
+) -> None:
+    env = build_env(job_of(200 * KIB, bare), make_settings(), redis_url)
+    redis.Redis.from_url(redis_url).delete(env["JOB_DATA_REDIS_KEY"])
+    code, events = run_worker(env, tmp_path / "ws")
+    assert code == 2
+    assert events[0]["event"] == "worker_job_data_missing"
+    assert "does not exist (expired or already read)" in events[0]["reason"]
+    assert events[-1]["error"].startswith("worker_job_data_missing: ")
+
+
+def test_unreachable_redis_is_a_distinct_failure(
+    bare: Path, make_settings: SettingsFactory, redis_url: str, tmp_path: Path
+) -> None:
+    env = build_env(job_of(200 * KIB, bare), make_settings(), redis_url)
+    env["GAFFER_WORKER_REDIS_URL"] = f"unix://{tmp_path / 'no-redis.sock'}"
+    code, events = run_worker(env, tmp_path / "ws")
+    assert code == 2
+    assert events[0]["event"] == "worker_job_data_redis_down"
+    assert events[-1]["error"].startswith("worker_job_data_redis_down: ")
+
+
+# -- through the dispatcher ---------------------------------------------------------------
+
+
+def big_labeled(size: int) -> bytes:
+    """issues.labeled whose issue body makes the job over ``size`` bytes (twice: raw payload
+    and resolved task, as in the incident)."""
+    payload = json.loads(fixture_body("issues.labeled"))
+    payload["issue"]["body"] = "long description " * (size // 34 + 1)
+    return json.dumps(payload).encode()
+
+
+@pytest.fixture
+def small_bulk_limit(redis_server: RedisServer, redis_url: str) -> Iterator[redis.Redis]:
+    client = redis.Redis(unix_socket_path=str(redis_server.socket))
+    yield client
+    client.config_set("proto-max-bulk-len", str(512 * MIB))
+
+
+def test_offload_write_failure_retries_and_starts_no_worker(
+    start_gaffer: GafferFactory, database_url: str | None, small_bulk_limit: redis.Redis
+) -> None:
+    ingest = start_gaffer(roles=("ingest",), database_url=database_url)
+    project = ingest.create_project(command='test "$(wc -c < "$GAFFER_TASK_FILE")" -gt 1000000')
+    response = ingest.deliver(big_labeled(2 * MIB), "issues", project.secret)
+    [run_id] = response.json()["runs"]
+    # Redis now refuses any value over 1 MiB: the offload write of this ~4 MiB job fails.
+    small_bulk_limit.config_set("proto-max-bulk-len", str(1 * MIB))
+    dispatch = start_gaffer(roles=("dispatch",), database_url=database_url)
+    deadline_lines: list[tuple[str, str]] = []
+    for _ in range(600):
+        deadline_lines = dispatch.logs(run_id)
+        if sum("worker start failed" in m for _, m in deadline_lines) >= 2:
+            break
+        asyncio.run(asyncio.sleep(0.05))
+    assert sum("worker start failed" in m for _, m in deadline_lines) >= 2
+    assert not any("worker started" in m for _, m in deadline_lines)
+    assert dispatch.run(run_id)["status"] == "QUEUED"
+    # Redis takes large values again: the next retry offloads again and the run succeeds.
+    small_bulk_limit.config_set("proto-max-bulk-len", str(512 * MIB))
+    run = dispatch.wait_for(run_id)
+    assert run["status"] == "SUCCEEDED", run
+    assert sum("worker started" in m for _, m in dispatch.logs(run_id)) == 1
+
+
+def test_without_offload_the_kernel_refuses_the_worker(start_gaffer: GafferFactory) -> None:
+    """The incident itself, with the offload turned off: the run cannot start."""
+    gaffer = start_gaffer(job_data_offload=False)
+    project = gaffer.create_project()
+    [run_id] = gaffer.deliver(big_labeled(200 * KIB), "issues", project.secret).json()["runs"]
+    run = gaffer.wait_for(run_id, timeout=180)
+    assert run["status"] == "SYSTEM_FAILURE"
+    assert "argument list too long" in run["error"]
+
+
+@pytest.mark.parametrize("failure", ["missing", "redis_down"])
+def test_worker_job_data_failures_end_the_run_failed(
+    start_gaffer: GafferFactory, redis_url: str, tmp_path: Path, failure: str
+) -> None:
+    # Workers are pointed at another Redis database (no key there) or at no Redis at all.
+    wrong = f"{redis_url}?db=7" if failure == "missing" else f"unix://{tmp_path}/none.sock"
+    gaffer = start_gaffer(worker_redis_url=wrong)
+    project = gaffer.create_project()
+    [run_id] = gaffer.deliver(big_labeled(200 * KIB), "issues", project.secret).json()["runs"]
+    run = gaffer.wait_for(run_id)
+    assert run["status"] == RunStatus.FAILED
+    assert run["exit_code"] == 2
+    assert run["error"].startswith(f"worker_job_data_{failure}: ")
+    assert any(m.startswith(f"worker_job_data_{failure} ") for _, m in gaffer.logs(run_id))
