@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -18,6 +18,7 @@ from gaffer.store.runs import get_run, list_runs, read_logs
 
 if TYPE_CHECKING:
     from gaffer.runs.engine import CancelResult
+    from gaffer.runs.intake import Submission
 
 runs_app = typer.Typer(help="Inspect and cancel runs.", no_args_is_help=True)
 
@@ -134,6 +135,74 @@ async def _cancel(rt: Runtime, run_id: str, wait_s: float) -> tuple[CancelResult
         with rt.db.session() as session:
             status = str(get_run(session, result.run_id).status)
     return result, status
+
+
+async def _start(rt: Runtime, project_name: str, request_fields: dict[str, Any]) -> Submission:
+    import redis.asyncio as aioredis
+
+    from gaffer.queue.queues import RunQueue
+    from gaffer.runs.engine import NewRun, RunEngine
+    from gaffer.runs.intake import RunIntake
+    from gaffer.runs.requests import AgentRequest
+    from gaffer.store.models import new_id
+    from gaffer.store.projects import ProjectSnapshot, get_project
+
+    with rt.db.session() as session:
+        project = ProjectSnapshot.of(get_project(session, project_name), rt.box)
+    if request_fields["agent_type"] not in project.agents:
+        raise context.CliError(
+            f"agent {request_fields['agent_type']!r} is not enabled on project {project.name!r}"
+        )
+    request = AgentRequest(
+        project_id=project.id, provider="manual", trigger="manual", **request_fields
+    )
+    redis_url = rt.require_redis()
+    redis = aioredis.from_url(redis_url)
+    queue = RunQueue(redis_url, rt.settings.queue_name)
+    try:
+        intake = RunIntake(rt.settings, RunEngine(rt.settings, rt.db, queue, redis), redis)
+        return await intake.submit(project, [NewRun(new_id(), request)])
+    finally:
+        await queue.close()
+        await redis.aclose()
+
+
+@runs_app.command("start")
+def start(
+    project: str = typer.Option(..., help="Project name or id."),
+    agent: str = typer.Option(..., help="Agent type, e.g. implementation or review."),
+    work_item: str = typer.Option(..., help="Issue, card or PR number the run works on."),
+    pr: int | None = typer.Option(None, help="Pull request number (reviews need it)."),
+    sha: str | None = typer.Option(None, help="Head commit SHA (reviews need it)."),
+    title: str = typer.Option("", help="Work item title given to the engine."),
+    body: str = typer.Option("", help="Work item body given to the engine."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Start a run by hand (a manual trigger). Goes through the same dispatch claims as
+    webhooks: a review of a PR and head SHA already reviewed is not started twice."""
+    from gaffer.aio import run_async
+
+    fields = {
+        "agent_type": agent,
+        "work_item": work_item,
+        "pr_number": pr,
+        "head_sha": sha,
+        "title": title,
+        "body": body,
+    }
+    with open_runtime(context.settings()) as rt:
+        submission = run_async(_start(rt, project, fields))
+    result = {"runs": submission.run_ids, "skipped": submission.reasons or None}
+    if as_json:
+        print_json(result)
+    elif submission.run_ids:
+        console.print(f"queued run {submission.run_ids[0]}")
+    else:
+        console.print(f"not started: {submission.reasons}", highlight=False)
+    if submission.redis_down:
+        raise typer.Exit(1)
+    if not submission.run_ids:
+        raise typer.Exit(2)
 
 
 @runs_app.command("cancel")

@@ -183,6 +183,11 @@ class Dispatcher:
             await self._wait_for_slot(job, token, data, lease)
         try:
             return await self._run(job, data, keys)
+        except (DelayedError, SpawnFailedError, DispatcherStoppingError):
+            raise
+        except Exception:
+            log.exception("run_dispatch_failed", run_id=data.run_id)
+            raise
         finally:
             # Whichever way the run left this dispatcher, its leases go with it.
             await self.leases.release(keys, data.run_id)

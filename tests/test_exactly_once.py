@@ -1,0 +1,347 @@
+"""Exactly once across processes: review claims and run leases live in Redis, not in memory.
+
+The incident: a review ran twice on the same PR and commit, 29 s apart. One dispatch came from
+the process that had just finished an implementation (a post-completion hook), the other from
+the ingest process reacting to the green check suite; each process kept its own in-memory map.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+import redis.asyncio as aioredis
+from sqlalchemy import update
+from structlog.testing import capture_logs
+
+from gaffer.coordination.checks import record_check_suite, record_pr_head
+from gaffer.coordination.leases import LeaseKeys
+from gaffer.dispatch.followups import FollowUps
+from gaffer.queue.queues import RunQueue
+from gaffer.runs.engine import RunEngine
+from gaffer.runs.intake import RunIntake
+from gaffer.store.models import Run, RunStatus, TriggerConfig
+from gaffer.store.projects import ProjectSnapshot, get_project
+from tests.conftest import MASTER_KEY, GafferFactory
+from tests.support.harness import FIXTURES, Gaffer, ProjectInfo, fixture_body
+from tests.support.process import GafferUp, gaffer_env
+from tests.support.servers import PostgresServer, RedisServer
+from tests.test_lifecycle import barrier_command, live_members
+
+ROOT = Path(__file__).resolve().parents[1]
+HEAD_SHA = "ec26c3e57ca3a959ca5aad62de7213c562f8c821"  # PR 2 in the fixtures
+RACERS = 8
+DELIVERIES = 1000
+HOOKS_PER_RACER = 5
+
+
+def reviews_of(gaffer_db: object, project_id: str, sha: str = HEAD_SHA) -> list[Run]:
+    with gaffer_db.session() as session:  # type: ignore[attr-defined]
+        return list(
+            session.query(Run).filter_by(project_id=project_id, agent_type="review", head_sha=sha)
+        )
+
+
+def test_eight_processes_race_deliveries_and_hooks_to_one_review(
+    tmp_path: Path, redis_url: str, postgres_server: PostgresServer, start_gaffer: GafferFactory
+) -> None:
+    database_url = postgres_server.create_database()
+    home = tmp_path / "home"
+    env = gaffer_env(
+        home,
+        REDIS_URL=redis_url,
+        DATABASE_URL=database_url,
+        GAFFER_MASTER_KEY=MASTER_KEY,
+        GAFFER_LOG_LEVEL="WARNING",
+    )
+    # The test's own view of the same database and Redis (no server role of its own).
+    view = start_gaffer(
+        roles=("dispatch",),
+        database_url=database_url,
+        max_workers=1,
+        global_max_workers=1,
+        max_runs_per_project_agent=1,
+    )
+    project = view.create_project(command="echo reviewed > REVIEW.md")
+
+    # The PR's head already has a green check suite: post-completion hooks will want a review.
+    async def seed() -> None:
+        client = aioredis.from_url(redis_url)
+        await record_pr_head(client, project.id, 2, HEAD_SHA)
+        await record_check_suite(client, project.id, HEAD_SHA, "success")
+        await client.aclose()
+
+    asyncio.run(seed())
+    ingests = [GafferUp(env, "--role", "ingest") for _ in range(2)]
+    try:
+        start_file = tmp_path / "go"
+        racers = []
+        for racer in range(RACERS):
+            config = {
+                "urls": [i.url for i in ingests],
+                "secret": project.secret,
+                "body_file": str(FIXTURES / "check_suite.completed.json"),
+                "deliveries": DELIVERIES // RACERS,
+                "hooks": HOOKS_PER_RACER,
+                "racer": racer,
+                "start_file": str(start_file),
+                "database_url": database_url,
+                "redis_url": redis_url,
+                "master_key": MASTER_KEY,
+                "home": str(tmp_path / f"racer-{racer}"),
+                "project": project.name,
+            }
+            racers.append(
+                subprocess.Popen(
+                    [sys.executable, "-m", "tests.support.racer", json.dumps(config)],
+                    cwd=ROOT,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                    text=True,
+                )
+            )
+        time.sleep(2)  # let every racer import and connect; then all start at once
+        start_file.touch()
+        results = []
+        for proc in racers:
+            out, err = proc.communicate(timeout=600)
+            assert proc.returncode == 0, err
+            results.append(json.loads(out.strip().splitlines()[-1]))
+    finally:
+        for ingest in ingests:
+            ingest.terminate()
+
+    answers: Counter[str] = Counter()
+    for result in results:
+        answers.update(result["answers"])
+    hook_runs = [run for result in results for run in result["hook_runs"]]
+    assert sum(answers.values()) == DELIVERIES
+    assert set(answers) <= {"202 queued", "202 ignored"}, answers
+    # Exactly one review, whichever path won the claim.
+    assert answers.get("202 queued", 0) + len(hook_runs) == 1, (answers, hook_runs)
+    [review] = reviews_of(view.rt.db, project.id)
+    # ... and the dispatch process (another process again) runs it.
+    assert view.wait_for(review.id)["status"] == "SUCCEEDED"
+    assert len(reviews_of(view.rt.db, project.id)) == 1
+
+
+def lock_holder(redis_url: str, project_id: str, work_item: str) -> bytes | None:
+    keys = LeaseKeys.of(project_id, "implementation", work_item)
+    return redis.Redis.from_url(redis_url).get(keys.lock)  # type: ignore[no-any-return]
+
+
+def test_killed_dispatcher_leases_expire_and_the_work_item_is_free_again(
+    tmp_path: Path, redis_url: str, postgres_server: PostgresServer, start_gaffer: GafferFactory
+) -> None:
+    database_url = postgres_server.create_database()
+    fast = {
+        "GAFFER_LEASE_MS": "2000",
+        "GAFFER_JOB_LOCK_MS": "2000",
+        "GAFFER_STALLED_INTERVAL_MS": "1000",
+        "GAFFER_LOG_LEVEL": "WARNING",
+    }
+    env = gaffer_env(
+        tmp_path / "home",
+        REDIS_URL=redis_url,
+        DATABASE_URL=database_url,
+        GAFFER_MASTER_KEY=MASTER_KEY,
+        **fast,
+    )
+    ingest = start_gaffer(roles=("ingest",), database_url=database_url)
+    mark = tmp_path / "first-run-started"
+    project = ingest.create_project(
+        command=f'if [ ! -e "{mark}" ]; then touch "{mark}"; sleep 3600; fi; echo ok > OK.txt'
+    )
+    labeled = fixture_body("issues.labeled")
+    dispatcher = GafferUp(env, "--role", "dispatch")
+    [first] = ingest.deliver(labeled, "issues", project.secret).json()["runs"]
+    ingest.wait_for(first, [RunStatus.RUNNING])
+    deadline = time.monotonic() + 60
+    while not mark.exists():  # the engine is running (sleeping) in the first run's worker
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert lock_holder(redis_url, project.id, "1") == first.encode()
+    pgid = int(run_field(ingest, first, "worker_ref"))
+
+    dispatcher.kill()  # SIGKILL: no cleanup, no release
+    # Nobody refreshes the lease any more: it expires and the work item is free.
+    deadline = time.monotonic() + 30
+    while lock_holder(redis_url, project.id, "1") is not None:
+        assert time.monotonic() < deadline, "the work-item lock never expired"
+        time.sleep(0.1)
+
+    second_dispatcher = GafferUp(env, "--role", "dispatch")
+    try:
+        [second] = ingest.deliver(labeled, "issues", project.secret).json()["runs"]
+        assert ingest.wait_for(second)["status"] == "SUCCEEDED"
+        # The killed dispatcher's run comes back (its job stalled) and is settled; its worker,
+        # orphaned by the kill, is stopped.
+        first_run = ingest.wait_for(first)
+        assert first_run["status"] == "SYSTEM_FAILURE"
+        assert "dispatcher running this run died" in first_run["error"]
+        assert live_members(pgid) == []
+    finally:
+        assert second_dispatcher.terminate() == 0
+
+
+def run_field(gaffer_: Gaffer, run_id: str, field: str) -> str:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        with gaffer_.rt.db.session() as session:
+            run = session.get(Run, run_id)
+            if run is not None and getattr(run, field):
+                return str(getattr(run, field))
+        time.sleep(0.05)
+    raise AssertionError(f"run {run_id} has no {field}")
+
+
+@pytest.fixture
+def persistent_redis() -> Iterator[RedisServer]:
+    server = RedisServer(persistent=True)
+    server.start()
+    yield server
+    server.close()
+
+
+def test_redis_stopped_mid_test_fails_closed_then_recovers(
+    start_gaffer: GafferFactory, persistent_redis: RedisServer, tmp_path: Path
+) -> None:
+    gaffer_ = start_gaffer(redis_url=persistent_redis.url)
+    project = gaffer_.create_project(command="echo reviewed > REVIEW.md")
+    opened = fixture_body("pull_request.opened")
+    suite = fixture_body("check_suite.completed")
+    [review] = gaffer_.deliver(opened, "pull_request", project.secret).json()["runs"]
+    assert gaffer_.wait_for(review)["status"] == "SUCCEEDED"
+
+    persistent_redis.stop()
+    try:
+        during = gaffer_.deliver(suite, "check_suite", project.secret)
+        assert during.status_code == 503 and during.json()["runs"] == []
+        with capture_logs() as logs:
+            submission = asyncio.run(hook_review(gaffer_, project, persistent_redis.url))
+        assert submission.run_ids == [] and submission.redis_down
+        assert any(e["event"] == "review_dispatch_redis_down" for e in logs)
+    finally:
+        persistent_redis.start()
+
+    # Redis is back with its data: the same PR and SHA is still claimed; no duplicate.
+    after = gaffer_.deliver(suite, "check_suite", project.secret)
+    assert (after.status_code, after.json()["decision"]) == (202, "ignored")
+    assert "already dispatched" in after.json()["reason"]
+    assert [r.id for r in reviews_of(gaffer_.rt.db, project.id)] == [review]
+    # Normal service: a new head SHA gets its review, and it runs.
+    payload = json.loads(opened)
+    payload["pull_request"]["head"]["sha"] = "f" * 40
+    [fresh] = gaffer_.deliver(json.dumps(payload).encode(), "pull_request", project.secret).json()[
+        "runs"
+    ]
+    assert gaffer_.wait_for(fresh)["status"] == "SUCCEEDED"
+
+
+async def hook_review(gaffer_: Gaffer, project: ProjectInfo, redis_url: str) -> object:
+    """Fire the post-completion review path of another process while Redis is down."""
+    client = aioredis.from_url(redis_url)
+    queue = RunQueue(redis_url, gaffer_.settings.queue_name)
+    try:
+        intake = RunIntake(
+            gaffer_.settings, RunEngine(gaffer_.settings, gaffer_.rt.db, queue, client), client
+        )
+        with gaffer_.rt.db.session() as session:
+            snapshot = ProjectSnapshot.of(get_project(session, project.id), gaffer_.rt.box)
+        follow = FollowUps(intake, client, gaffer_.rt.db, gaffer_.rt.box)
+        return await follow.review(snapshot, 2, HEAD_SHA, after_run="impl-1")
+    finally:
+        await queue.close()
+        await client.aclose()
+
+
+def test_post_completion_hook_reviews_a_green_pr(start_gaffer: GafferFactory) -> None:
+    gaffer_ = start_gaffer()
+    project = gaffer_.create_project(command="echo done > DONE.md")
+    # Reviews on check suites are off here, so the green suite alone starts no review.
+    with gaffer_.rt.db.session() as session:
+        session.execute(
+            update(TriggerConfig)
+            .where(
+                TriggerConfig.project_id == project.id,
+                TriggerConfig.event == "check_suite.completed",
+            )
+            .values(enabled=False)
+        )
+    suite = gaffer_.deliver(fixture_body("check_suite.completed"), "check_suite", project.secret)
+    assert suite.json()["decision"] == "ignored"
+    # A comment on PR 2 naming the bot: respond-to-pr-comment runs, then its follow-up reviews.
+    comment = json.loads(fixture_body("issue_comment.created"))
+    comment["issue"]["number"] = 2
+    comment["issue"]["pull_request"] = {"url": "https://api.github.com/repos/x/y/pulls/2"}
+    comment["comment"]["body"] = "@gaffer-bot please tidy this up"
+    [responded] = gaffer_.deliver(
+        json.dumps(comment).encode(), "issue_comment", project.secret
+    ).json()["runs"]
+    assert gaffer_.wait_for(responded)["status"] == "SUCCEEDED"
+    deadline = time.monotonic() + 60
+    while not reviews_of(gaffer_.rt.db, project.id):
+        assert time.monotonic() < deadline, "no follow-up review"
+        time.sleep(0.05)
+    [review] = reviews_of(gaffer_.rt.db, project.id)
+    assert review.trigger == "gaffer:run.completed"
+    assert review.pr_number == 2
+    assert gaffer_.wait_for(review.id)["status"] == "SUCCEEDED"
+
+
+def labeled_on(issue: int) -> bytes:
+    payload = json.loads(fixture_body("issues.labeled"))
+    payload["issue"]["number"] = issue
+    return json.dumps(payload).encode()
+
+
+@pytest.mark.parametrize(
+    ("issues", "caps", "reason"),
+    [
+        ((1, 1), {}, "work_item_busy"),  # one run of an agent type per work item
+        ((1, 3), {"max_runs_per_project_agent": 1}, "project_cap"),
+        ((1, 3), {"global_max_workers": 1}, "global_cap"),
+    ],
+)
+def test_leases_make_runs_wait_their_turn(
+    start_gaffer: GafferFactory,
+    tmp_path: Path,
+    issues: tuple[int, int],
+    caps: dict[str, int],
+    reason: str,
+) -> None:
+    # Two dispatch processes' worth of slots; the Redis leases still allow one run at a time.
+    first_dispatcher = start_gaffer(**caps)
+    start_gaffer(roles=("dispatch",), **caps)
+    release = tmp_path / "release"
+    project = first_dispatcher.create_project(command=barrier_command(release))
+    with capture_logs() as logs:
+        [first] = first_dispatcher.deliver(labeled_on(issues[0]), "issues", project.secret).json()[
+            "runs"
+        ]
+        first_dispatcher.wait_for(first, [RunStatus.RUNNING])
+        [second] = first_dispatcher.deliver(labeled_on(issues[1]), "issues", project.secret).json()[
+            "runs"
+        ]
+        deadline = time.monotonic() + 30
+        while not any(
+            e.get("run_id") == second and e["event"] == "run_waiting_for_slot" for e in logs
+        ):
+            assert time.monotonic() < deadline, "the second run never waited for a slot"
+            time.sleep(0.05)
+    waiting = next(e for e in logs if e["event"] == "run_waiting_for_slot")
+    assert waiting["reason"] == reason
+    assert first_dispatcher.run(second)["status"] == "QUEUED"
+    release.touch()
+    done_first = first_dispatcher.wait_for(first)
+    done_second = first_dispatcher.wait_for(second)
+    assert done_first["status"] == done_second["status"] == "SUCCEEDED"
+    assert done_second["started_at"] >= done_first["finished_at"]
