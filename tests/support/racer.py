@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+import time
 import uuid
 from collections import Counter
 from pathlib import Path
@@ -56,6 +57,12 @@ def implementation_job(project: ProjectSnapshot, pr_number: int, name: str) -> J
     )
 
 
+def wait_for_file(path: Path) -> None:
+    """Block until ``path`` exists (the start line all racers wait behind)."""
+    while not path.exists():
+        time.sleep(0.005)
+
+
 async def race(config: dict[str, Any]) -> dict[str, Any]:
     settings = Settings(
         home=config["home"],
@@ -74,8 +81,7 @@ async def race(config: dict[str, Any]) -> dict[str, Any]:
         answers: Counter[str] = Counter()
         hook_runs: list[str] = []
         start = Path(config["start_file"])
-        while not await asyncio.to_thread(start.exists):
-            await asyncio.sleep(0.005)
+        await asyncio.to_thread(wait_for_file, start)
         async with httpx.AsyncClient(timeout=120) as client:
 
             async def deliver(i: int) -> None:
