@@ -30,7 +30,7 @@ from typing import Any
 import redis.asyncio as aioredis
 from cryptography.fernet import Fernet
 
-from gaffer.coordination.dispatch_claims import claim_review
+from gaffer.coordination.dispatch_claims import ReviewTarget, claim_review
 from gaffer.logs import configure_logging
 from gaffer.runs.engine import RunEngine
 from gaffer.runs.requests import AgentRequest
@@ -60,15 +60,8 @@ async def _hammer(redis_url: str, mode: str, seconds: float, process: int) -> in
             if mode == "raw":
                 await client.set(f"bench:raw:{sha}", "run", nx=True, ex=300)
             else:
-                await claim_review(
-                    client,
-                    project_id="p",
-                    repository="o/r",
-                    pr_number=1,
-                    head_sha=sha,
-                    run_id="run",
-                    source="bench",
-                )
+                target = ReviewTarget("p", "o/r", 1, sha)
+                await claim_review(client, target, run_id="run", source="bench")
             done += 1
 
     await asyncio.gather(*(caller(i) for i in range(CONCURRENCY)))

@@ -13,7 +13,6 @@ import json
 import os
 import subprocess
 import sys
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,43 +24,22 @@ import redis.asyncio as aioredis
 from gaffer.coordination.jobdata import JOB_DATA_INLINE_MAX_BYTES, job_data_key
 from gaffer.demo.repository import create_bare_repository
 from gaffer.dispatch.worker_env import build_worker_env
-from gaffer.queue.jobs import EngineSpec, JobData, RepositorySpec, TaskSpec
+from gaffer.queue.jobs import JobData
 from gaffer.settings import Settings
 from gaffer.store.models import RunStatus
 from tests.conftest import GafferFactory, SettingsFactory
 from tests.support.harness import fixture_body
+from tests.support.jobs import make_job
 from tests.support.servers import RedisServer
 
 KIB = 1024
 MIB = 1024 * KIB
 
 
-def make_job(bare: Path, body: str, command: str = "true") -> JobData:
-    return JobData(
-        run_id=uuid.uuid4().hex,
-        project_id="p",
-        project_name="hello",
-        agent_type="implementation",
-        repository=RepositorySpec(full_name="o/r", clone_url=str(bare), base_branch="main"),
-        engine=EngineSpec(name="command", settings={"command": command}),
-        task=TaskSpec(
-            agent_type="implementation",
-            repository="o/r",
-            work_item="7",
-            title="big",
-            body=body,
-            trigger="issues.labeled",
-            provider="github",
-        ),
-        branch="gaffer/implementation/7",
-        timeout_s=60,
-    )
-
-
 def job_of(size: int, bare: Path, command: str = "true") -> JobData:
     """A job whose JSON is exactly ``size`` UTF-8 bytes (ASCII padding in the body)."""
-    base = len(make_job(bare, "", command).model_dump_json().encode())
-    job = make_job(bare, "x" * (size - base), command)
+    base = len(make_job(bare, command, body="").model_dump_json().encode())
+    job = make_job(bare, command, body="x" * (size - base))
     assert len(job.model_dump_json().encode()) == size
     return job
 
@@ -136,7 +114,7 @@ def test_the_limit_is_96_kib(
 def test_size_is_measured_in_bytes_not_characters(
     bare: Path, make_settings: SettingsFactory, redis_url: str
 ) -> None:
-    job = make_job(bare, "é" * 61_440)  # 61,440 characters, 122,880 bytes in UTF-8
+    job = make_job(bare, "true", body="é" * 61_440)  # 61,440 characters, 122,880 bytes in UTF-8
     assert len(job.model_dump_json()) < JOB_DATA_INLINE_MAX_BYTES  # under, counted in characters
     assert len(job.model_dump_json().encode()) > 122_880  # over, counted in bytes
     env = build_env(job, make_settings(), redis_url)

@@ -13,29 +13,8 @@ import pytest
 
 from gaffer.demo.repository import create_bare_repository
 from gaffer.engines.command import ENV_TEXT_MAX_BYTES
-from gaffer.queue.jobs import EngineSpec, JobData, RepositorySpec, TaskSpec, branch_name
-
-
-def make_job(bare: Path, command: str, body: str = "the body") -> JobData:
-    return JobData(
-        run_id="r" * 32,
-        project_id="p",
-        project_name="hello",
-        agent_type="implementation",
-        repository=RepositorySpec(full_name="o/r", clone_url=str(bare), base_branch="main"),
-        engine=EngineSpec(name="command", settings={"command": command}),
-        task=TaskSpec(
-            agent_type="implementation",
-            repository="o/r",
-            work_item="7",
-            title="Fix it",
-            body=body,
-            trigger="issues.labeled",
-            provider="github",
-        ),
-        branch="gaffer/implementation/7",
-        timeout_s=60,
-    )
+from gaffer.queue.jobs import JobData, branch_name
+from tests.support.jobs import make_job
 
 
 def run_worker(

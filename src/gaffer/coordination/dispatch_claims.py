@@ -15,6 +15,7 @@ This seam spends money, so it fails closed: when Redis errors, nothing is dispat
 from __future__ import annotations
 
 import enum
+from dataclasses import dataclass
 
 import redis.asyncio as aioredis
 import structlog
@@ -36,39 +37,47 @@ class ClaimOutcome(enum.Enum):
     REDIS_DOWN = "redis_down"
 
 
-def review_claim_key(project_id: str, repository: str, pr_number: int, head_sha: str) -> str:
-    """The claim key of a review of ``pr_number`` at ``head_sha``."""
-    return key("dispatch", "review", project_id, repository, pr_number, head_sha)
+@dataclass(frozen=True)
+class ReviewTarget:
+    """What a review claim is about: a pull request of a project's repository at a head SHA."""
+
+    project_id: str
+    repository: str
+    pr_number: int
+    head_sha: str
+
+    @property
+    def claim_key(self) -> str:
+        """``gaffer:dispatch:review:<project>:<repository>:<pr>:<head sha>``."""
+        return key(
+            "dispatch", "review", self.project_id, self.repository, self.pr_number, self.head_sha
+        )
+
+    def log_fields(self) -> dict[str, object]:
+        """The target as log fields."""
+        return {"project_id": self.project_id, "pr": self.pr_number, "head_sha": self.head_sha}
 
 
 async def claim_review(
     redis: aioredis.Redis,
+    target: ReviewTarget,
     *,
-    project_id: str,
-    repository: str,
-    pr_number: int,
-    head_sha: str,
     run_id: str,
     source: str,
     ttl_s: int = REVIEW_CLAIM_TTL_S,
 ) -> ClaimOutcome:
-    """Claim the review of a PR at a head SHA for ``run_id``.
+    """Claim the review of ``target`` for ``run_id`` (``SET NX EX ttl_s``).
 
     CLAIMED also when ``run_id`` already holds it (a replay of the same run). ``source`` names
     the path asking (``github:check_suite.completed``, ``gaffer:run.completed``...) for the log.
     Never raises for Redis errors: returns REDIS_DOWN (fail closed).
     """
-    claim_key = review_claim_key(project_id, repository, pr_number, head_sha)
-    fields = {
-        "project_id": project_id,
-        "pr": pr_number,
-        "head_sha": head_sha,
-        "run_id": run_id,
-        "source": source,
-    }
+    fields = {**target.log_fields(), "run_id": run_id, "source": source}
     try:
-        result = int(await script(redis, "claim_or_same")(keys=[claim_key], args=[run_id, ttl_s]))
-        holder = None if result else await redis.get(claim_key)
+        result = int(
+            await script(redis, "claim_or_same")(keys=[target.claim_key], args=[run_id, ttl_s])
+        )
+        holder = None if result else await redis.get(target.claim_key)
     except RedisError as exc:
         log.error("review_dispatch_redis_down", error=str(exc), **fields)
         return ClaimOutcome.REDIS_DOWN
@@ -80,19 +89,10 @@ async def claim_review(
     return ClaimOutcome.HELD
 
 
-async def release_review(
-    redis: aioredis.Redis,
-    *,
-    project_id: str,
-    repository: str,
-    pr_number: int,
-    head_sha: str,
-    run_id: str,
-) -> None:
+async def release_review(redis: aioredis.Redis, target: ReviewTarget, *, run_id: str) -> None:
     """Drop a review claim held by ``run_id`` (its dispatch was blocked afterwards)."""
-    claim_key = review_claim_key(project_id, repository, pr_number, head_sha)
     try:
-        if await script(redis, "delete_if_value")(keys=[claim_key], args=[run_id]):
-            log.info("review_dispatch_released", pr=pr_number, head_sha=head_sha, run_id=run_id)
+        if await script(redis, "delete_if_value")(keys=[target.claim_key], args=[run_id]):
+            log.info("review_dispatch_released", run_id=run_id, **target.log_fields())
     except RedisError as exc:
         log.error("review_dispatch_release_failed", error=str(exc), run_id=run_id)

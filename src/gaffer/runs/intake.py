@@ -21,7 +21,12 @@ import redis.asyncio as aioredis
 from sqlalchemy.orm import Session
 
 from gaffer.agents import AgentType
-from gaffer.coordination.dispatch_claims import ClaimOutcome, claim_review, release_review
+from gaffer.coordination.dispatch_claims import (
+    ClaimOutcome,
+    ReviewTarget,
+    claim_review,
+    release_review,
+)
 from gaffer.runs.engine import NewRun, RunEngine
 from gaffer.settings import Settings
 from gaffer.store.projects import ProjectSnapshot
@@ -105,14 +110,12 @@ class RunIntake:
         request = new.request
         if request.agent_type != AgentType.REVIEW:
             return None
-        if request.pr_number is None or not request.head_sha:
+        target = review_target(project, new)
+        if target is None:
             return "a review needs a pull request number and a head SHA"
         outcome = await claim_review(
             self.redis,
-            project_id=project.id,
-            repository=project.repository,
-            pr_number=request.pr_number,
-            head_sha=request.head_sha,
+            target,
             run_id=new.run_id,
             source=f"{request.provider}:{request.trigger}",
             ttl_s=self.settings.review_claim_ttl_s,
@@ -121,18 +124,17 @@ class RunIntake:
             return None
         if outcome is ClaimOutcome.REDIS_DOWN:
             return "redis unavailable: review dispatch claim failed closed"
-        return (
-            f"review of PR #{request.pr_number} at {request.head_sha[:12]} was already dispatched"
-        )
+        return f"review of PR #{target.pr_number} at {target.head_sha[:12]} was already dispatched"
 
     async def _release(self, project: ProjectSnapshot, new: NewRun) -> None:
-        request = new.request
-        assert request.pr_number is not None and request.head_sha is not None
-        await release_review(
-            self.redis,
-            project_id=project.id,
-            repository=project.repository,
-            pr_number=request.pr_number,
-            head_sha=request.head_sha,
-            run_id=new.run_id,
-        )
+        target = review_target(project, new)
+        assert target is not None
+        await release_review(self.redis, target, run_id=new.run_id)
+
+
+def review_target(project: ProjectSnapshot, new: NewRun) -> ReviewTarget | None:
+    """What the review claim of ``new`` is about, or None without a PR number and head SHA."""
+    request = new.request
+    if request.pr_number is None or not request.head_sha:
+        return None
+    return ReviewTarget(project.id, project.repository, request.pr_number, request.head_sha)
