@@ -89,3 +89,9 @@ def start_gaffer(make_settings: SettingsFactory) -> Iterator[GafferFactory]:
     yield start
     for cm in reversed(stack):
         cm.__exit__(None, None, None)
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    """Async tests (``pytest.mark.anyio``) run on asyncio."""
+    return "asyncio"

@@ -1,8 +1,14 @@
-"""``gaffer up``: ingest and dispatch in one process (or either alone, with ``roles``).
+"""``gaffer up``: ingest, dispatch and drain in one process (or some of them, with ``roles``).
+
+Roles: ``ingest`` (the webhook server, ``/metrics`` and the API), ``dispatch`` (workers), and
+``drain`` (the burst buffer's drainer with its in-flight reclaim and stale sweeps; idle and
+cheap while the buffer is empty, so it is on by default). Any number of processes may run any
+role against the same Redis and database.
 
 The HTTP server is uvicorn, given a socket bound here (so port 0 works and the real port is
 known), with uvicorn's own signal capture turned off: SIGINT/SIGTERM stop the HTTP server first
-(no new deliveries), then the dispatcher (runs in progress are re-queued), then the connections.
+(no new deliveries), then the drainer (its tick in progress finishes), then the dispatcher
+(runs in progress are re-queued), then the connections.
 """
 
 from __future__ import annotations
@@ -19,6 +25,12 @@ import structlog
 import uvicorn
 
 from gaffer.backends import make_backend
+from gaffer.buffer.access import RunAccess
+from gaffer.buffer.drainer import Drainer
+from gaffer.buffer.gate import BufferGate
+from gaffer.buffer.replay import ProjectCache, Replayer
+from gaffer.buffer.scripts import BufferStore
+from gaffer.buffer.sweeps import Reclaimer, StaleSweeper, every
 from gaffer.dispatch.dispatcher import Dispatcher
 from gaffer.dispatch.followups import FollowUps
 from gaffer.errors import UserError
@@ -32,7 +44,7 @@ from gaffer.runtime import Runtime
 
 log = structlog.get_logger(__name__)
 
-ROLES = frozenset({"ingest", "dispatch"})
+ROLES = frozenset({"ingest", "dispatch", "drain"})
 
 
 class _Server(uvicorn.Server):
@@ -108,8 +120,12 @@ async def serve(
     redis = aioredis.from_url(redis_url)
     queue = RunQueue(redis_url, settings.queue_name)
     run_engine = RunEngine(settings, runtime.db, queue, redis)
-    intake = RunIntake(settings, run_engine, redis)
+    buffer = BufferStore(redis)
+    intake = RunIntake(settings, run_engine, redis, gate=BufferGate(settings, redis), buffer=buffer)
     dispatcher: Dispatcher | None = None
+    drainer: Drainer | None = None
+    sweeps_stop = asyncio.Event()
+    sweeps: list[asyncio.Task[None]] = []
     server: _Server | None = None
     server_task: asyncio.Task[None] | None = None
     listening: Listening | None = None
@@ -125,9 +141,37 @@ async def serve(
                 on_run_finished=follow_ups.after_run,
             )
             await dispatcher.start()
+        if "drain" in roles:
+            projects = ProjectCache(runtime.db, runtime.box, settings.project_cache_ttl_s)
+            replayer = Replayer(settings, buffer, run_engine, projects)
+            drainer = Drainer(settings, runtime.db, buffer, replayer)
+            await drainer.start()
+            reclaim, stale = Reclaimer(settings, buffer), StaleSweeper(settings, buffer)
+            sweeps = [
+                asyncio.create_task(
+                    every(
+                        settings.buffer_reclaim_interval_ms / 1000,
+                        reclaim.run_once,
+                        sweeps_stop,
+                        "reclaim",
+                    )
+                ),
+                asyncio.create_task(
+                    every(
+                        settings.buffer_stale_interval_ms / 1000,
+                        stale.run_once,
+                        sweeps_stop,
+                        "stale",
+                    )
+                ),
+            ]
         if "ingest" in roles:
             directory = ProjectDirectory(runtime.db, runtime.box, settings.project_cache_ttl_s)
-            app = create_app(GitHubIngest(settings, runtime.db, redis, directory, intake))
+            app = create_app(
+                GitHubIngest(settings, runtime.db, redis, directory, intake),
+                buffer=buffer,
+                access=RunAccess(runtime.db, buffer, run_engine),
+            )
             sock = bind(host, port)
             listening = Listening(host, sock.getsockname()[1])
             config = uvicorn.Config(
@@ -150,6 +194,11 @@ async def serve(
             server.should_exit = True
             with contextlib.suppress(Exception):
                 await server_task
+        sweeps_stop.set()
+        if sweeps:
+            await asyncio.gather(*sweeps, return_exceptions=True)
+        if drainer is not None:
+            await drainer.stop()
         if dispatcher is not None:
             await dispatcher.stop()
         await queue.close()

@@ -21,6 +21,9 @@ Environment variables (all optional):
                          (SQLite) it is generated on first start into ``$GAFFER_HOME/master.key``
                          (mode 0600). With a shared database it must be given, because every
                          process must decrypt with the same key.
+``GAFFER_API_TOKEN``     bearer token of the JSON API; without it ``/api`` is not served.
+``GAFFER_BUFFER_*``      the burst buffer (off by default): see the ``buffer_*`` fields below and
+                         README "Burst buffer".
 =======================  =======================================================================
 """
 
@@ -98,6 +101,50 @@ class Settings(BaseSettings):
     slot_wait_ms: int = Field(default=1000, ge=10)
     """How long a job that found its work item busy or a cap full waits before it looks again."""
 
+    # API.
+    api_token: str | None = None
+    """Bearer token of the JSON API (``/api/...``); the API is not mounted without one."""
+    metrics_enabled: bool = True
+    """Serve ``GET /metrics`` (Prometheus text format) on the ingest port."""
+
+    # Burst buffer (gaffer.buffer; README "Burst buffer").
+    buffer_enabled: bool = False
+    """The global switch: with it off every trigger goes straight to the run engine."""
+    buffer_organizations: str = ""
+    """Enrolled organization ids, comma-separated; ``*`` enrols every organization."""
+    buffer_shadow: bool = False
+    """Shadow mode: evaluate the gate and log ``buffer_gate_would_buffer``, never buffer."""
+    buffer_threshold: int = Field(default=100, ge=1)
+    """Triggers of one project per window above which the project is held."""
+    buffer_window_ms: int = Field(default=200, ge=1)
+    """Length of the gate's fixed counting window (ms)."""
+    buffer_hold_ms: int = Field(default=500, ge=1)
+    """How long a tripped project stays held (ms), renewed by every further overage."""
+    buffer_drain_budget: int = Field(default=50, ge=1, le=10_000)
+    """Entries the drainer takes from one project per turn (one transaction)."""
+    buffer_drain_concurrency: int = Field(default=4, ge=1, le=256)
+    """Batches one drainer process replays at once: its cap on concurrent database writes."""
+    buffer_max_attempts: int = Field(default=5, ge=1)
+    """Replays of an entry (retryable errors, lost leases) before it becomes SYSTEM_FAILURE."""
+    buffer_lease_ms: int = Field(default=60_000, ge=100)
+    """An entry popped and not acknowledged within this time (ms) is put back by a sweeper."""
+    buffer_ack_grace_ms: int = Field(default=10_000, ge=0)
+    """How long an acknowledged entry lingers (ms), so reads and cancels find where it went."""
+    buffer_poll_ms: int = Field(default=100, ge=1)
+    """Drainer sleep when the buffer is empty (ms)."""
+    buffer_backoff_max_ms: int = Field(default=5_000, ge=1)
+    """Cap of the drainer's exponential backoff after errors (ms; it starts at the poll)."""
+    buffer_tag_cap: int = Field(default=10, ge=0)
+    """Most tags a buffered run may carry."""
+    buffer_stale_after_ms: int = Field(default=300_000, ge=1)
+    """An entry waiting longer than this (ms) counts as stale."""
+    buffer_stale_interval_ms: int = Field(default=15_000, ge=10)
+    """Period of one stale-sweep pass (ms)."""
+    buffer_stale_orgs_per_pass: int = Field(default=50, ge=1)
+    """Organizations one stale-sweep pass covers."""
+    buffer_reclaim_interval_ms: int = Field(default=5_000, ge=10)
+    """Period of the in-flight reclaim sweep (ms)."""
+
     # Logging.
     log_level: str = "INFO"
     log_format: Literal["console", "json"] = "console"
@@ -121,6 +168,16 @@ class Settings(BaseSettings):
     def uses_sqlite(self) -> bool:
         """True when the database is a SQLite file (the embedded default)."""
         return self.effective_database_url.startswith("sqlite")
+
+    @property
+    def buffer_enrolled_all(self) -> bool:
+        """True when ``buffer_organizations`` is ``*``."""
+        return self.buffer_organizations.strip() == "*"
+
+    @property
+    def buffer_enrolled(self) -> frozenset[str]:
+        """The organization ids listed in ``buffer_organizations``."""
+        return frozenset(p.strip() for p in self.buffer_organizations.split(",") if p.strip())
 
     @property
     def embedded_redis(self) -> bool:

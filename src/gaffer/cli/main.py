@@ -45,13 +45,13 @@ def up(
     host: str = typer.Option("127.0.0.1", help="Address ingest listens on."),
     port: int = typer.Option(8080, help="Port ingest listens on (0: any free port)."),
     role: list[str] = typer.Option(
-        None, help="Run only these roles (ingest, dispatch); default both."
+        None, help="Run only these roles (ingest, dispatch, drain); default all."
     ),
     ready_file: Path | None = typer.Option(
         None, help="Write the ingest URL to this file once ready (for scripts)."
     ),
 ) -> None:
-    """Run ingest (the webhook server) and dispatch (the workers) in one process."""
+    """Run ingest (the webhook server), dispatch (the workers) and drain (the burst buffer)."""
     from gaffer.aio import run_async
     from gaffer.runtime import open_runtime
     from gaffer.server import ROLES, Listening, serve

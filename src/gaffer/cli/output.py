@@ -25,6 +25,7 @@ STATUS_STYLES = {
     "RUNNING": "cyan",
     "STARTING": "cyan",
     "QUEUED": "blue",
+    "BUFFERED": "magenta",
 }
 
 

@@ -1,11 +1,16 @@
-"""``gaffer runs list|show|logs|cancel``."""
+"""``gaffer runs list|show|logs|cancel``.
+
+``show`` and ``cancel`` also answer for a run that still waits in the burst buffer (status
+BUFFERED; buffered runs are found by their full id only): see :mod:`gaffer.buffer.access`.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import time
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import typer
 
@@ -14,11 +19,14 @@ from gaffer.cli.output import console, print_json, short, styled_status, table
 from gaffer.runs.views import log_view, run_view
 from gaffer.runtime import Runtime, open_runtime
 from gaffer.store.models import RunStatus
-from gaffer.store.runs import get_run, list_runs, read_logs
+from gaffer.store.runs import RunNotFoundError, get_run, list_runs, read_logs
 
 if TYPE_CHECKING:
+    from gaffer.buffer.access import RunAccess
     from gaffer.runs.engine import CancelResult
     from gaffer.runs.intake import Submission
+
+T = TypeVar("T")
 
 runs_app = typer.Typer(help="Inspect and cancel runs.", no_args_is_help=True)
 
@@ -66,14 +74,39 @@ def list_command(
     )
 
 
+async def _with_access(rt: Runtime, use: Callable[[RunAccess], Awaitable[T]]) -> T:
+    """Call ``use`` with a :class:`RunAccess` on this runtime's database, buffer and queue."""
+    import redis.asyncio as aioredis
+
+    from gaffer.buffer.scripts import BufferStore
+    from gaffer.queue.queues import RunQueue
+    from gaffer.runs.engine import RunEngine
+
+    redis_url = rt.require_redis()
+    redis = aioredis.from_url(redis_url)
+    queue = RunQueue(redis_url, rt.settings.queue_name)
+    try:
+        engine = RunEngine(rt.settings, rt.db, queue, redis)
+        return await use(RunAccess(rt.db, BufferStore(redis), engine))
+    finally:
+        await queue.close()
+        await redis.aclose()
+
+
 @runs_app.command("show")
 def show(
     run_id: str = typer.Argument(..., help="Run id (or a unique prefix of 4+ characters)."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
-    """Show one run."""
-    with open_runtime(context.settings(), redis=False) as rt, rt.db.session() as session:
-        view = run_view(get_run(session, run_id))
+    """Show one run (from the burst buffer if it waits there: status BUFFERED)."""
+    settings = context.settings()
+    try:
+        with open_runtime(settings, redis=False) as rt, rt.db.session() as session:
+            view = run_view(get_run(session, run_id))
+    except RunNotFoundError:
+        # Not in the database: it may still wait in the burst buffer.
+        with open_runtime(settings) as rt:
+            view = asyncio.run(_with_access(rt, lambda access: access.show(run_id)))
     if as_json:
         print_json(view)
         return
@@ -115,19 +148,7 @@ def logs(
 
 
 async def _cancel(rt: Runtime, run_id: str, wait_s: float) -> tuple[CancelResult, str]:
-    import redis.asyncio as aioredis
-
-    from gaffer.queue.queues import RunQueue
-    from gaffer.runs.engine import RunEngine
-
-    redis_url = rt.require_redis()
-    redis = aioredis.from_url(redis_url)
-    queue = RunQueue(redis_url, rt.settings.queue_name)
-    try:
-        result = await RunEngine(rt.settings, rt.db, queue, redis).cancel(run_id)
-    finally:
-        await queue.close()
-        await redis.aclose()
+    result = await _with_access(rt, lambda access: access.cancel(run_id))
     status = str(result.status)
     deadline = time.monotonic() + wait_s
     while not RunStatus(status).terminal and time.monotonic() < deadline:
@@ -211,7 +232,8 @@ def cancel(
     wait: float = typer.Option(30.0, help="Seconds to wait for the run to stop (0: don't wait)."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
-    """Cancel a run: at once if it is queued, by stopping its worker if it is running."""
+    """Cancel a run: at once if it is queued or buffered, by stopping its worker if it is
+    running. A run being created from the burst buffer at that moment is waited for (2 s)."""
     with open_runtime(context.settings()) as rt:
         result, status = asyncio.run(_cancel(rt, run_id, wait))
     if as_json:

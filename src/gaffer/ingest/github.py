@@ -14,8 +14,13 @@ repository not served by the matched project    202     ignored
 delivery id already claimed (redelivery)        200     duplicate
 no enabled trigger matches                      202     ignored
 runs created and queued                         202     queued
+runs held in the burst buffer                   202     buffered
 Redis or database failure                       503     error
 ==============================================  ======  ===========
+
+A buffered delivery's runs have their ids at once; their rows are written as the buffer drains.
+Its delivery record is deferred too (:mod:`gaffer.buffer.deliveries`): the drainer writes such
+records in batches, so a flood of deliveries does not become a flood of record inserts.
 
 The delivery id is claimed in Redis with ``SET NX EX`` (7 days), across every ingest process.
 If creating the runs fails after the claim, the claim is released so GitHub's retry can succeed.
@@ -27,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from dataclasses import dataclass, field
+from typing import Any
 
 import redis.asyncio as aioredis
 import structlog
@@ -35,6 +41,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 from starlette.requests import Request
 
+from gaffer.buffer.deliveries import defer_record
 from gaffer.coordination.claims import claim, delivery_claim_key, release
 from gaffer.ingest.body import BodyTooLargeError, read_body
 from gaffer.ingest.directory import ProjectDirectory
@@ -47,6 +54,7 @@ from gaffer.runs.requests import AgentRequest
 from gaffer.settings import Settings
 from gaffer.store.db import Database
 from gaffer.store.deliveries import record_delivery, update_delivery
+from gaffer.store.models import utcnow
 from gaffer.triggers.github import evaluate
 
 log = structlog.get_logger(__name__)
@@ -76,6 +84,11 @@ class DeliveryAnswer:
             "delivery": self.delivery_id,
             "runs": self.run_ids,
         }
+
+
+def delivery_batch_id(delivery_id: str) -> str:
+    """The batch id of a delivery's runs (uuid5, 32 hex chars; stable across retries)."""
+    return uuid.uuid5(RUN_ID_NAMESPACE, f"github:{delivery_id}:batch").hex
 
 
 def delivery_run_id(delivery_id: str, index: int, request: AgentRequest) -> str:
@@ -116,6 +129,12 @@ class GitHubIngest:
             reason=answer.reason,
             runs=answer.run_ids,
         )
+        if answer.record_id is None and answer.decision == "buffered":
+            try:
+                await defer_record(self.redis, {**self._columns(answer), "received_at": utcnow()})
+                return answer
+            except RedisError:
+                log.exception("webhook_delivery_defer_failed", delivery=answer.delivery_id)
         if answer.record_id is None:
             try:
                 await asyncio.to_thread(self._record, answer)
@@ -127,19 +146,22 @@ class GitHubIngest:
         with self.db.session() as session:
             self._record_in(session, answer)
 
+    @staticmethod
+    def _columns(answer: DeliveryAnswer) -> dict[str, Any]:
+        return {
+            "provider": github.PROVIDER,
+            "status_code": answer.status_code,
+            "decision": answer.decision,
+            "reason": answer.reason,
+            "event": answer.event,
+            "action": answer.action,
+            "delivery_id": answer.delivery_id,
+            "project_id": answer.project_id,
+            "run_ids": list(answer.run_ids),
+        }
+
     def _record_in(self, session: Session, answer: DeliveryAnswer) -> None:
-        answer.record_id = record_delivery(
-            session,
-            provider=github.PROVIDER,
-            status_code=answer.status_code,
-            decision=answer.decision,
-            reason=answer.reason,
-            event=answer.event,
-            action=answer.action,
-            delivery_id=answer.delivery_id,
-            project_id=answer.project_id,
-            run_ids=answer.run_ids,
-        )
+        answer.record_id = record_delivery(session, **self._columns(answer))
 
     def _rerecord(self, answer: DeliveryAnswer) -> None:
         assert answer.record_id is not None
@@ -213,14 +235,27 @@ class GitHubIngest:
         result = evaluate(event, project)
         if not result.requests:
             return done(202, "ignored", result.reason)
+        batch_id = delivery_batch_id(delivery_id)
         new_runs = [
-            NewRun(delivery_run_id(delivery_id, index, agent_request), agent_request)
+            NewRun(
+                delivery_run_id(delivery_id, index, agent_request),
+                agent_request,
+                batch_id=batch_id,
+                batch_index=index,
+            )
             for index, agent_request in enumerate(result.requests)
         ]
 
         def settle(submission: Submission) -> None:
             answer.run_ids = list(submission.run_ids)
-            if submission.run_ids:
+            if submission.buffered:
+                done(
+                    202,
+                    "buffered",
+                    f"{result.reason} (held in the burst buffer: {submission.buffer_reason}; "
+                    "the runs are created as it drains)",
+                )
+            elif submission.run_ids:
                 reason = result.reason
                 if submission.skipped:
                     reason += f" (not started: {submission.reasons})"

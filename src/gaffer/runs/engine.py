@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
 import redis.asyncio as aioredis
 import structlog
@@ -24,7 +26,7 @@ from gaffer.queue.queues import RunQueue
 from gaffer.runs.requests import AgentRequest
 from gaffer.settings import Settings
 from gaffer.store.db import Database
-from gaffer.store.models import Run, RunStatus, new_id
+from gaffer.store.models import Run, RunStatus, new_id, utcnow
 from gaffer.store.projects import ProjectSnapshot
 from gaffer.store.runs import get_run, runs_with_status, transition
 
@@ -40,10 +42,42 @@ class AgentNotConfiguredError(ValueError):
 
 @dataclass(frozen=True)
 class NewRun:
-    """A run to create: the id it gets and the request it carries out."""
+    """A run to create: the id it gets and the request it carries out.
+
+    ``batch_id``/``batch_index``: the submission it came in and its place there (kept on the
+    row). ``tags`` and ``metadata`` are carried to the row. ``idempotency_key``: a second
+    request with the same key, while the first still waits in the burst buffer, gets the first
+    one's run instead of a new one. ``accepted_at``: when the request was accepted, if earlier
+    than the row (a run that waited in the burst buffer).
+    """
 
     run_id: str
     request: AgentRequest
+    batch_id: str | None = None
+    batch_index: int | None = None
+    tags: tuple[str, ...] = ()
+    metadata: dict[str, Any] | None = None
+    idempotency_key: str | None = None
+    accepted_at: datetime | None = None
+
+    def row(self) -> dict[str, Any]:
+        """The run columns this request sets, whatever the status (no ``job_data``)."""
+        request = self.request
+        return {
+            "id": self.run_id,
+            "project_id": request.project_id,
+            "agent_type": request.agent_type,
+            "work_item": request.work_item,
+            "pr_number": request.pr_number,
+            "head_sha": request.head_sha,
+            "trigger": f"{request.provider}:{request.trigger}",
+            "delivery_id": request.delivery_id,
+            "batch_id": self.batch_id,
+            "batch_index": self.batch_index,
+            "tags": list(self.tags),
+            "run_metadata": self.metadata,
+            "accepted_at": self.accepted_at,
+        }
 
 
 @dataclass(frozen=True)
@@ -151,19 +185,20 @@ class RunEngine:
     ) -> None:
         rows = [
             {
-                "id": job.run_id,
+                **new.row(),
                 "project_id": job.project_id,
-                "agent_type": job.agent_type,
-                "work_item": job.task.work_item,
-                "pr_number": job.task.pr_number,
-                "head_sha": job.task.head_sha,
-                "trigger": f"{new.request.provider}:{new.request.trigger}",
-                "delivery_id": new.request.delivery_id,
                 "status": RunStatus.QUEUED.value,
                 "job_data": job.model_dump(mode="json"),
             }
             for job, new in zip(jobs, runs, strict=True)
         ]
+        self._insert_absent(rows, extra)
+
+    def _insert_absent(
+        self, rows: Sequence[dict[str, Any]], extra: Callable[[Session], None] | None = None
+    ) -> set[str]:
+        """Insert the rows whose id is not taken, in one transaction; returns the ids that
+        already existed."""
         for attempt in range(2):
             try:
                 with self.db.session() as session:
@@ -174,11 +209,41 @@ class RunEngine:
                         session.execute(insert(Run), fresh)
                     if extra is not None:
                         extra(session)
-                return
+                return existing
             except IntegrityError:
                 # Another process inserted one of these ids between our read and our write.
                 if attempt:
                     raise
+        raise AssertionError("unreachable")
+
+    async def record_unstarted(
+        self, runs: Sequence[NewRun], status: RunStatus, error: str
+    ) -> set[str]:
+        """Write terminal rows (``CANCELED``, ``SYSTEM_FAILURE``) for runs that never got a job.
+
+        ``status`` must be terminal; ``error`` says why. Rows whose id already exists are left
+        alone; their ids are returned, so the caller can act on them (a cancel must still
+        cancel a live run). ``job_data`` holds the request (``{"request": ...}``), since no
+        job was built. Raises database errors.
+        """
+        if not status.terminal:
+            raise ValueError(f"{status} is not a terminal status")
+        now = utcnow()
+        rows = [
+            {
+                **new.row(),
+                "status": status.value,
+                "error": error,
+                "finished_at": now,
+                "job_data": {"request": new.request.model_dump(mode="json")},
+            }
+            for new in runs
+        ]
+        existing = await asyncio.to_thread(self._insert_absent, rows)
+        for new in runs:
+            if new.run_id not in existing:
+                log.info("run_recorded_unstarted", run_id=new.run_id, status=str(status))
+        return existing
 
     async def cancel(self, run_id: str) -> CancelResult:
         """Cancel a run.

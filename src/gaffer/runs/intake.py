@@ -9,15 +9,22 @@ all call :meth:`RunIntake.submit`. It is where the seams between "an event asks 
 3. the run engine: QUEUED rows, then queue jobs.
 
 Each step may keep a request from going further; :class:`Submission` says which requests
-became runs and why the others did not.
+became runs and why the others did not, and whether they were held in the burst buffer
+(``buffered``: each has its run id at once, and its row is written when the buffer drains).
+If the buffer cannot take a submission the gate chose to hold (Redis fails), it goes to the
+run engine instead (fail open, ``buffer_accept_failed_open``); run ids make that safe even if
+the buffer did take it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import redis.asyncio as aioredis
+import structlog
 from sqlalchemy.orm import Session
 
 from gaffer.agents import AgentType
@@ -29,7 +36,14 @@ from gaffer.coordination.dispatch_claims import (
 )
 from gaffer.runs.engine import NewRun, RunEngine
 from gaffer.settings import Settings
+from gaffer.store.models import utcnow
 from gaffer.store.projects import ProjectSnapshot
+
+if TYPE_CHECKING:
+    from gaffer.buffer.gate import BufferGate
+    from gaffer.buffer.scripts import BufferStore
+
+log = structlog.get_logger(__name__)
 
 
 @dataclass
@@ -38,12 +52,16 @@ class Submission:
 
     ``run_ids``: runs created (or, with the burst buffer, accepted and owed a run), in order.
     ``skipped``: ``(run id it would have had, reason)`` for requests that made no run.
+    ``buffered``: the runs were accepted into the burst buffer (no row yet), for
+    ``buffer_reason`` (the gate's reason: ``tripped``, ``overage``, ``held``, ``backlog``).
     """
 
     run_ids: list[str] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)
     redis_down: bool = False
     """True when a claim failed closed because Redis errored (nothing was dispatched for it)."""
+    buffered: bool = False
+    buffer_reason: str = ""
 
     @property
     def reasons(self) -> str:
@@ -58,10 +76,20 @@ RecordHook = Callable[[Session, Submission], None]
 class RunIntake:
     """Submits run requests through coordination, the buffer gate and the run engine."""
 
-    def __init__(self, settings: Settings, run_engine: RunEngine, redis: aioredis.Redis) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        run_engine: RunEngine,
+        redis: aioredis.Redis,
+        *,
+        gate: BufferGate | None = None,
+        buffer: BufferStore | None = None,
+    ) -> None:
         self.settings = settings
         self.run_engine = run_engine
         self.redis = redis
+        self.gate = gate
+        self.buffer = buffer
 
     async def submit(
         self,
@@ -91,6 +119,12 @@ class RunIntake:
         submission.run_ids = [new.run_id for new in admitted]
         if not admitted:
             return submission
+        if await self._buffered(project, admitted, submission):
+            return submission
+        now = utcnow()
+        admitted = [
+            dataclasses.replace(new, accepted_at=new.accepted_at or now) for new in admitted
+        ]
         hook = in_same_transaction
         try:
             await self.run_engine.create_runs(
@@ -130,6 +164,38 @@ class RunIntake:
         target = review_target(project, new)
         assert target is not None
         await release_review(self.redis, target, run_id=new.run_id)
+
+    async def _buffered(
+        self, project: ProjectSnapshot, runs: list[NewRun], submission: Submission
+    ) -> bool:
+        """Ask the gate; if it says hold, accept ``runs`` into the buffer. True if held."""
+        if self.gate is None or self.buffer is None:
+            return False
+        decision = await self.gate.decide(project, len(runs))
+        if not decision.buffer:
+            return False
+        try:
+            accepted = await self.buffer.accept(project.organization_id, project.id, runs)
+        except Exception as exc:
+            log.warning(
+                "buffer_accept_failed_open",
+                project=project.name,
+                runs=[new.run_id for new in runs],
+                error=f"{type(exc).__name__}: {exc}",
+            )
+            return False
+        # An idempotency key bound to a live entry answers with that entry's run.
+        submission.run_ids = list(dict.fromkeys(a.run_id for a in accepted))
+        submission.buffered = True
+        submission.buffer_reason = decision.reason
+        log.info(
+            "runs_buffered",
+            project=project.name,
+            reason=decision.reason,
+            runs=submission.run_ids,
+            outcomes=[a.outcome for a in accepted],
+        )
+        return True
 
 
 def review_target(project: ProjectSnapshot, new: NewRun) -> ReviewTarget | None:

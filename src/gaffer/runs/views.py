@@ -13,7 +13,10 @@ def _ts(value: datetime | None) -> str | None:
 
 
 def run_view(run: Run) -> dict[str, Any]:
-    """A run as JSON-ready data (timestamps ISO 8601 UTC; ``duration_s`` in seconds)."""
+    """A run as JSON-ready data (timestamps ISO 8601 UTC; ``duration_s`` in seconds).
+
+    ``buffer`` is None for a row; :func:`gaffer.buffer.access.buffered_view` gives the same keys
+    for a run that still waits in the burst buffer."""
     duration = None
     if run.started_at and run.finished_at:
         duration = round((run.finished_at - run.started_at).total_seconds(), 3)
@@ -36,6 +39,12 @@ def run_view(run: Run) -> dict[str, Any]:
         "branch": run.branch,
         "commit": run.commit_sha,
         "summary": run.summary,
+        "batch_id": run.batch_id,
+        "batch_index": run.batch_index,
+        "tags": list(run.tags or []),
+        "metadata": run.run_metadata,
+        "accepted_at": _ts(run.accepted_at),
+        "buffer": None,
     }
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
@@ -41,6 +42,15 @@ def record_delivery(
             },
         ).scalar_one()
     )
+
+
+def record_deliveries(session: Session, rows: Sequence[dict[str, Any]]) -> None:
+    """Insert many delivery records in one statement (the burst buffer's deferred records).
+
+    Each row has the columns of :func:`record_delivery` and ``received_at`` (aware datetime).
+    """
+    if rows:
+        session.execute(insert(WebhookDelivery), [dict(row) for row in rows])
 
 
 def update_delivery(

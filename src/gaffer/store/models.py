@@ -25,6 +25,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
@@ -187,12 +188,18 @@ class Run(Base):
     ``job_data`` is the complete job as enqueued (see :class:`gaffer.queue.jobs.JobData`), so a
     QUEUED run whose queue job was lost can be re-enqueued from its row alone.
     ``worker_ref`` names the worker while it lives (a process group id for ``local``).
+    ``batch_id``/``batch_index`` say which submission made the run and where in it (a webhook
+    delivery's requests form one batch); ``tags`` is a JSON list (``[]`` when none) and
+    ``run_metadata`` a JSON object, both set while a run waits in the burst buffer.
+    ``accepted_at`` is when the request was accepted (before the row existed, for a run that
+    waited in the burst buffer); ``created_at`` is when the row was written.
     """
 
     __tablename__ = "runs"
     __table_args__ = (
         Index("ix_runs_status", "status"),
         Index("ix_runs_project_created", "project_id", "created_at"),
+        Index("ix_runs_batch", "batch_id", "batch_index"),
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
@@ -214,6 +221,11 @@ class Run(Base):
     summary: Mapped[str | None] = mapped_column(Text, nullable=True)
     worker_ref: Mapped[str | None] = mapped_column(String(200), nullable=True)
     job_data: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    batch_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    batch_index: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    tags: Mapped[list[str]] = mapped_column(JSONType, default=list, server_default=text("'[]'"))
+    run_metadata: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)
+    accepted_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
     project: Mapped[Project] = relationship()
 

@@ -1,0 +1,239 @@
+"""Replaying one popped batch of buffer entries through the run engine.
+
+For the entries of one project, popped together under one lease (issue 5, "Drainer"):
+
+* **cancelled** entries become CANCELED rows without a job. Where a row already exists for the
+  run id (a replay whose acknowledgement was lost, then a cancel), the run is cancelled
+  through the run engine: cancel wins over a live run.
+* entries whose **attempts are exhausted** (``GAFFER_BUFFER_MAX_ATTEMPTS``) become
+  SYSTEM_FAILURE rows.
+* the others are **materialised** with :meth:`RunEngine.create_runs` (all rows in one
+  transaction, then their jobs). A row that already exists counts as created, so replaying an
+  entry whose acknowledgement was lost is a success, not a duplicate.
+
+Errors: a **retryable** error (:func:`gaffer.buffer.errors.is_retryable`) requeues the entries
+at the front of their list with attempts + 1 (those it exhausts go to SYSTEM_FAILURE instead).
+A **non-retryable** error on a batch replays its entries one by one, so only the entry at fault
+fails; that entry gets a SYSTEM_FAILURE row (batch id, index and tags kept; tags ``[]`` when
+none). Terminal rows are always written **before** the entry is deleted; if that write fails
+with a retryable error the entry is requeued instead, and if no row can be written at all (the
+project was deleted) the entry is kept in the dead-letter list: a run is never silently lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import structlog
+
+from gaffer.buffer.entries import Entry
+from gaffer.buffer.errors import describe, is_retryable
+from gaffer.buffer.metrics import DRAINED
+from gaffer.buffer.scripts import BufferStore
+from gaffer.runs.engine import AgentNotConfiguredError, RunEngine, build_job
+from gaffer.settings import Settings
+from gaffer.store.crypto import SecretBox
+from gaffer.store.db import Database
+from gaffer.store.models import RunStatus
+from gaffer.store.projects import ProjectNotFoundError, ProjectSnapshot, get_project
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass
+class ReplayResult:
+    """Counts of one replay, and the retryable error that cut it short (if any)."""
+
+    materialized: int = 0
+    canceled: int = 0
+    system_failure: int = 0
+    requeued: int = 0
+    dead_lettered: int = 0
+    retryable_error: BaseException | None = None
+
+    def count(self, result: str, n: int) -> None:
+        """Add ``n`` to the counter ``result`` (and to the Prometheus counter)."""
+        setattr(self, result, getattr(self, result) + n)
+        DRAINED.labels(result).inc(n)
+
+
+class ProjectCache:
+    """Project configurations by id, read from the database and kept ``ttl_s`` seconds."""
+
+    def __init__(self, db: Database, box: SecretBox, ttl_s: float) -> None:
+        self.db = db
+        self.box = box
+        self.ttl_s = ttl_s
+        self._cache: dict[str, tuple[float, ProjectSnapshot | None]] = {}
+
+    async def get(self, project_id: str) -> ProjectSnapshot | None:
+        """The project, or None if it no longer exists. Raises database errors."""
+        hit = self._cache.get(project_id)
+        if hit is not None and time.monotonic() - hit[0] <= self.ttl_s:
+            return hit[1]
+        snapshot = await asyncio.to_thread(self._load, project_id)
+        self._cache[project_id] = (time.monotonic(), snapshot)
+        return snapshot
+
+    def _load(self, project_id: str) -> ProjectSnapshot | None:
+        with self.db.session() as session:
+            try:
+                return ProjectSnapshot.of(get_project(session, project_id), self.box)
+            except ProjectNotFoundError:
+                return None
+
+
+class Replayer:
+    """Replays popped entries (see the module docstring). One per drainer."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: BufferStore,
+        run_engine: RunEngine,
+        projects: ProjectCache,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.run_engine = run_engine
+        self.projects = projects
+
+    async def replay(self, project_id: str, entries: Sequence[Entry], lease: str) -> ReplayResult:
+        """Replay ``entries`` of ``project_id`` popped under ``lease``.
+
+        Raises only Redis errors of the acknowledgements (the entries then stay in flight and
+        the reclaim sweep puts them back after the lease: their replay is idempotent).
+        """
+        result = ReplayResult()
+        try:
+            project = await self.projects.get(project_id)
+        except Exception as exc:
+            if is_retryable(exc):
+                await self._retry(entries, lease, exc, result)
+            else:
+                await self._fail(entries, lease, f"project not readable: {describe(exc)}", result)
+            return result
+        if project is None:
+            await self._fail(entries, lease, f"project {project_id} no longer exists", result)
+            return result
+        cancelled = [e for e in entries if e.cancelled]
+        exhausted = [
+            e
+            for e in entries
+            if not e.cancelled and e.attempts >= self.settings.buffer_max_attempts
+        ]
+        live = [e for e in entries if not e.cancelled and e not in exhausted]
+        if cancelled:
+            await self._cancel(cancelled, lease, result)
+        for entry in exhausted:
+            error = f"gave up after {entry.attempts} attempts: {entry.error or 'no error kept'}"
+            await self._fail([entry], lease, error, result)
+        if live:
+            await self._materialize(project, live, lease, result)
+        return result
+
+    async def _materialize(
+        self,
+        project: ProjectSnapshot,
+        entries: Sequence[Entry],
+        lease: str,
+        result: ReplayResult,
+    ) -> None:
+        valid: list[Entry] = []
+        for entry in entries:
+            try:
+                build_job(entry.run_id, entry.snapshot.request, project, self.settings)
+            except AgentNotConfiguredError as exc:
+                await self._fail([entry], lease, str(exc), result)
+            else:
+                valid.append(entry)
+        if not valid:
+            return
+        try:
+            await self.run_engine.create_runs(project, [e.new_run() for e in valid])
+        except Exception as exc:
+            if is_retryable(exc):
+                await self._retry(valid, lease, exc, result)
+            elif len(valid) > 1:
+                log.warning(
+                    "buffer_batch_failed_isolating", project=project.name, error=describe(exc)
+                )
+                for entry in valid:
+                    await self._materialize(project, [entry], lease, result)
+            else:
+                await self._fail(valid, lease, describe(exc), result)
+            return
+        await self.store.ack([e.run_id for e in valid], self.settings.buffer_ack_grace_ms)
+        result.count("materialized", len(valid))
+
+    async def _retry(
+        self, entries: Sequence[Entry], lease: str, exc: BaseException, result: ReplayResult
+    ) -> None:
+        """A retryable error: requeue, except the entries this attempt exhausts."""
+        result.retryable_error = exc
+        error = describe(exc)
+        last = [e for e in entries if e.attempts + 1 >= self.settings.buffer_max_attempts]
+        again = [e for e in entries if e not in last]
+        if again:
+            await self.store.requeue([e.run_id for e in again], lease, error)
+            result.count("requeued", len(again))
+            log.warning(
+                "buffer_entries_requeued",
+                project_id=again[0].project_id,
+                runs=len(again),
+                error=error,
+            )
+        for entry in last:
+            await self._fail(
+                [entry], lease, f"gave up after {entry.attempts + 1} attempts: {error}", result
+            )
+
+    async def _fail(
+        self, entries: Sequence[Entry], lease: str, error: str, result: ReplayResult
+    ) -> None:
+        """Write SYSTEM_FAILURE rows, then delete the entries (requeue or dead-letter them if
+        the rows cannot be written)."""
+        ids = [e.run_id for e in entries]
+        try:
+            await self.run_engine.record_unstarted(
+                [e.new_run() for e in entries], RunStatus.SYSTEM_FAILURE, error
+            )
+        except Exception as exc:
+            if is_retryable(exc):
+                result.retryable_error = exc
+                await self.store.requeue(ids, lease, error)
+                result.count("requeued", len(ids))
+                log.warning("buffer_failure_row_requeued", runs=ids, error=describe(exc))
+            else:
+                reason = f"{error}; and no run row could be written: {describe(exc)}"
+                await self.store.fail(ids, lease, reason, dead=True)
+                result.count("dead_lettered", len(ids))
+                log.error("buffer_entries_dead_lettered", runs=ids, error=reason)
+            return
+        await self.store.fail(ids, lease, error)
+        result.count("system_failure", len(ids))
+        log.error("buffer_entries_failed", runs=ids, error=error)
+
+    async def _cancel(self, entries: Sequence[Entry], lease: str, result: ReplayResult) -> None:
+        """CANCELED rows without jobs; a run that already exists is cancelled (cancel wins)."""
+        ids = [e.run_id for e in entries]
+        try:
+            existing = await self.run_engine.record_unstarted(
+                [e.new_run() for e in entries], RunStatus.CANCELED, "canceled while buffered"
+            )
+            for run_id in sorted(existing):
+                outcome = await self.run_engine.cancel(run_id)
+                log.info("buffer_cancel_won", run_id=run_id, status=str(outcome.status))
+        except Exception as exc:
+            if not is_retryable(exc):
+                await self._fail(entries, lease, f"cancel failed: {describe(exc)}", result)
+                return
+            result.retryable_error = exc
+            await self.store.requeue(ids, lease, describe(exc))
+            result.count("requeued", len(ids))
+            return
+        await self.store.ack(ids, self.settings.buffer_ack_grace_ms)
+        result.count("canceled", len(ids))
