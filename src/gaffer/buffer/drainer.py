@@ -30,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import os
 import uuid
 from dataclasses import dataclass
 
@@ -65,7 +66,8 @@ class Drainer:
         self.db = db
         self.store = store
         self.replayer = replayer
-        self.name = uuid.uuid4().hex[:12]
+        self.name = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        """Names the drainer in logs and in its leases (``<name>:<n>``), pid first."""
         self._leases = itertools.count(1)
         self._stopping = asyncio.Event()
         self._task: asyncio.Task[None] | None = None

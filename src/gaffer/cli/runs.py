@@ -78,6 +78,7 @@ async def _with_access(rt: Runtime, use: Callable[[RunAccess], Awaitable[T]]) ->
     """Call ``use`` with a :class:`RunAccess` on this runtime's database, buffer and queue."""
     import redis.asyncio as aioredis
 
+    from gaffer.buffer.access import RunAccess
     from gaffer.buffer.scripts import BufferStore
     from gaffer.queue.queues import RunQueue
     from gaffer.runs.engine import RunEngine
