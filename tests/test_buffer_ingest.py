@@ -18,7 +18,6 @@ from tests.support.harness import Gaffer, fixture_body
 from tests.support.process import gaffer, gaffer_env, gaffer_json
 from tests.support.servers import PostgresServer
 
-CHECK_SUITE = fixture_body("check_suite.completed")
 LABELED = fixture_body("issues.labeled")
 TOKEN = "s3cret-api-token"
 BUFFER = {
@@ -56,10 +55,7 @@ def test_a_burst_is_buffered_read_cancelled_and_drained(
     ingest = start_gaffer(roles=("ingest",), database_url=db_url, api_token=TOKEN, **BUFFER)
     project = ingest.create_project(with_repository=False)
     deliveries = [str(uuid.uuid4()) for _ in range(5)]
-    answers = [
-        ingest.deliver(CHECK_SUITE, "check_suite", project.secret, delivery_id=d)
-        for d in deliveries
-    ]
+    answers = [ingest.deliver(LABELED, "issues", project.secret, delivery_id=d) for d in deliveries]
     assert [(a.status_code, a.json()["decision"]) for a in answers] == [
         (202, "queued"),
         (202, "queued"),
@@ -150,7 +146,7 @@ def test_api_is_absent_without_a_token_and_503_while_a_run_is_materialising(
     assert httpx.get(f"{plain.url}/api/runs/x", headers=auth()).status_code == 404
     with_api = start_gaffer(roles=("ingest",), api_token=TOKEN, **BUFFER)
     project = with_api.create_project(with_repository=False)
-    answers = [with_api.deliver(CHECK_SUITE, "check_suite", project.secret) for _ in range(3)]
+    answers = [with_api.deliver(LABELED, "issues", project.secret) for _ in range(3)]
     [held] = answers[2].json()["runs"]
     # A drainer takes the entry and hangs (no row appears).
     client = redis.Redis.from_url(redis_url)
