@@ -10,12 +10,15 @@ One tick (:meth:`Drainer.tick`):
    (:mod:`gaffer.buffer.replay`) as a task; at most ``GAFFER_BUFFER_DRAIN_CONCURRENCY`` replays
    run at once (each is one transaction: this is the cap on concurrent database writes of the
    process), and nothing is popped before a slot is free;
-3. wait for the tick's replays, then write up to 500 deferred delivery records in one insert.
+3. wait for the tick's replays, then (at most every 0.5 s, or when 500 are waiting) write the
+   deferred delivery records in one insert.
 
 So a project with 9,000 entries gets one budget per tick like every other project with
 entries, and a project with 10 waits at most about one tick (two if it shares its organization
-with the big one). Between ticks: none when there was work, ``GAFFER_BUFFER_POLL_MS`` when the
-buffer was empty, and after an error an exponential backoff from the poll interval up to
+with the big one). Between ticks: none while some project still fills a whole budget (a
+backlog), else ``GAFFER_BUFFER_POLL_MS`` (the buffer is empty or the drainer has caught up with
+a trickle: waiting lets the next batches fill up instead of writing one transaction per
+handful of entries), and after an error an exponential backoff from the poll interval up to
 ``GAFFER_BUFFER_BACKOFF_MAX_MS``. After a retryable database error the drainer pops nothing
 until ``SELECT 1`` answers again, so an outage does not burn the entries' attempts.
 
@@ -31,19 +34,23 @@ import asyncio
 import contextlib
 import itertools
 import os
+import time
 import uuid
 from dataclasses import dataclass
 
 import structlog
 
-from gaffer.buffer.deliveries import flush_records
+from gaffer.buffer.deliveries import FLUSH_BATCH, flush_records
 from gaffer.buffer.errors import describe
+from gaffer.buffer.keys import PENDING_DELIVERIES
 from gaffer.buffer.replay import Replayer, ReplayResult
 from gaffer.buffer.scripts import BufferStore, Popped
 from gaffer.settings import Settings
 from gaffer.store.db import Database
 
 log = structlog.get_logger(__name__)
+
+RECORD_FLUSH_INTERVAL_S = 0.5
 
 
 @dataclass
@@ -53,6 +60,8 @@ class TickResult:
 
     organizations: int = 0
     popped: int = 0
+    full_budgets: int = 0
+    """Pops that took a whole budget: that project probably has more waiting."""
     retryable_error: BaseException | None = None
 
 
@@ -72,6 +81,7 @@ class Drainer:
         self._stopping = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.ticks = 0
+        self._flushed_at = float("-inf")
 
     async def start(self) -> None:
         """Start draining in a background task."""
@@ -131,7 +141,7 @@ class Drainer:
                 await self._sleep(self._backoff_s(errors))
                 continue
             errors = 0
-            if not tick.popped:
+            if not tick.full_budgets:
                 await self._sleep(self.settings.buffer_poll_ms / 1000)
 
     async def tick(self) -> TickResult:
@@ -146,8 +156,16 @@ class Drainer:
             turn = await self.store.next_org_turn()
             start = turn % len(orgs)
             await self._rotate(orgs[start:] + orgs[:start], result)
-        await flush_records(self.store.redis, self.db)
+        await self._flush_records()
         return result
+
+    async def _flush_records(self) -> None:
+        now = time.monotonic()
+        recent = now - self._flushed_at < RECORD_FLUSH_INTERVAL_S
+        if recent and await self.store.redis.llen(PENDING_DELIVERIES) < FLUSH_BATCH:
+            return
+        self._flushed_at = now
+        await flush_records(self.store.redis, self.db)
 
     async def _rotate(self, orgs: list[str], result: TickResult) -> None:
         slots = asyncio.Semaphore(self.settings.buffer_drain_concurrency)
@@ -181,6 +199,8 @@ class Drainer:
                     slots.release()
                     continue
                 result.popped += len(popped.entries)
+                if len(popped.entries) >= self.settings.buffer_drain_budget:
+                    result.full_budgets += 1
                 tasks.append(asyncio.create_task(replay(popped, lease)))
         finally:
             outcomes = await asyncio.gather(*tasks, return_exceptions=True)
