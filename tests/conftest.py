@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import redis.asyncio as aioredis
 from cryptography.fernet import Fernet
 
 from gaffer.settings import Settings
@@ -95,3 +96,11 @@ def start_gaffer(make_settings: SettingsFactory) -> Iterator[GafferFactory]:
 def anyio_backend() -> str:
     """Async tests (``pytest.mark.anyio``) run on asyncio."""
     return "asyncio"
+
+
+@pytest.fixture
+async def aredis(redis_url: str) -> AsyncIterator[aioredis.Redis]:
+    """An asyncio client (``str`` replies) on the session's Redis, for async tests."""
+    client = aioredis.from_url(redis_url, decode_responses=True)
+    yield client
+    await client.aclose()

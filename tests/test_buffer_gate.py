@@ -3,8 +3,6 @@ enrolment, shadow mode, and fail-open when Redis is gone; every decision counted
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
 import redis.asyncio as aioredis
 from prometheus_client import REGISTRY
@@ -46,14 +44,7 @@ def decisions(outcome: str, reason: str) -> float:
 
 
 @pytest.fixture
-async def redis(redis_url: str) -> AsyncIterator[aioredis.Redis]:
-    client = aioredis.from_url(redis_url, decode_responses=True)
-    yield client
-    await client.aclose()
-
-
-@pytest.fixture
-def gate(make_settings: SettingsFactory, redis: aioredis.Redis) -> BufferGate:
+def gate(make_settings: SettingsFactory, aredis: aioredis.Redis) -> BufferGate:
     settings = make_settings(
         buffer_enabled=True,
         buffer_organizations="org-a,org-b",
@@ -61,11 +52,11 @@ def gate(make_settings: SettingsFactory, redis: aioredis.Redis) -> BufferGate:
         buffer_window_ms=WINDOW_MS,
         buffer_hold_ms=HOLD_MS,
     )
-    return BufferGate(settings, redis)
+    return BufferGate(settings, aredis)
 
 
 async def test_trips_over_the_threshold_and_refreshes_the_hold_on_overage(
-    gate: BufferGate, redis: aioredis.Redis
+    gate: BufferGate, aredis: aioredis.Redis
 ) -> None:
     p = project()
     before = decisions("buffer", "tripped")
@@ -73,68 +64,68 @@ async def test_trips_over_the_threshold_and_refreshes_the_hold_on_overage(
     assert passed == [GateDecision(False, "pass", "under_threshold")] * 3
     assert await gate.decide(p, 1) == GateDecision(True, "buffer", "tripped")
     assert decisions("buffer", "tripped") == before + 1
-    assert 0 < await redis.pttl(keys.gate_hold(p.id)) <= HOLD_MS
+    assert 0 < await aredis.pttl(keys.gate_hold(p.id)) <= HOLD_MS
     # Time passes: the marker has 50 ms left. A further overage renews it in full.
-    await redis.pexpire(keys.gate_hold(p.id), 50)
+    await aredis.pexpire(keys.gate_hold(p.id), 50)
     assert await gate.decide(p, 2) == GateDecision(True, "buffer", "overage")
-    assert await redis.pttl(keys.gate_hold(p.id)) > 50
+    assert await aredis.pttl(keys.gate_hold(p.id)) > 50
     # Another project is not affected.
     assert (await gate.decide(project(project_id="p2"), 1)).reason == "under_threshold"
 
 
 async def test_the_window_is_fixed_and_the_marker_holds_after_it(
-    gate: BufferGate, redis: aioredis.Redis
+    gate: BufferGate, aredis: aioredis.Redis
 ) -> None:
     p = project()
     await gate.decide(p, 1)
-    assert 0 < await redis.pttl(keys.gate_window(p.id)) <= WINDOW_MS
-    await redis.pexpire(keys.gate_window(p.id), 40)
+    assert 0 < await aredis.pttl(keys.gate_window(p.id)) <= WINDOW_MS
+    await aredis.pexpire(keys.gate_window(p.id), 40)
     await gate.decide(p, 1)  # counting on does not extend the window
-    assert await redis.pttl(keys.gate_window(p.id)) <= 40
+    assert await aredis.pttl(keys.gate_window(p.id)) <= 40
     assert (await gate.decide(p, 5)).reason == "tripped"
     # The window ends (the counter is gone); the marker alone keeps buffering.
-    await redis.delete(keys.gate_window(p.id))
+    await aredis.delete(keys.gate_window(p.id))
     assert await gate.decide(p, 1) == GateDecision(True, "buffer", "held")
-    await redis.delete(keys.gate_hold(p.id))
+    await aredis.delete(keys.gate_hold(p.id))
     assert await gate.decide(p, 1) == GateDecision(False, "pass", "under_threshold")
 
 
 async def test_a_project_with_a_backlog_keeps_buffering(
-    gate: BufferGate, redis: aioredis.Redis
+    gate: BufferGate, aredis: aioredis.Redis
 ) -> None:
     p = project()
-    await redis.rpush(keys.queue(p.id), "some-run")  # type: ignore[misc]
+    await aredis.rpush(keys.queue(p.id), "some-run")  # type: ignore[misc]
     assert await gate.decide(p, 1) == GateDecision(True, "buffer", "backlog")
 
 
 async def test_switch_off_and_enrolment_pass_without_touching_redis(
-    make_settings: SettingsFactory, redis: aioredis.Redis
+    make_settings: SettingsFactory, aredis: aioredis.Redis
 ) -> None:
-    off = BufferGate(make_settings(buffer_threshold=1), redis)
+    off = BufferGate(make_settings(buffer_threshold=1), aredis)
     before = decisions("pass", "disabled")
     assert await off.decide(project(), 5) == GateDecision(False, "pass", "disabled")
     assert decisions("pass", "disabled") == before + 5
     listed = BufferGate(
         make_settings(buffer_enabled=True, buffer_organizations="org-b", buffer_threshold=1),
-        redis,
+        aredis,
     )
     assert await listed.decide(project("org-a"), 5) == GateDecision(False, "pass", "not_enrolled")
-    assert await redis.keys("*") == []
+    assert await aredis.keys("*") == []
     assert (await listed.decide(project("org-b"), 5)).outcome == "buffer"
     everyone = BufferGate(
-        make_settings(buffer_enabled=True, buffer_organizations="*", buffer_threshold=1), redis
+        make_settings(buffer_enabled=True, buffer_organizations="*", buffer_threshold=1), aredis
     )
     assert (await everyone.decide(project("org-z", "p9"), 5)).outcome == "buffer"
 
 
 async def test_shadow_mode_logs_and_passes(
-    make_settings: SettingsFactory, redis: aioredis.Redis
+    make_settings: SettingsFactory, aredis: aioredis.Redis
 ) -> None:
     shadow = BufferGate(
         make_settings(
             buffer_enabled=True, buffer_organizations="*", buffer_threshold=1, buffer_shadow=True
         ),
-        redis,
+        aredis,
     )
     with capture_logs() as logs:
         first = await shadow.decide(project(), 1)

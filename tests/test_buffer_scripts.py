@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 
 import pytest
 import redis.asyncio as aioredis
@@ -19,32 +18,27 @@ ORG, PROJECT = "org1", "proj1"
 
 
 @pytest.fixture
-async def redis(redis_url: str) -> AsyncIterator[aioredis.Redis]:
-    client = aioredis.from_url(redis_url, decode_responses=True)
-    yield client
-    await client.aclose()
+def store(aredis: aioredis.Redis) -> BufferStore:
+    return BufferStore(aredis)
 
 
-@pytest.fixture
-def store(redis: aioredis.Redis) -> BufferStore:
-    return BufferStore(redis)
+async def queued(aredis: aioredis.Redis, project: str = PROJECT) -> list[str]:
+    return list(await aredis.lrange(keys.queue(project), 0, -1))  # type: ignore[misc]
 
 
-async def queued(redis: aioredis.Redis, project: str = PROJECT) -> list[str]:
-    return list(await redis.lrange(keys.queue(project), 0, -1))  # type: ignore[misc]
+async def field(aredis: aioredis.Redis, run_id: str, name: str) -> str | None:
+    return await aredis.hget(keys.entry(run_id), name)  # type: ignore[no-any-return,misc]
 
 
-async def field(redis: aioredis.Redis, run_id: str, name: str) -> str | None:
-    return await redis.hget(keys.entry(run_id), name)  # type: ignore[no-any-return,misc]
-
-
-async def test_accept_writes_entry_list_and_sets(store: BufferStore, redis: aioredis.Redis) -> None:
+async def test_accept_writes_entry_list_and_sets(
+    store: BufferStore, aredis: aioredis.Redis
+) -> None:
     runs = new_runs(PROJECT, 3, batch_id="b1", tags=("x",), metadata={"k": 1})
     accepted = await store.accept(ORG, PROJECT, runs)
     assert [(a.outcome, a.run_id) for a in accepted] == [("accepted", r.run_id) for r in runs]
-    assert await queued(redis) == [r.run_id for r in runs]
-    assert await redis.smembers(keys.ORGS) == {ORG}  # type: ignore[misc]
-    assert await redis.smembers(keys.org_projects(ORG)) == {PROJECT}  # type: ignore[misc]
+    assert await queued(aredis) == [r.run_id for r in runs]
+    assert await aredis.smembers(keys.ORGS) == {ORG}  # type: ignore[misc]
+    assert await aredis.smembers(keys.org_projects(ORG)) == {PROJECT}  # type: ignore[misc]
     entry = await store.get(runs[1].run_id)
     assert entry is not None
     assert entry.status == "queued" and entry.attempts == 0 and not entry.cancelled
@@ -56,27 +50,27 @@ async def test_accept_writes_entry_list_and_sets(store: BufferStore, redis: aior
 
 
 async def test_accept_of_a_known_run_id_is_a_no_op(
-    store: BufferStore, redis: aioredis.Redis
+    store: BufferStore, aredis: aioredis.Redis
 ) -> None:
     [first] = new_runs(PROJECT, 1)
     await store.accept(ORG, PROJECT, [first])
     again = NewRun(first.run_id, request(PROJECT, 99))
     [outcome] = await store.accept(ORG, PROJECT, [again])
     assert (outcome.outcome, outcome.run_id) == ("duplicate", first.run_id)
-    assert await queued(redis) == [first.run_id]
+    assert await queued(aredis) == [first.run_id]
     entry = await store.get(first.run_id)
     assert entry is not None and entry.snapshot.request.work_item == first.request.work_item
 
 
 async def test_idempotency_key_bound_to_a_live_entry_returns_that_run(
-    store: BufferStore, redis: aioredis.Redis
+    store: BufferStore, aredis: aioredis.Redis
 ) -> None:
     [a] = new_runs(PROJECT, 1, idempotency_key="deploy-7")
     [b, c] = new_runs(PROJECT, 2, idempotency_key="deploy-7")
     await store.accept(ORG, PROJECT, [a])
     outcomes = await store.accept(ORG, PROJECT, [b, c])
     assert [(o.outcome, o.run_id) for o in outcomes] == [("bound", a.run_id)] * 2
-    assert await queued(redis) == [a.run_id]
+    assert await queued(aredis) == [a.run_id]
     assert await store.get(b.run_id) is None
     # Once the bound entry is gone (its terminal row written), the key binds anew.
     popped = await store.pop(ORG, 10, "L")
@@ -87,7 +81,7 @@ async def test_idempotency_key_bound_to_a_live_entry_returns_that_run(
 
 
 async def test_keys_encode_customer_strings_so_colons_cannot_collide(
-    store: BufferStore, redis: aioredis.Redis
+    store: BufferStore, aredis: aioredis.Redis
 ) -> None:
     # Unencoded, both idempotency keys would be "gaffer:buffer:idem:a:b:c".
     [one] = new_runs("a:b", 1, idempotency_key="c")
@@ -95,7 +89,7 @@ async def test_keys_encode_customer_strings_so_colons_cannot_collide(
     assert (await store.accept("o:1", "a:b", [one]))[0].outcome == "accepted"
     assert (await store.accept("o", "a", [two]))[0].outcome == "accepted"
     assert keys.idempotency("a:b", "c") != keys.idempotency("a", "b:c")
-    assert await redis.get(keys.idempotency("a:b", "c")) == one.run_id
+    assert await aredis.get(keys.idempotency("a:b", "c")) == one.run_id
     assert await store.organizations() == ["o", "o:1"]
     popped = await store.pop("o:1", 10, "L")
     assert popped.project_id == "a:b"
@@ -103,7 +97,7 @@ async def test_keys_encode_customer_strings_so_colons_cannot_collide(
 
 
 async def test_pop_takes_a_budget_from_the_front_and_marks_it_in_flight(
-    store: BufferStore, redis: aioredis.Redis
+    store: BufferStore, aredis: aioredis.Redis
 ) -> None:
     runs = new_runs(PROJECT, 5)
     await store.accept(ORG, PROJECT, runs)
@@ -112,25 +106,25 @@ async def test_pop_takes_a_budget_from_the_front_and_marks_it_in_flight(
     assert [e.run_id for e in popped.entries] == [r.run_id for r in runs[:2]]
     assert all(e.status == "in_flight" and e.lease == "lease-1" for e in popped.entries)
     assert all(e.popped_ms is not None for e in popped.entries)
-    in_flight = await redis.zrange(keys.IN_FLIGHT, 0, -1, withscores=True)
+    in_flight = await aredis.zrange(keys.IN_FLIGHT, 0, -1, withscores=True)
     assert {m for m, _ in in_flight} == {r.run_id for r in runs[:2]}
     assert {int(s) for _, s in in_flight} == {popped.entries[0].popped_ms}
-    assert await queued(redis) == [r.run_id for r in runs[2:]]
+    assert await queued(aredis) == [r.run_id for r in runs[2:]]
     # Still entries left: the project and organization stay in their sets.
     assert await store.organizations() == [ORG]
 
 
 async def test_pop_skips_vanished_entries_and_drops_empty_project_and_org(
-    store: BufferStore, redis: aioredis.Redis
+    store: BufferStore, aredis: aioredis.Redis
 ) -> None:
     runs = new_runs(PROJECT, 3)
     await store.accept(ORG, PROJECT, runs)
-    await redis.delete(keys.entry(runs[0].run_id))
+    await aredis.delete(keys.entry(runs[0].run_id))
     popped = await store.pop(ORG, 10, "L")
     assert popped.skipped == 1
     assert [e.run_id for e in popped.entries] == [r.run_id for r in runs[1:]]
-    assert await queued(redis) == []
-    assert await redis.smembers(keys.org_projects(ORG)) == set()  # type: ignore[misc]
+    assert await queued(aredis) == []
+    assert await aredis.smembers(keys.org_projects(ORG)) == set()  # type: ignore[misc]
     assert await store.organizations() == []
     empty = await store.pop(ORG, 10, "L")
     assert empty.project_id is None and empty.entries == []
@@ -145,34 +139,34 @@ async def test_pop_rotates_over_the_projects_of_an_organization(store: BufferSto
 
 
 async def test_ack_marks_done_and_expires_after_the_grace(
-    store: BufferStore, redis: aioredis.Redis
+    store: BufferStore, aredis: aioredis.Redis
 ) -> None:
     runs = new_runs(PROJECT, 2, idempotency_key=None)
     [keyed] = new_runs(PROJECT, 1, start=5, idempotency_key="k")
     await store.accept(ORG, PROJECT, [*runs, keyed])
     await store.pop(ORG, 10, "L")
     assert await store.ack([runs[0].run_id, keyed.run_id, "never-buffered"], 5_000) == 2
-    assert await field(redis, runs[0].run_id, "status") == "done"
-    assert 0 < await redis.pttl(keys.entry(runs[0].run_id)) <= 5_000
-    assert 0 < await redis.pttl(keys.idempotency(PROJECT, "k")) <= 5_000
-    assert await redis.pttl(keys.entry(runs[1].run_id)) == -1  # not acked: no expiry
-    assert await redis.zrange(keys.IN_FLIGHT, 0, -1) == [runs[1].run_id]
+    assert await field(aredis, runs[0].run_id, "status") == "done"
+    assert 0 < await aredis.pttl(keys.entry(runs[0].run_id)) <= 5_000
+    assert 0 < await aredis.pttl(keys.idempotency(PROJECT, "k")) <= 5_000
+    assert await aredis.pttl(keys.entry(runs[1].run_id)) == -1  # not acked: no expiry
+    assert await aredis.zrange(keys.IN_FLIGHT, 0, -1) == [runs[1].run_id]
     assert await store.ack([runs[1].run_id], 0) == 1
     assert await store.get(runs[1].run_id) is None
 
 
 async def test_requeue_puts_back_at_the_front_in_order_with_attempts_plus_one(
-    store: BufferStore, redis: aioredis.Redis
+    store: BufferStore, aredis: aioredis.Redis
 ) -> None:
     runs = new_runs(PROJECT, 4)
     await store.accept(ORG, PROJECT, runs)
     await store.pop(ORG, 2, "L1")
     assert await store.requeue([runs[0].run_id, runs[1].run_id], "L1", "boom") == [1, 1]
-    assert await queued(redis) == [r.run_id for r in runs]
+    assert await queued(aredis) == [r.run_id for r in runs]
     entry = await store.get(runs[0].run_id)
     assert entry is not None
     assert (entry.status, entry.attempts, entry.error, entry.lease) == ("queued", 1, "boom", "")
-    assert await redis.zcard(keys.IN_FLIGHT) == 0
+    assert await aredis.zcard(keys.IN_FLIGHT) == 0
     # An emptied project comes back into the sets.
     await store.pop(ORG, 10, "L2")
     assert await store.organizations() == []
@@ -185,7 +179,7 @@ async def test_requeue_puts_back_at_the_front_in_order_with_attempts_plus_one(
 
 
 async def test_fail_deletes_or_dead_letters_only_entries_of_the_lease(
-    store: BufferStore, redis: aioredis.Redis
+    store: BufferStore, aredis: aioredis.Redis
 ) -> None:
     runs = new_runs(PROJECT, 3, idempotency_key=None)
     await store.accept(ORG, PROJECT, runs)
@@ -196,9 +190,9 @@ async def test_fail_deletes_or_dead_letters_only_entries_of_the_lease(
     assert await store.fail([runs[1].run_id], "L", "no project", dead=True) == 1
     dead = await store.get(runs[1].run_id)
     assert dead is not None and (dead.status, dead.error) == ("dead", "no project")
-    assert await redis.lrange(keys.DEAD, 0, -1) == [runs[1].run_id]  # type: ignore[misc]
-    assert await redis.pttl(keys.entry(runs[1].run_id)) == -1
-    assert await redis.zrange(keys.IN_FLIGHT, 0, -1) == [runs[2].run_id]
+    assert await aredis.lrange(keys.DEAD, 0, -1) == [runs[1].run_id]  # type: ignore[misc]
+    assert await aredis.pttl(keys.entry(runs[1].run_id)) == -1
+    assert await aredis.zrange(keys.IN_FLIGHT, 0, -1) == [runs[2].run_id]
 
 
 async def test_mutate_cancel_tags_and_metadata_only_while_queued(store: BufferStore) -> None:
@@ -232,15 +226,15 @@ async def test_mutate_cancel_tags_and_metadata_only_while_queued(store: BufferSt
 
 
 async def test_reclaim_puts_back_expired_leases_in_accept_order(
-    store: BufferStore, redis: aioredis.Redis
+    store: BufferStore, aredis: aioredis.Redis
 ) -> None:
     runs = new_runs(PROJECT, 6)
     await store.accept(ORG, PROJECT, runs)
     await store.pop(ORG, 4, "dead-drainer")
     assert await store.reclaim(lease_ms=60_000) == 0
     assert await store.reclaim(lease_ms=0) == 4
-    assert await queued(redis) == [r.run_id for r in runs]
-    assert await redis.zcard(keys.IN_FLIGHT) == 0
+    assert await queued(aredis) == [r.run_id for r in runs]
+    assert await aredis.zcard(keys.IN_FLIGHT) == 0
     entry = await store.get(runs[0].run_id)
     assert entry is not None and (entry.status, entry.attempts) == ("queued", 1)
     assert "lease expired" in entry.error

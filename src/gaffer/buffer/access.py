@@ -35,6 +35,16 @@ from gaffer.store.runs import RunNotFoundError, get_run
 BUFFERED = "BUFFERED"
 """The status reported for a run that waits in the burst buffer (it has no row yet)."""
 MATERIALIZE_WAIT_S = 2.0
+ROW_KEYS = (
+    "id",
+    "project_id",
+    "agent_type",
+    "work_item",
+    "pr_number",
+    "head_sha",
+    "trigger",
+    "delivery_id",
+)
 POLL_S = 0.05
 
 
@@ -50,21 +60,14 @@ class RunNotEditableError(UserError, RuntimeError):
 
 def buffered_view(entry: Entry) -> dict[str, Any]:
     """A buffered run as JSON-ready data, with the keys of :func:`gaffer.runs.views.run_view`."""
-    request = entry.snapshot.request
     status = BUFFERED
     if entry.status == "dead":
         status = str(RunStatus.SYSTEM_FAILURE)
     elif entry.cancelled:
         status = str(RunStatus.CANCELED)
+    row = entry.new_run().row()
     return {
-        "id": entry.run_id,
-        "project_id": request.project_id,
-        "agent_type": request.agent_type,
-        "work_item": request.work_item,
-        "pr_number": request.pr_number,
-        "head_sha": request.head_sha,
-        "trigger": f"{request.provider}:{request.trigger}",
-        "delivery_id": request.delivery_id,
+        **{k: row[k] for k in ROW_KEYS},
         "status": status,
         "created_at": None,
         "started_at": None,
@@ -75,10 +78,10 @@ def buffered_view(entry: Entry) -> dict[str, Any]:
         "branch": None,
         "commit": None,
         "summary": None,
-        "batch_id": entry.snapshot.batch_id,
-        "batch_index": entry.snapshot.batch_index,
-        "tags": entry.tags,
-        "metadata": entry.metadata,
+        "batch_id": row["batch_id"],
+        "batch_index": row["batch_index"],
+        "tags": row["tags"],
+        "metadata": row["run_metadata"],
         "accepted_at": entry.accepted_at.isoformat(),
         "buffer": {
             "state": entry.status,
