@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 import time
 import uuid
+from pathlib import Path
 
 import httpx
 import redis
@@ -172,3 +173,41 @@ def test_buffered_runs_run_to_completion(start_gaffer: GafferFactory) -> None:
     finished = [g.wait_for(r) for r in runs]
     assert [r["status"] for r in finished] == [str(RunStatus.SUCCEEDED)] * 4
     assert all(r["branch"] == "gaffer/implementation/1" for r in finished)
+
+
+def test_manual_starts_go_through_the_gate(tmp_path: Path, redis_url: str) -> None:
+    env = gaffer_env(
+        tmp_path / "home",
+        REDIS_URL=redis_url,
+        GAFFER_MASTER_KEY=MASTER_KEY,
+        GAFFER_BUFFER_ENABLED="true",
+        GAFFER_BUFFER_ORGANIZATIONS="*",
+        GAFFER_BUFFER_THRESHOLD="1",
+        GAFFER_BUFFER_WINDOW_MS="60000",
+        GAFFER_BUFFER_HOLD_MS="60000",
+    )
+    gaffer(
+        "projects",
+        "create",
+        "hello",
+        "--repo",
+        "octo/hello",
+        "--clone-url",
+        "/nonexistent",
+        "--command",
+        "true",
+        env=env,
+    )
+    start = ("runs", "start", "--project", "hello", "--agent", "implementation")
+    first = gaffer_json(*start, "--work-item", "1", env=env)
+    second = gaffer_json(*start, "--work-item", "2", env=env)
+    assert (first["buffered"], second["buffered"]) == (False, True)
+    assert gaffer_json("runs", "show", first["runs"][0], env=env)["status"] == "QUEUED"
+    held = gaffer_json("runs", "show", second["runs"][0], env=env)
+    assert (held["status"], held["work_item"], held["trigger"]) == (
+        "BUFFERED",
+        "2",
+        "manual:manual",
+    )
+    text = gaffer(*start, "--work-item", "3", env=env).stdout
+    assert "held in the burst buffer: overage" in text

@@ -162,6 +162,8 @@ async def _cancel(rt: Runtime, run_id: str, wait_s: float) -> tuple[CancelResult
 async def _start(rt: Runtime, project_name: str, request_fields: dict[str, Any]) -> Submission:
     import redis.asyncio as aioredis
 
+    from gaffer.buffer.gate import BufferGate
+    from gaffer.buffer.scripts import BufferStore
     from gaffer.queue.queues import RunQueue
     from gaffer.runs.engine import NewRun, RunEngine
     from gaffer.runs.intake import RunIntake
@@ -182,7 +184,13 @@ async def _start(rt: Runtime, project_name: str, request_fields: dict[str, Any])
     redis = aioredis.from_url(redis_url)
     queue = RunQueue(redis_url, rt.settings.queue_name)
     try:
-        intake = RunIntake(rt.settings, RunEngine(rt.settings, rt.db, queue, redis), redis)
+        intake = RunIntake(
+            rt.settings,
+            RunEngine(rt.settings, rt.db, queue, redis),
+            redis,
+            gate=BufferGate(rt.settings, redis),
+            buffer=BufferStore(redis),
+        )
         return await intake.submit(project, [NewRun(new_id(), request)])
     finally:
         await queue.close()
@@ -201,7 +209,8 @@ def start(
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Start a run by hand (a manual trigger). Goes through the same dispatch claims as
-    webhooks: a review of a PR and head SHA already reviewed is not started twice."""
+    webhooks: a review of a PR and head SHA already reviewed is not started twice; and through
+    the burst buffer gate: a project that floods has it held (``buffered``)."""
     from gaffer.aio import run_async
 
     fields = {
@@ -214,9 +223,18 @@ def start(
     }
     with open_runtime(context.settings()) as rt:
         submission = run_async(_start(rt, project, fields))
-    result = {"runs": submission.run_ids, "skipped": submission.reasons or None}
+    result = {
+        "runs": submission.run_ids,
+        "skipped": submission.reasons or None,
+        "buffered": submission.buffered,
+    }
     if as_json:
         print_json(result)
+    elif submission.run_ids and submission.buffered:
+        console.print(
+            f"buffered run {submission.run_ids[0]} (held in the burst buffer: "
+            f"{submission.buffer_reason})"
+        )
     elif submission.run_ids:
         console.print(f"queued run {submission.run_ids[0]}")
     else:
