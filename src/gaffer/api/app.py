@@ -56,6 +56,7 @@ def mount_api(app: FastAPI, access: RunAccess, token: str, tag_cap: int) -> None
     a run may carry."""
 
     def authorized(request: Request) -> None:
+        """Raise 401 unless the request carries ``Authorization: Bearer <token>``."""
         given = request.headers.get("authorization", "")
         scheme, _, value = given.partition(" ")
         if scheme.lower() != "bearer" or not secrets.compare_digest(

@@ -81,6 +81,8 @@ class Drainer:
         self._stopping = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.ticks = 0
+        self.popped = 0
+        """Entries this drainer has taken, over its life."""
         self._flushed_at = float("-inf")
 
     async def start(self) -> None:
@@ -199,6 +201,7 @@ class Drainer:
                     slots.release()
                     continue
                 result.popped += len(popped.entries)
+                self.popped += len(popped.entries)
                 if len(popped.entries) >= self.settings.buffer_drain_budget:
                     result.full_budgets += 1
                 tasks.append(asyncio.create_task(replay(popped, lease)))

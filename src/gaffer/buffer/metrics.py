@@ -25,8 +25,11 @@ metric                                         type     labels / meaning
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from prometheus_client import CollectorRegistry, Counter, generate_latest
 from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
 from gaffer.buffer.scripts import BufferStats
@@ -49,7 +52,8 @@ class _StatsCollector(Collector):
     def __init__(self, stats: BufferStats) -> None:
         self.stats = stats
 
-    def collect(self):  # type: ignore[no-untyped-def]
+    def collect(self) -> Iterator[Metric]:
+        """The four gauge families, from the stats given at construction."""
         entries = GaugeMetricFamily(
             "gaffer_buffer_entries",
             "Entries waiting in the buffer, per project.",
