@@ -249,12 +249,13 @@ class GitHubIngest:
         def settle(submission: Submission) -> None:
             answer.run_ids = list(submission.run_ids)
             if submission.buffered:
-                done(
-                    202,
-                    "buffered",
+                reason = (
                     f"{result.reason} (held in the burst buffer: {submission.buffer_reason}; "
-                    "the runs are created as it drains)",
+                    "the runs are created as it drains)"
                 )
+                if submission.skipped:
+                    reason += f" (not started: {submission.reasons})"
+                done(202, "buffered", reason)
             elif submission.run_ids:
                 reason = result.reason
                 if submission.skipped:
