@@ -37,6 +37,7 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
 import signal
 import statistics
 import subprocess
@@ -537,6 +538,7 @@ def main() -> None:
     finally:
         redis_server.close()
         pg.close()
+        shutil.rmtree(work, ignore_errors=True)
     report = {"buffer_on": on, "buffer_off": off, "redis_memory": memory}
     if args.json:
         print(json.dumps(report, indent=2, default=str))
