@@ -20,7 +20,6 @@ import socket
 from collections.abc import Callable, Generator, Iterable
 from dataclasses import dataclass
 
-import redis.asyncio as aioredis
 import structlog
 import uvicorn
 
@@ -31,6 +30,7 @@ from gaffer.buffer.gate import BufferGate
 from gaffer.buffer.replay import ProjectCache, Replayer
 from gaffer.buffer.scripts import BufferStore
 from gaffer.buffer.sweeps import Reclaimer, StaleSweeper, every
+from gaffer.coordination.client import connect
 from gaffer.dispatch.dispatcher import Dispatcher
 from gaffer.dispatch.followups import FollowUps
 from gaffer.errors import UserError
@@ -117,7 +117,7 @@ async def serve(
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
 
-    redis = aioredis.from_url(redis_url)
+    redis = connect(redis_url)
     queue = RunQueue(redis_url, settings.queue_name)
     run_engine = RunEngine(settings, runtime.db, queue, redis)
     buffer = BufferStore(redis)

@@ -80,6 +80,7 @@ async def race(config: dict[str, Any]) -> dict[str, Any]:
         follow_ups = FollowUps(intake, redis, rt.db, rt.box)
         answers: Counter[str] = Counter()
         hook_runs: list[str] = []
+        errors: list[str] = []
         start = Path(config["start_file"])
         await asyncio.to_thread(wait_for_file, start)
         async with httpx.AsyncClient(timeout=120) as client:
@@ -88,7 +89,10 @@ async def race(config: dict[str, Any]) -> dict[str, Any]:
                 url = config["urls"][i % len(config["urls"])] + "/webhooks/github"
                 headers = delivery_headers(body, "check_suite", config["secret"], str(uuid.uuid4()))
                 response = await client.post(url, content=body, headers=headers)
-                answers[f"{response.status_code} {response.json()['decision']}"] += 1
+                answer = response.json()
+                answers[f"{response.status_code} {answer['decision']}"] += 1
+                if response.status_code >= 500:
+                    errors.append(answer["reason"])
 
             async def hook(i: int) -> None:
                 job = implementation_job(project, 2, f"impl-{config['racer']}-{i}")
@@ -109,7 +113,7 @@ async def race(config: dict[str, Any]) -> dict[str, Any]:
             await asyncio.gather(*(bounded(t) for t in tasks))
         await queue.close()
         await redis.aclose()
-    return {"answers": dict(answers), "hook_runs": hook_runs}
+    return {"answers": dict(answers), "hook_runs": hook_runs, "errors": errors}
 
 
 if __name__ == "__main__":

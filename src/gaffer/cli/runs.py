@@ -76,15 +76,14 @@ def list_command(
 
 async def _with_access(rt: Runtime, use: Callable[[RunAccess], Awaitable[T]]) -> T:
     """Call ``use`` with a :class:`RunAccess` on this runtime's database, buffer and queue."""
-    import redis.asyncio as aioredis
-
     from gaffer.buffer.access import RunAccess
     from gaffer.buffer.scripts import BufferStore
+    from gaffer.coordination.client import connect
     from gaffer.queue.queues import RunQueue
     from gaffer.runs.engine import RunEngine
 
     redis_url = rt.require_redis()
-    redis = aioredis.from_url(redis_url)
+    redis = connect(redis_url)
     queue = RunQueue(redis_url, rt.settings.queue_name)
     try:
         engine = RunEngine(rt.settings, rt.db, queue, redis)
@@ -160,10 +159,9 @@ async def _cancel(rt: Runtime, run_id: str, wait_s: float) -> tuple[CancelResult
 
 
 async def _start(rt: Runtime, project_name: str, request_fields: dict[str, Any]) -> Submission:
-    import redis.asyncio as aioredis
-
     from gaffer.buffer.gate import BufferGate
     from gaffer.buffer.scripts import BufferStore
+    from gaffer.coordination.client import connect
     from gaffer.queue.queues import RunQueue
     from gaffer.runs.engine import NewRun, RunEngine
     from gaffer.runs.intake import RunIntake
@@ -181,7 +179,7 @@ async def _start(rt: Runtime, project_name: str, request_fields: dict[str, Any])
         project_id=project.id, provider="manual", trigger="manual", **request_fields
     )
     redis_url = rt.require_redis()
-    redis = aioredis.from_url(redis_url)
+    redis = connect(redis_url)
     queue = RunQueue(redis_url, rt.settings.queue_name)
     try:
         intake = RunIntake(

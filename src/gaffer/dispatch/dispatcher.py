@@ -39,6 +39,7 @@ from redis.exceptions import RedisError
 
 from gaffer.backends.base import Backend, WorkerHandle
 from gaffer.coordination.cancel import cancel_key, cancel_requested
+from gaffer.coordination.client import connect
 from gaffer.coordination.leases import LeaseKeys, LeaseResult, RunLeases
 from gaffer.dispatch.run_log import RunLogWriter
 from gaffer.dispatch.worker_env import build_worker_env
@@ -119,7 +120,7 @@ class Dispatcher:
         self.backend = backend
         self.run_engine = run_engine
         self.on_run_finished = on_run_finished
-        self.redis: aioredis.Redis = aioredis.from_url(redis_url)
+        self.redis: aioredis.Redis = connect(redis_url)
         self._worker: Worker | None = None
         self._stopping = asyncio.Event()
         self._repair_task: asyncio.Task[None] | None = None
