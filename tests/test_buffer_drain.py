@@ -11,7 +11,9 @@ import pytest
 
 from gaffer.buffer import keys
 from gaffer.buffer.drainer import Drainer
+from gaffer.coordination.dispatch_claims import ClaimOutcome, claim_review
 from gaffer.runs.engine import NewRun
+from gaffer.runs.intake import review_target
 from gaffer.store.models import RunStatus
 from tests.conftest import SettingsFactory
 from tests.support.buffering import BufferParts, buffer_parts, new_runs, request
@@ -347,3 +349,52 @@ async def test_deferred_delivery_records_are_flushed_by_a_tick(parts: BufferPart
         assert sorted(d.delivery_id or "" for d in records) == ["d0", "d1", "d2"]
         assert {d.received_at for d in records} == {received}
     assert await parts.redis.llen(keys.PENDING_DELIVERIES) == 0  # type: ignore[misc]
+
+
+async def test_a_buffered_review_takes_its_dispatch_claim_when_it_materialises(
+    parts: BufferParts,
+) -> None:
+    p = parts.project("p")
+    [run] = new_runs(p.id, 1)
+    await parts.accept(p, [run])
+    await drain_all(parts, parts.drainer())
+    [row] = parts.rows()
+    assert row.status == RunStatus.QUEUED
+    target = review_target(p, run)
+    assert target is not None
+    assert await parts.redis.get(target.claim_key) == run.run_id.encode()
+
+
+async def test_a_buffered_review_claimed_meanwhile_by_another_run_is_canceled(
+    parts: BufferParts,
+) -> None:
+    p = parts.project("p")
+    [run] = new_runs(p.id, 1)
+    await parts.accept(p, [run])
+    # Its claim lapsed while it waited, and another path reviewed the same PR and head SHA.
+    target = review_target(p, run)
+    assert target is not None
+    outcome = await claim_review(parts.redis, target, run_id="another-run", source="test")
+    assert outcome is ClaimOutcome.CLAIMED
+    await drain_all(parts, parts.drainer())
+    [row] = parts.rows()
+    assert row.status == RunStatus.CANCELED
+    assert row.error == "review already dispatched by another run while this one was buffered"
+    assert await parts.queue.state(run.run_id) == "unknown"
+    assert await parts.redis.get(target.claim_key) == b"another-run"
+
+
+async def test_a_cancelled_buffered_review_releases_its_claim(parts: BufferParts) -> None:
+    p = parts.project("p")
+    [run] = new_runs(p.id, 1)
+    target = review_target(p, run)
+    assert target is not None
+    # Claimed at accept time, as the intake does.
+    assert await claim_review(parts.redis, target, run_id=run.run_id, source="test") is (
+        ClaimOutcome.CLAIMED
+    )
+    await parts.accept(p, [run])
+    assert (await parts.store.cancel(run.run_id)).outcome == "ok"
+    await drain_all(parts, parts.drainer())
+    assert [r.status for r in parts.rows()] == [RunStatus.CANCELED]
+    assert await parts.redis.get(target.claim_key) is None

@@ -7,6 +7,9 @@ For the entries of one project, popped together under one lease (issue 5, "Drain
   through the run engine: cancel wins over a live run.
 * entries whose **attempts are exhausted** (``GAFFER_BUFFER_MAX_ATTEMPTS``) become
   SYSTEM_FAILURE rows.
+* buffered **reviews** take their dispatch claim again (it may have expired while they
+  waited); one that another run claimed meanwhile becomes a CANCELED row. The claims of
+  cancelled and failed reviews are released.
 * the others are **materialised** with :meth:`RunEngine.create_runs` (all rows in one
   transaction, then their jobs). A row that already exists counts as created, so replaying an
   entry whose acknowledgement was lost is a success, not a duplicate.
@@ -28,12 +31,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import structlog
+from redis.exceptions import RedisError
 
+from gaffer.agents import AgentType
 from gaffer.buffer.entries import Entry
 from gaffer.buffer.errors import describe, is_retryable
 from gaffer.buffer.metrics import DRAINED
 from gaffer.buffer.scripts import BufferStore
+from gaffer.coordination.dispatch_claims import ClaimOutcome, claim_review, release_review
 from gaffer.runs.engine import AgentNotConfiguredError, RunEngine, build_job
+from gaffer.runs.intake import review_target
 from gaffer.settings import Settings
 from gaffer.store.crypto import SecretBox
 from gaffer.store.db import Database
@@ -142,6 +149,7 @@ class Replayer:
         lease: str,
         result: ReplayResult,
     ) -> None:
+        entries = await self._claim_reviews(project, entries, lease, result)
         valid: list[Entry] = []
         for entry in entries:
             try:
@@ -168,6 +176,56 @@ class Replayer:
             return
         await self.store.ack([e.run_id for e in valid], self.settings.buffer_ack_grace_ms)
         result.count("materialized", len(valid))
+
+    async def _claim_reviews(
+        self,
+        project: ProjectSnapshot,
+        entries: Sequence[Entry],
+        lease: str,
+        result: ReplayResult,
+    ) -> list[Entry]:
+        """Take the review claim again for buffered reviews (every path that starts a review
+        goes through it, and the claim taken at accept time may have expired while the entry
+        waited). A review that another run claimed meanwhile becomes a CANCELED row; when Redis
+        fails, the entries are requeued. Returns the entries that may go on."""
+        allowed: list[Entry] = []
+        duplicates: list[Entry] = []
+        for entry in entries:
+            target = review_target(project, entry.new_run())
+            if entry.snapshot.request.agent_type != AgentType.REVIEW or target is None:
+                allowed.append(entry)
+                continue
+            outcome = await claim_review(
+                self.run_engine.redis,
+                target,
+                run_id=entry.run_id,
+                source="buffer:replay",
+                ttl_s=self.settings.review_claim_ttl_s,
+            )
+            if outcome is ClaimOutcome.REDIS_DOWN:
+                await self._retry(entries, lease, RedisError("review claim failed closed"), result)
+                return []
+            (allowed if outcome is ClaimOutcome.CLAIMED else duplicates).append(entry)
+        if duplicates:
+            ids = [e.run_id for e in duplicates]
+            await self.run_engine.record_unstarted(
+                [e.new_run() for e in duplicates],
+                RunStatus.CANCELED,
+                "review already dispatched by another run while this one was buffered",
+            )
+            await self.store.ack(ids, self.settings.buffer_ack_grace_ms)
+            result.count("canceled", len(ids))
+        return allowed
+
+    async def _release_reviews(self, entries: Sequence[Entry]) -> None:
+        """Drop the review claims of entries that will not run (cancelled, failed)."""
+        for entry in entries:
+            if entry.snapshot.request.agent_type != AgentType.REVIEW:
+                continue
+            project = await self.projects.get(entry.project_id)
+            target = review_target(project, entry.new_run()) if project else None
+            if target is not None:
+                await release_review(self.run_engine.redis, target, run_id=entry.run_id)
 
     async def _retry(
         self, entries: Sequence[Entry], lease: str, exc: BaseException, result: ReplayResult
@@ -216,6 +274,7 @@ class Replayer:
         await self.store.fail(ids, lease, error)
         result.count("system_failure", len(ids))
         log.error("buffer_entries_failed", runs=ids, error=error)
+        await self._release_reviews(entries)
 
     async def _cancel(self, entries: Sequence[Entry], lease: str, result: ReplayResult) -> None:
         """CANCELED rows without jobs; a run that already exists is cancelled (cancel wins)."""
@@ -237,3 +296,4 @@ class Replayer:
             return
         await self.store.ack(ids, self.settings.buffer_ack_grace_ms)
         result.count("canceled", len(ids))
+        await self._release_reviews(entries)
