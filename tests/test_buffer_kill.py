@@ -31,8 +31,11 @@ def wait_until(check: object, timeout: float = 90.0) -> None:
         time.sleep(0.02)
 
 
-async def fill(settings_factory: SettingsFactory, db_url: str, per_project: int) -> list[str]:
-    """Buffer ``per_project`` runs in each of the projects (created on first use)."""
+async def fill(
+    settings_factory: SettingsFactory, db_url: str, per_project: int, start: int = 0
+) -> list[str]:
+    """Buffer ``per_project`` runs in each of the projects (created on first use), on PRs
+    ``start``... (each a distinct review, so none is a duplicate of another)."""
     async with buffer_parts(settings_factory(database_url=db_url)) as parts:
         ids: list[str] = []
         for i in range(PROJECTS):
@@ -43,7 +46,7 @@ async def fill(settings_factory: SettingsFactory, db_url: str, per_project: int)
                     if found
                     else parts.project(f"p{i}", f"org-{i % 2}")
                 )
-            ids += await parts.accept(p, new_runs(p.id, per_project))
+            ids += await parts.accept(p, new_runs(p.id, per_project, start=start))
         return ids
 
 
@@ -90,7 +93,7 @@ def test_a_drainer_killed_mid_drain_loses_and_duplicates_nothing(
         first = asyncio.run(fill(make_settings, db_url, 50))
         wait_until(lambda: row_count() == len(first))
         lock.execute("LOCK TABLE runs IN SHARE ROW EXCLUSIVE MODE")
-        rest = asyncio.run(fill(make_settings, db_url, RUNS_PER_PROJECT))
+        rest = asyncio.run(fill(make_settings, db_url, RUNS_PER_PROJECT, start=50))
         ids = first + rest
         wait_until(lambda: len(leased_by(victim.process.pid)) > 0)
         stranded = leased_by(victim.process.pid)

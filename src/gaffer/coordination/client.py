@@ -10,8 +10,20 @@ burst on a small machine) can exceed for a command Redis answered at once; a spu
 on a dispatch claim fails closed and answers 503, so the bound is kept loose."""
 
 
+MAX_CONNECTIONS = 64
+"""Connections of one process's pool. Callers beyond it wait for a free connection (a blocking
+pool) instead of failing: redis-py's default pool raises "Too many connections" past 100, which
+failed dispatch claims closed (503) under a burst of concurrent deliveries."""
+
+
 def connect(redis_url: str) -> aioredis.Redis:
-    """An asyncio Redis client (connection pool) for ``redis_url`` (replies as bytes)."""
-    return aioredis.from_url(
-        redis_url, socket_timeout=SOCKET_TIMEOUT_S, socket_connect_timeout=SOCKET_TIMEOUT_S
+    """An asyncio Redis client for ``redis_url`` (replies as bytes) on a blocking pool of
+    :data:`MAX_CONNECTIONS`, waiting at most :data:`SOCKET_TIMEOUT_S` for a free connection."""
+    pool = aioredis.BlockingConnectionPool.from_url(
+        redis_url,
+        max_connections=MAX_CONNECTIONS,
+        timeout=SOCKET_TIMEOUT_S,
+        socket_timeout=SOCKET_TIMEOUT_S,
+        socket_connect_timeout=SOCKET_TIMEOUT_S,
     )
+    return aioredis.Redis.from_pool(pool)  # the client owns the pool: aclose() closes it
