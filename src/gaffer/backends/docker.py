@@ -62,6 +62,7 @@ from gaffer.backends.docker_spec import (
 )
 from gaffer.backends.lines import split_lines
 from gaffer.coordination.embedded import socket_url
+from gaffer.errors import UserError
 from gaffer.queue.jobs import JobData
 from gaffer.settings import Settings
 
@@ -76,6 +77,10 @@ API_TIMEOUT_S = 60
 """Timeout of one API request in seconds (streams and waits have none)."""
 SIGKILL_EXIT = 128 + signal.SIGKILL
 ENGINE_ERRORS = (DockerException, RequestException)
+
+
+class EngineUnreachableError(UserError, BackendError):
+    """The container engine at ``DOCKER_HOST`` does not answer."""
 
 
 async def _call(what: str, fn: Callable[[], T]) -> T:
@@ -216,11 +221,11 @@ class DockerBackend(Backend):
         self.redis = worker_redis_access(dispatcher_redis, settings.worker_network)
 
     async def check(self) -> None:
-        """Ping the engine. Raises :class:`BackendError` naming ``DOCKER_HOST``."""
+        """Ping the engine. Raises :class:`EngineUnreachableError` naming ``DOCKER_HOST``."""
         try:
             await _call("ping", self.client.ping)
         except BackendError as exc:
-            raise BackendError(
+            raise EngineUnreachableError(
                 f"cannot reach the container engine at DOCKER_HOST={self.host}: {exc}"
             ) from exc
 
