@@ -11,6 +11,7 @@ import redis.asyncio as aioredis
 from cryptography.fernet import Fernet
 
 from gaffer.settings import Settings
+from tests.support.containers import WORKER_IMAGE, PodmanService, build_worker_image, new_instance
 from tests.support.harness import Gaffer, running_gaffer
 from tests.support.servers import PostgresServer, RedisServer
 
@@ -104,3 +105,62 @@ async def aredis(redis_url: str) -> AsyncIterator[aioredis.Redis]:
     client = aioredis.from_url(redis_url, decode_responses=True)
     yield client
     await client.aclose()
+
+
+@pytest.fixture(scope="session")
+def podman() -> Iterator[PodmanService]:
+    """The session's container engine (Podman's Docker API), with the worker image built."""
+    build_worker_image()
+    service = PodmanService()
+    yield service
+    service.close()
+
+
+class DockerGaffers:
+    """Starts gaffers on the ``docker`` backend, all with this test's ``gaffer.instance``."""
+
+    def __init__(self, make_settings: SettingsFactory, podman: PodmanService) -> None:
+        self.make_settings = make_settings
+        self.podman = podman
+        self.instance = new_instance()
+        self._running: list[Any] = []
+
+    def settings(self, **overrides: Any) -> Settings:
+        """Settings for a docker gaffer of this test (``overrides`` win)."""
+        values: dict[str, Any] = {
+            "backend": "docker",
+            "docker_host": self.podman.url,
+            "instance": self.instance,
+            "worker_image": WORKER_IMAGE,
+            **overrides,
+        }
+        return self.make_settings(**values)
+
+    def start(self, roles: tuple[str, ...] = ("ingest", "dispatch"), **overrides: Any) -> Gaffer:
+        """Start gaffer in a thread; it is stopped when the test ends."""
+        cm = running_gaffer(self.settings(**overrides), roles)
+        gaffer = cm.__enter__()
+        self._running.append(cm)
+        return gaffer
+
+    def containers(self) -> list[dict[str, Any]]:
+        """This test's worker containers, running or not."""
+        return self.podman.managed(self.instance)
+
+    def stop_all(self) -> None:
+        while self._running:
+            self._running.pop().__exit__(None, None, None)
+
+
+@pytest.fixture
+def docker_gaffers(
+    make_settings: SettingsFactory, podman: PodmanService
+) -> Iterator[DockerGaffers]:
+    """Docker gaffers for this test; afterwards, no container of the test may be left behind,
+    running or stopped (checked through the engine's API, by label)."""
+    gaffers = DockerGaffers(make_settings, podman)
+    yield gaffers
+    gaffers.stop_all()
+    leftovers = gaffers.containers()
+    podman.remove_all(gaffers.instance)
+    assert leftovers == [], f"containers left behind: {[c['Names'] for c in leftovers]}"

@@ -191,10 +191,12 @@ async def remove_container(client: docker.DockerClient, ref: str, name: str) -> 
 
     Raises :class:`BackendError`.
     """
-    with contextlib.suppress(NotFound):
+    try:
         await _call(
             f"removing {name}", lambda: client.api.remove_container(ref, force=True, v=True)
         )
+    except NotFound:
+        return
     log.info("docker_worker_removed", container=name)
 
 
