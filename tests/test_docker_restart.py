@@ -1,0 +1,130 @@
+"""A dispatcher that dies (SIGKILL, a real ``gaffer up`` process) while its run's container runs:
+the restarted dispatcher re-attaches to the container, or records why it cannot."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+from pathlib import Path
+
+from gaffer.store.models import RunStatus, utcnow
+from gaffer.store.runs import set_fields
+from tests.conftest import MASTER_KEY, DockerGaffers
+from tests.support.harness import Gaffer
+from tests.support.process import GafferUp, gaffer_env
+from tests.test_lifecycle import gaffer_worker_ref, git_show, trigger
+
+
+def dispatcher_env(gaffers: DockerGaffers, ingest: Gaffer) -> dict[str, str]:
+    """The env of a ``gaffer up --role dispatch`` sharing ``ingest``'s data, Redis and engine,
+    with a 1 s job lock so that a dead dispatcher's job comes back within seconds."""
+    settings = ingest.settings
+    extra = {
+        "REDIS_URL": ingest.rt.require_redis(),
+        "GAFFER_MASTER_KEY": MASTER_KEY,
+        "GAFFER_BACKEND": "docker",
+        "DOCKER_HOST": gaffers.podman.url,
+        "GAFFER_INSTANCE": gaffers.instance,
+        "GAFFER_WORKER_IMAGE": settings.worker_image,
+        "GAFFER_CANCEL_GRACE_S": "2",
+        "GAFFER_JOB_LOCK_MS": "1000",
+        "GAFFER_STALLED_INTERVAL_MS": "500",
+    }
+    if settings.database_url:
+        extra["DATABASE_URL"] = settings.database_url
+    return gaffer_env(settings.home, **extra)
+
+
+@contextmanager
+def dispatcher(env: dict[str, str]) -> Iterator[GafferUp]:
+    process = GafferUp(env, "--role", "dispatch")
+    try:
+        yield process
+    finally:
+        if process.process.poll() is None:
+            process.terminate()
+
+
+def wait_for_log(gaffer: Gaffer, run_id: str, line: tuple[str, str], timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while line not in gaffer.logs(run_id):
+        assert time.monotonic() < deadline, f"{line} never logged; logs: {gaffer.logs(run_id)}"
+        time.sleep(0.05)
+
+
+def run_then_kill_the_dispatcher(
+    gaffers: DockerGaffers, ingest: Gaffer, run_id: str
+) -> tuple[dict[str, str], str]:
+    """Dispatch the run, wait until its engine runs, SIGKILL the dispatcher; returns the env
+    for the next dispatcher and the container's id."""
+    env = dispatcher_env(gaffers, ingest)
+    with dispatcher(env) as first:
+        wait_for_log(ingest, run_id, ("engine", "before"))
+        container = gaffer_worker_ref(ingest, run_id)
+        first.kill()
+    assert ingest.run(run_id)["status"] == "RUNNING"
+    assert [c["Id"] for c in gaffers.containers()] == [container]
+    return env, container
+
+
+def test_a_restarted_dispatcher_reattaches_to_the_running_container(
+    docker_gaffers: DockerGaffers, database_url: str | None
+) -> None:
+    ingest = docker_gaffers.start(roles=("ingest",), database_url=database_url)
+    release = ingest.settings.home / "repos" / "restart" / "Hello-World.git" / "test-release"
+    project = ingest.create_project(
+        name="restart",
+        command=f'echo before; while [ ! -f "{release}" ]; do sleep 0.05; done; '
+        "echo after > AFTER.txt; echo after",
+    )
+    run_id = trigger(ingest, project)
+    env, container = run_then_kill_the_dispatcher(docker_gaffers, ingest, run_id)
+
+    with dispatcher(env):
+        wait_for_log(ingest, run_id, ("system", f"re-attached to the worker ({container})"))
+        Path(release).touch()
+        run = ingest.wait_for(run_id)
+    assert run["status"] == "SUCCEEDED", run
+    assert project.bare is not None
+    assert git_show(project.bare, f"{run['branch']}:AFTER.txt") == "after\n"
+    logs = ingest.logs(run_id)
+    # Output written after the re-attach is recorded once, by the new dispatcher.
+    assert logs.count(("engine", "after")) == 1
+    assert docker_gaffers.containers() == []
+
+
+def test_the_timeout_of_a_reattached_run_counts_from_its_start(
+    docker_gaffers: DockerGaffers,
+) -> None:
+    ingest = docker_gaffers.start(roles=("ingest",), run_timeout_s=600.0)
+    project = ingest.create_project(command="echo before; sleep 3600")
+    run_id = trigger(ingest, project)
+    env, _ = run_then_kill_the_dispatcher(docker_gaffers, ingest, run_id)
+    # The run has been going for longer than its timeout (but not long enough for the orphan
+    # sweep): the next dispatcher re-attaches and stops it at once.
+    with ingest.rt.db.session() as session:
+        set_fields(session, run_id, started_at=utcnow() - timedelta(seconds=601))
+
+    with dispatcher(env):
+        run = ingest.wait_for(run_id)
+    assert run["status"] == "TIMED_OUT", run
+    assert run["error"] == "timed out after 600 s"
+    assert docker_gaffers.containers() == []
+
+
+def test_a_run_whose_container_vanished_fails_with_the_reason(
+    docker_gaffers: DockerGaffers,
+) -> None:
+    ingest = docker_gaffers.start(roles=("ingest",))
+    project = ingest.create_project(command="echo before; sleep 3600")
+    run_id = trigger(ingest, project)
+    env, container = run_then_kill_the_dispatcher(docker_gaffers, ingest, run_id)
+    docker_gaffers.podman.client.api.remove_container(container, force=True)
+
+    with dispatcher(env):
+        run = ingest.wait_for(run_id, [RunStatus.FAILED])
+    assert run["error"] == (
+        f"the worker container gaffer-worker-{run_id} vanished while no dispatcher was watching it"
+    )
