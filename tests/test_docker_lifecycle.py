@@ -15,6 +15,10 @@ from tests.support.harness import Gaffer, ProjectInfo, fixture_body
 from tests.test_lifecycle import gaffer_worker_ref, git_show, trigger
 
 IN_CONTAINER = '{ [ -e /run/.containerenv ] || [ -e /.dockerenv ]; } && echo "in a container"'
+REDIS_PING = (
+    "python -c \"import redis; redis.Redis(unix_socket_path='/run/gaffer/redis.sock').ping() "
+    "and print('redis reachable')\""
+)
 
 
 def container_of(gaffers: DockerGaffers, run_id: str) -> dict[str, Any]:
@@ -31,8 +35,8 @@ def container_of(gaffers: DockerGaffers, run_id: str) -> dict[str, Any]:
 def test_success_in_a_container_pushes_the_branch(docker_gaffers: DockerGaffers) -> None:
     gaffer = docker_gaffers.start()
     project = gaffer.create_project(
-        command=f'{IN_CONTAINER}; printf "%s\\n" "$GAFFER_WORK_ITEM_TITLE" > TASK.txt; '
-        'echo "engine says hi"'
+        command=f"{IN_CONTAINER}; {REDIS_PING}; "
+        'printf "%s\\n" "$GAFFER_WORK_ITEM_TITLE" > TASK.txt; echo "engine says hi"'
     )
     run_id = trigger(gaffer, project)
     run = gaffer.wait_for(run_id)
@@ -46,6 +50,8 @@ def test_success_in_a_container_pushes_the_branch(docker_gaffers: DockerGaffers)
     )
     logs = gaffer.logs(run_id)
     assert ("engine", "in a container") in logs
+    # The dispatcher's Redis socket is mounted for job-data offload.
+    assert ("engine", "redis reachable") in logs
     assert ("system", "dispatching to the docker backend") in logs
     started = [m for s, m in logs if s == "system" and m.startswith("worker started (")]
     assert len(started) == 1

@@ -23,7 +23,7 @@ import ipaddress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from docker.types import Mount
 
@@ -125,7 +125,8 @@ def worker_redis_access(redis_url: str, network: str) -> RedisAccess:
     parts = urlsplit(redis_url)
     if parts.scheme == "unix":
         socket = Path(parts.path)
-        return RedisAccess(urlunsplit(("unix", "", REDIS_SOCKET, parts.query, "")), socket)
+        query = f"?{parts.query}" if parts.query else ""
+        return RedisAccess(f"unix://{REDIS_SOCKET}{query}", socket)
     if parts.hostname and _is_loopback(parts.hostname) and network != "host":
         raise RedisUnreachableError(
             f"REDIS_URL points at {parts.hostname}, which worker containers on network "
