@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -146,6 +147,14 @@ class DockerGaffers:
     def containers(self) -> list[dict[str, Any]]:
         """This test's worker containers, running or not."""
         return self.podman.managed(self.instance)
+
+    def wait_until_removed(self, timeout: float = 30) -> None:
+        """Wait until no container of this test is left (a dispatcher removes a worker right
+        after it recorded the run's outcome)."""
+        deadline = time.monotonic() + timeout
+        while leftovers := self.containers():
+            assert time.monotonic() < deadline, f"containers left: {leftovers}"
+            time.sleep(0.05)
 
     def stop_all(self) -> None:
         while self._running:

@@ -81,17 +81,29 @@ def trigger_body(gaffer: Gaffer, project: ProjectInfo, body: bytes) -> str:
     return str(run_id)
 
 
-def test_payload_over_the_kernel_limit_fails_with_its_reason(
+def test_payload_over_the_kernel_limit_fails_with_its_reason_when_not_offloaded(
     docker_gaffers: DockerGaffers,
 ) -> None:
     """The incident: a 200 KiB issue makes JOB_DATA longer than one env string may be
     (MAX_ARG_STRLEN, 128 KiB); the container's exec fails and the run says why."""
-    gaffer = docker_gaffers.start()
+    gaffer = docker_gaffers.start(job_data_offload=False)
     project = gaffer.create_project()
     run = gaffer.wait_for(trigger_body(gaffer, project, big_issue(200 * 1024)))
     assert run["status"] == "FAILED", run
     assert run["exit_code"] == 1
     assert "argument list too long" in run["error"], run["error"]
+
+
+def test_a_large_payload_is_offloaded_and_read_through_the_mounted_socket(
+    docker_gaffers: DockerGaffers,
+) -> None:
+    gaffer = docker_gaffers.start()
+    project = gaffer.create_project(command='printf "%s" "$GAFFER_WORK_ITEM_BODY" | wc -c')
+    run = gaffer.wait_for(trigger_body(gaffer, project, big_issue(200 * 1024)))
+    assert run["status"] == "SUCCEEDED", run
+    logs = gaffer.logs(run["id"])
+    # The body reached the engine, capped as env text (the task file has all of it).
+    assert any(s == "engine" and m.strip().isdigit() and int(m) > 30_000 for s, m in logs), logs
 
 
 def test_timeout_stops_the_container(docker_gaffers: DockerGaffers) -> None:
@@ -103,7 +115,7 @@ def test_timeout_stops_the_container(docker_gaffers: DockerGaffers) -> None:
     assert run["status"] == "TIMED_OUT"
     assert run["error"] == "timed out after 3 s"
     assert ("system", "stopping the worker (timeout)") in gaffer.logs(run_id)
-    assert docker_gaffers.containers() == []
+    docker_gaffers.wait_until_removed()
 
 
 def test_cancel_stops_the_container_which_had_the_limits_and_the_env(
@@ -142,7 +154,7 @@ def test_cancel_stops_the_container_which_had_the_limits_and_the_env(
     run = gaffer.wait_for(run_id)
     assert run["status"] == "CANCELED"
     assert run["error"] == "canceled while running"
-    assert docker_gaffers.containers() == []
+    docker_gaffers.wait_until_removed()
 
 
 def test_out_of_memory_is_named(docker_gaffers: DockerGaffers) -> None:

@@ -40,7 +40,19 @@ async def start_worker(backend: DockerBackend, gaffer: Gaffer, run_id: str) -> s
         run = session.get(Run, run_id)
         assert run is not None
         job = JobData.model_validate(run.job_data)
-    handle = await backend.start(job, build_worker_env(job, backend.base_env(job)))
+    redis_url = gaffer.rt.require_redis()
+    redis = aioredis.from_url(redis_url)
+    try:
+        env = await build_worker_env(
+            job,
+            backend.base_env(job),
+            settings=gaffer.settings,
+            redis=redis,
+            worker_redis_url=backend.worker_redis_url(redis_url),
+        )
+    finally:
+        await redis.aclose()
+    handle = await backend.start(job, env)
     return handle.ref
 
 

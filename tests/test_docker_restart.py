@@ -92,7 +92,7 @@ def test_a_restarted_dispatcher_reattaches_to_the_running_container(
     logs = ingest.logs(run_id)
     # Output written after the re-attach is recorded once, by the new dispatcher.
     assert logs.count(("engine", "after")) == 1
-    assert docker_gaffers.containers() == []
+    docker_gaffers.wait_until_removed()
 
 
 def test_the_timeout_of_a_reattached_run_counts_from_its_start(
@@ -111,7 +111,7 @@ def test_the_timeout_of_a_reattached_run_counts_from_its_start(
         run = ingest.wait_for(run_id)
     assert run["status"] == "TIMED_OUT", run
     assert run["error"] == "timed out after 600 s"
-    assert docker_gaffers.containers() == []
+    docker_gaffers.wait_until_removed()
 
 
 def test_a_run_whose_container_vanished_fails_with_the_reason(

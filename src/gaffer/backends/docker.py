@@ -55,6 +55,7 @@ from gaffer.backends.docker_images import WorkerImages
 from gaffer.backends.docker_spec import (
     LABEL_RUN,
     WORKSPACE,
+    RedisAccess,
     container_name,
     create_options,
     managed_filters,
@@ -204,7 +205,7 @@ class DockerBackend(Backend):
     """Runs workers as containers (see the module docstring).
 
     Raises :class:`~gaffer.backends.docker_spec.RedisUnreachableError` when built with a Redis
-    the containers could not reach.
+    the containers could not reach (and no ``GAFFER_WORKER_REDIS_URL`` saying otherwise).
     """
 
     name = "docker"
@@ -219,8 +220,12 @@ class DockerBackend(Backend):
             max_pool_size=max(10, 4 * settings.max_workers),
         )
         self.images = WorkerImages(self.client)
-        dispatcher_redis = settings.redis_url or socket_url(settings.redis_socket_path)
-        self.redis = worker_redis_access(dispatcher_redis, settings.worker_network)
+        if settings.worker_redis_url:
+            # The operator said where workers reach Redis: nothing to mount or to check.
+            self.redis = RedisAccess(settings.worker_redis_url)
+        else:
+            dispatcher_redis = settings.redis_url or socket_url(settings.redis_socket_path)
+            self.redis = worker_redis_access(dispatcher_redis, settings.worker_network)
 
     async def check(self) -> None:
         """Ping the engine. Raises :class:`EngineUnreachableError` naming ``DOCKER_HOST``."""
