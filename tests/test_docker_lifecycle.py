@@ -12,7 +12,7 @@ from typing import Any
 from gaffer.store.models import RunStatus
 from tests.conftest import DockerGaffers
 from tests.support.harness import Gaffer, ProjectInfo, fixture_body
-from tests.test_lifecycle import gaffer_worker_ref, git_show, trigger
+from tests.test_lifecycle import assert_pushed, gaffer_worker_ref, trigger
 
 IN_CONTAINER = '{ [ -e /run/.containerenv ] || [ -e /.dockerenv ]; } && echo "in a container"'
 REDIS_PING = (
@@ -40,14 +40,7 @@ def test_success_in_a_container_pushes_the_branch(docker_gaffers: DockerGaffers)
     )
     run_id = trigger(gaffer, project)
     run = gaffer.wait_for(run_id)
-    assert run["status"] == "SUCCEEDED", run
-    assert run["exit_code"] == 0
-    assert run["branch"] == "gaffer/implementation/1"
-    assert run["summary"] == "engine says hi"
-    assert project.bare is not None
-    assert git_show(project.bare, f"{run['branch']}:TASK.txt") == (
-        "Spelling error in the README file\n"
-    )
+    assert_pushed(run, project, "TASK.txt", "Spelling error in the README file\n")
     logs = gaffer.logs(run_id)
     assert ("engine", "in a container") in logs
     # The dispatcher's Redis socket is mounted for job-data offload.
