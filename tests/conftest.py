@@ -124,7 +124,7 @@ class DockerGaffers:
         self.make_settings = make_settings
         self.podman = podman
         self.instance = new_instance()
-        self._running: list[Any] = []
+        self._running: list[tuple[Gaffer, Any]] = []
 
     def settings(self, **overrides: Any) -> Settings:
         """Settings for a docker gaffer of this test (``overrides`` win)."""
@@ -141,8 +141,14 @@ class DockerGaffers:
         """Start gaffer in a thread; it is stopped when the test ends."""
         cm = running_gaffer(self.settings(**overrides), roles)
         gaffer = cm.__enter__()
-        self._running.append(cm)
+        self._running.append((gaffer, cm))
         return gaffer
+
+    def stop(self, gaffer: Gaffer) -> None:
+        """Stop one gaffer the way SIGTERM does (gracefully)."""
+        [cm] = [cm for running, cm in self._running if running is gaffer]
+        self._running.remove((gaffer, cm))
+        cm.__exit__(None, None, None)
 
     def containers(self) -> list[dict[str, Any]]:
         """This test's worker containers, running or not."""
@@ -158,7 +164,7 @@ class DockerGaffers:
 
     def stop_all(self) -> None:
         while self._running:
-            self._running.pop().__exit__(None, None, None)
+            self._running.pop()[1].__exit__(None, None, None)
 
 
 @pytest.fixture

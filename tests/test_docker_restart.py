@@ -1,5 +1,6 @@
-"""A dispatcher that dies (SIGKILL, a real ``gaffer up`` process) while its run's container runs:
-the restarted dispatcher re-attaches to the container, or records why it cannot."""
+"""A dispatcher that dies (SIGKILL, a real ``gaffer up`` process) or stops (gracefully) while its
+run's container runs: the next dispatcher re-attaches to the container, or records why it
+cannot."""
 
 from __future__ import annotations
 
@@ -128,3 +129,35 @@ def test_a_run_whose_container_vanished_fails_with_the_reason(
     assert run["error"] == (
         f"the worker container gaffer-worker-{run_id} vanished while no dispatcher was watching it"
     )
+
+
+def test_a_graceful_restart_leaves_the_container_running_for_the_next_dispatcher(
+    docker_gaffers: DockerGaffers,
+) -> None:
+    first = docker_gaffers.start()
+    release = first.settings.home / "repos" / "graceful" / "Hello-World.git" / "test-release"
+    project = first.create_project(
+        name="graceful",
+        command=f'echo before; while [ ! -f "{release}" ]; do sleep 0.05; done; '
+        "echo after > AFTER.txt; echo after",
+    )
+    run_id = trigger(first, project)
+    wait_for_log(first, run_id, ("engine", "before"))
+    container = gaffer_worker_ref(first, run_id)
+    docker_gaffers.stop(first)
+    # The run goes on in its container, with no dispatcher.
+    [item] = docker_gaffers.containers()
+    assert (item["Id"], item["State"]) == (container, "running")
+
+    second = docker_gaffers.start()
+    assert second.run(run_id)["status"] == "RUNNING"
+    wait_for_log(second, run_id, ("system", f"re-attached to the worker ({container})"))
+    Path(release).touch()
+    run = second.wait_for(run_id)
+    assert run["status"] == "SUCCEEDED", run
+    assert project.bare is not None
+    assert git_show(project.bare, f"{run['branch']}:AFTER.txt") == "after\n"
+    logs = second.logs(run_id)
+    assert ("system", "dispatcher stopping: the worker runs on, to be re-attached") in logs
+    assert logs.count(("engine", "after")) == 1
+    docker_gaffers.wait_until_removed()

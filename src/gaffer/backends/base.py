@@ -4,7 +4,9 @@ Besides starting workers, a backend offers the dispatcher a few hooks with safe 
 dispatch code never asks which backend it has:
 
 * :meth:`Backend.check`: can the backend work at all (is its engine reachable)? Called at start.
-* :meth:`Backend.recover`: re-attach to a run's worker after its dispatcher died.
+* :meth:`Backend.recover`: re-attach to a run's worker after its dispatcher died; a backend
+  whose workers outlive their dispatcher says so with :attr:`Backend.reattachable`, and a
+  stopping dispatcher then leaves them running (:meth:`WorkerHandle.detach`) for the next one.
 * :meth:`Backend.list_workers` / :meth:`Backend.discard_worker`: what the orphan sweep
   (:mod:`gaffer.dispatch.orphans`) looks at and removes.
 * :meth:`WorkerHandle.exit_reason`: how a worker died, when the exit code alone cannot say
@@ -84,6 +86,11 @@ class WorkerHandle(ABC):
     async def cleanup(self) -> None:
         """Release what the worker used (workspace, container). Called once, in every path."""
 
+    async def detach(self) -> None:
+        """Stop following the worker and leave it running (a dispatcher shutting down, on a
+        :attr:`Backend.reattachable` backend). Called instead of :meth:`cleanup`."""
+        return None
+
     def exit_reason(self, exit_code: int) -> str | None:
         """Why the worker ended with ``exit_code`` when only the backend can tell (for example
         "killed: out of memory"), else None. Called after :meth:`wait` returned, and only
@@ -95,6 +102,8 @@ class Backend(ABC):
     """Starts workers of one kind."""
 
     name: str
+    reattachable: bool = False
+    """True when a worker outlives its dispatcher and :meth:`recover` re-attaches to it."""
 
     async def check(self) -> None:
         """Raise :class:`BackendError` when this backend cannot start workers at all (its

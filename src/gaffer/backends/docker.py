@@ -174,13 +174,17 @@ class DockerWorker(WorkerHandle):
                 lambda: self.client.api.stop(self.ref, timeout=math.ceil(grace_s)),
             )
 
-    async def cleanup(self) -> None:
-        """Close the log stream and remove the container (logged, not raised, on failure: the
-        orphan sweep removes what is left)."""
+    async def detach(self) -> None:
+        """Close the log stream; the container runs on (another dispatcher re-attaches)."""
         self._closing = True
         if self._stream is not None:
             with contextlib.suppress(Exception):
                 self._stream.close()
+
+    async def cleanup(self) -> None:
+        """Close the log stream and remove the container (logged, not raised, on failure: the
+        orphan sweep removes what is left)."""
+        await self.detach()
         try:
             await remove_container(self.client, self.ref, self.name)
         except BackendError as exc:
@@ -209,6 +213,7 @@ class DockerBackend(Backend):
     """
 
     name = "docker"
+    reattachable = True
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings

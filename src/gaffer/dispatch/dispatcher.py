@@ -31,7 +31,11 @@ The orphan sweep (:mod:`gaffer.dispatch.orphans`) runs at start and every
 ``orphan_sweep_interval_s``.
 
 On a graceful stop, runs still in progress are stopped, put back to QUEUED and their jobs
-failed with a retry, so another (or the restarted) dispatcher runs them again.
+failed with a retry, so another (or the restarted) dispatcher runs them again. On a backend
+whose workers outlive their dispatcher (``docker``), they are left running instead and their
+jobs delayed by ``slot_wait_ms`` (no attempt used): the dispatcher that takes the job next
+re-attaches, so a restart for a deploy loses no agent's work. Their leases are kept; they lapse
+after ``lease_ms`` if no dispatcher takes over by then.
 """
 
 from __future__ import annotations
@@ -86,6 +90,10 @@ class SpawnFailedError(RuntimeError):
 
 class DispatcherStoppingError(RuntimeError):
     """The dispatcher stopped while the run was in progress; the job is retried."""
+
+
+class WorkerDetachedError(RuntimeError):
+    """The dispatcher stopped and left the run's worker running; the job is delayed."""
 
 
 @dataclass
@@ -210,16 +218,24 @@ class Dispatcher:
         lease = await self.leases.acquire(keys, data.run_id)
         if not lease.acquired:
             await self._wait_for_slot(job, token, data, lease)
+        detached = False
         try:
             return await self._run(job, data, keys)
+        except WorkerDetachedError:
+            # The run goes on in its worker: the next dispatcher to take the job re-attaches.
+            detached = True
+            await job.moveToDelayed(int(time.time() * 1000) + self.settings.slot_wait_ms, token)
+            raise DelayedError() from None
         except (DelayedError, SpawnFailedError, DispatcherStoppingError):
             raise
         except Exception:
             log.exception("run_dispatch_failed", run_id=data.run_id)
             raise
         finally:
-            # Whichever way the run left this dispatcher, its leases go with it.
-            await self.leases.release(keys, data.run_id)
+            # Whichever way the run left this dispatcher, its leases go with it (a detached
+            # run keeps them, for the dispatcher that re-attaches).
+            if not detached:
+                await self.leases.release(keys, data.run_id)
 
     async def _wait_for_slot(
         self, job: Job, token: str, data: JobData, lease: LeaseResult
@@ -276,16 +292,20 @@ class Dispatcher:
         run_id = data.run_id
         self.active[run_id] = handle
         outcome: Outcome | None = None
+        detached = False
         try:
             await asyncio.to_thread(self._mark_running, run_id, handle.ref, from_statuses)
             outcome = await self._supervise(handle, data, writer, keys, timeout_s)
             await writer.flush()
             if outcome is not None:
                 await self._finish(data, outcome)
+        except WorkerDetachedError:
+            detached = True
+            raise
         finally:
             self.active.pop(run_id, None)
             await writer.flush()
-            await handle.cleanup()
+            await (handle.detach() if detached else handle.cleanup())
         if outcome is None:
             await asyncio.to_thread(self._requeue, run_id)
             raise DispatcherStoppingError(f"dispatcher stopped while run {run_id} was running")
@@ -403,7 +423,8 @@ class Dispatcher:
         """Stream output and wait for the exit, a timeout (``timeout_s`` from now), a cancel,
         or a dispatcher stop.
 
-        Returns None when the dispatcher is stopping (the run is to be re-queued).
+        Returns None when the dispatcher is stopping (the run is to be re-queued); raises
+        :class:`WorkerDetachedError` when it is stopping and leaves the worker running.
         """
         report = _Report()
         pump = asyncio.create_task(self._pump(handle, writer, report))
@@ -422,6 +443,11 @@ class Dispatcher:
                 if loop.time() >= next_refresh:
                     next_refresh = loop.time() + refresh_every
                     await self._refresh(keys, data.run_id)
+                if self._stopping.is_set() and self.backend.reattachable:
+                    await writer.write(
+                        "system", "dispatcher stopping: the worker runs on, to be re-attached"
+                    )
+                    raise WorkerDetachedError(data.run_id)
                 if self._stopping.is_set():
                     stopped_for = "stopping"
                 elif loop.time() >= deadline:
