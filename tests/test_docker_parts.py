@@ -17,6 +17,7 @@ from gaffer.aio import iterate_in_thread
 from gaffer.backends import make_backend
 from gaffer.backends.docker import DockerWorker
 from gaffer.backends.docker_images import ImageUnavailableError, WorkerImages
+from gaffer.backends.docker_logs import stamp_second
 from gaffer.backends.docker_spec import (
     REDIS_SOCKET,
     RedisUnreachableError,
@@ -207,3 +208,11 @@ def test_a_failed_pull_is_remembered_then_tried_again(podman: PodmanService) -> 
     # A present image is found without a pull.
     present = asyncio.run(images.ensure("localhost/gaffer-worker:latest"))
     assert present.startswith("sha256:")
+
+
+def test_log_timestamps_to_the_second() -> None:
+    assert stamp_second("1970-01-01T00:01:40Z") == 100
+    assert stamp_second("1970-01-01T00:01:40.999999999Z") == 100
+    assert stamp_second("1970-01-01T01:01:40+01:00") == 100
+    assert stamp_second("not-a-stamp") is None
+    assert stamp_second("") is None

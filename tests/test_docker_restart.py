@@ -1,6 +1,6 @@
 """A dispatcher that dies (SIGKILL, a real ``gaffer up`` process) or stops (gracefully) while its
 run's container runs: the next dispatcher re-attaches to the container, or records why it
-cannot."""
+cannot. And the engine's API service restarting under a running dispatcher."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from pathlib import Path
 from gaffer.store.models import RunStatus, utcnow
 from gaffer.store.runs import set_fields
 from tests.conftest import MASTER_KEY, DockerGaffers
+from tests.support.containers import PodmanService
 from tests.support.harness import Gaffer
 from tests.support.process import GafferUp, gaffer_env
 from tests.test_lifecycle import gaffer_worker_ref, git_show, trigger
@@ -161,3 +162,29 @@ def test_a_graceful_restart_leaves_the_container_running_for_the_next_dispatcher
     assert ("system", "dispatcher stopping: the worker runs on, to be re-attached") in logs
     assert logs.count(("engine", "after")) == 1
     docker_gaffers.wait_until_removed()
+
+
+def test_the_engine_service_restarting_loses_no_output(docker_gaffers: DockerGaffers) -> None:
+    """The dispatcher's log stream and wait break while the API service is down; the container
+    runs on, and both resume: every line once, the real outcome recorded."""
+    service = PodmanService()
+    try:
+        gaffer = docker_gaffers.start(docker_host=service.url)
+        release = gaffer.settings.home / "repos" / "engine" / "Hello-World.git" / "test-release"
+        project = gaffer.create_project(
+            name="engine",
+            command=f'echo before; while [ ! -f "{release}" ]; do sleep 0.05; done; '
+            "for i in 1 2 3; do echo same; done; echo after > AFTER.txt; echo after",
+        )
+        run_id = trigger(gaffer, project)
+        wait_for_log(gaffer, run_id, ("engine", "before"))
+        service.restart(down_s=2.0)
+        Path(release).touch()
+        run = gaffer.wait_for(run_id)
+        logs = gaffer.logs(run_id)
+    finally:
+        docker_gaffers.stop_all()
+        service.close()
+    assert run["status"] == "SUCCEEDED", run
+    engine = [message for stream, message in logs if stream == "engine"]
+    assert engine == ["before", "same", "same", "same", "after"], logs

@@ -41,13 +41,16 @@ class PodmanService:
             raise RuntimeError("podman is not installed: run scripts/test, which installs it")
         self.dir = Path(tempfile.mkdtemp(prefix="gaffer-test-podman-"))
         self.socket = self.dir / "podman.sock"
-        self.log = open(self.dir / "service.log", "wb")  # noqa: SIM115
+        self.log = open(self.dir / "service.log", "ab")  # noqa: SIM115
+        self.client = docker.DockerClient(base_url=self.url, version="1.41", timeout=60)
+        self._start()
+
+    def _start(self) -> None:
         self.process = subprocess.Popen(
             ["podman", "system", "service", "--time=0", self.url],
             stdout=self.log,
             stderr=subprocess.STDOUT,
         )
-        self.client = docker.DockerClient(base_url=self.url, version="1.41", timeout=60)
         deadline = time.monotonic() + 30
         while True:
             try:
@@ -81,14 +84,24 @@ class PodmanService:
         )
         return list(events)
 
-    def close(self) -> None:
-        self.client.close()
+    def _stop(self) -> None:
         self.process.terminate()
         try:
             self.process.wait(10)
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait(10)
+
+    def restart(self, down_s: float) -> None:
+        """Stop the API service, wait ``down_s`` seconds, start it again on the same socket
+        (containers run on meanwhile: their monitor is not the service)."""
+        self._stop()
+        time.sleep(down_s)
+        self._start()
+
+    def close(self) -> None:
+        self.client.close()
+        self._stop()
         self.log.close()
         shutil.rmtree(self.dir, ignore_errors=True)
 

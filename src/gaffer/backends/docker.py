@@ -10,8 +10,9 @@ Life of a worker container:
 1. start: the image is ensured; a leftover container of the same name (an earlier attempt of the
    same run) is removed; the container is created with exactly the env the worker env builder
    made, and started. A failure to start removes the container before the error is raised.
-2. output: the engine's log stream (``follow``), cut into lines; wait: the engine's wait, then an
-   inspect for ``State.OOMKilled``.
+2. output: the engine's log stream (``follow``), cut into lines and resumed if the engine's API
+   service restarts (:mod:`gaffer.backends.docker_logs`); wait: the engine's wait (asked again
+   while the engine is unreachable), then an inspect for ``State.OOMKilled``.
 3. stop (timeout, cancel, shutdown): the engine's stop, SIGTERM then SIGKILL after the grace.
 4. cleanup: the container is removed (never ``AutoRemove``, which would race with reading its
    logs and exit code), after the dispatcher recorded the exit; in every path.
@@ -30,10 +31,11 @@ or a wait blocks for a whole run and must not take a slot of the shared default 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import math
 import signal
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -43,7 +45,7 @@ import structlog
 from docker.errors import APIError, DockerException, NotFound
 from requests.exceptions import RequestException
 
-from gaffer.aio import in_thread, iterate_in_thread
+from gaffer.aio import in_thread
 from gaffer.backends.base import (
     Backend,
     BackendError,
@@ -52,6 +54,7 @@ from gaffer.backends.base import (
     WorkerLostError,
 )
 from gaffer.backends.docker_images import WorkerImages
+from gaffer.backends.docker_logs import RETRY_INTERVAL_S, ContainerLogs
 from gaffer.backends.docker_spec import (
     LABEL_RUN,
     WORKSPACE,
@@ -61,7 +64,6 @@ from gaffer.backends.docker_spec import (
     managed_filters,
     worker_redis_access,
 )
-from gaffer.backends.lines import split_lines
 from gaffer.coordination.embedded import socket_url
 from gaffer.errors import UserError
 from gaffer.queue.jobs import JobData
@@ -77,6 +79,7 @@ building a client needs no round trip to the engine."""
 API_TIMEOUT_S = 60
 """Timeout of one API request in seconds (streams and waits have none)."""
 SIGKILL_EXIT = 128 + signal.SIGKILL
+WAIT_TRIES = 60
 ENGINE_ERRORS = (DockerException, RequestException)
 
 
@@ -111,45 +114,39 @@ class DockerWorker(WorkerHandle):
         self.client = client
         self.ref = container_id
         self.name = name
-        self.logs_since = logs_since
         self.oom_killed = False
-        self._stream: Any = None
-        self._closing = False
+        self.logs = ContainerLogs(client, container_id, name, logs_since)
 
     def output(self) -> AsyncIterator[str]:
-        return self._lines()
-
-    async def _lines(self) -> AsyncIterator[str]:
-        try:
-            async for line in split_lines(iterate_in_thread(self._open_logs, name="gaffer-logs")):
-                yield line
-        except ENGINE_ERRORS as exc:
-            if self._closing:
-                return
-            log.warning("docker_log_stream_failed", container=self.name, error=str(exc))
-            yield f"[gaffer: the container's log stream broke: {exc}]"
-
-    def _open_logs(self) -> Iterator[bytes]:
-        since = None if self.logs_since is None else self.logs_since.timestamp()
-        stream = self.client.api.logs(
-            self.ref, stdout=True, stderr=True, stream=True, follow=True, since=since
-        )
-        self._stream = stream
-        return iter(stream)
+        return self.logs.lines()
 
     async def wait(self) -> int:
         """The container's exit code (see the module docstring); notes ``OOMKilled``.
 
+        An engine that stops answering is asked again every second for up to
+        :data:`WAIT_TRIES` tries (its API service may be restarting; the container runs on).
         Raises :class:`WorkerLostError` when the container vanished, :class:`BackendError`
-        when the engine fails.
+        when the engine stays unreachable.
         """
-        try:
-            result = await _call(f"waiting for {self.name}", lambda: self.client.api.wait(self.ref))
-            state = await _call(
-                f"inspecting {self.name}", lambda: self.client.api.inspect_container(self.ref)
-            )
-        except NotFound as exc:
-            raise WorkerLostError(f"the worker container {self.name} vanished") from exc
+        tries = 0
+        while True:
+            try:
+                result = await _call(
+                    f"waiting for {self.name}", lambda: self.client.api.wait(self.ref)
+                )
+                state = await _call(
+                    f"inspecting {self.name}", lambda: self.client.api.inspect_container(self.ref)
+                )
+                break
+            except NotFound as exc:
+                raise WorkerLostError(f"the worker container {self.name} vanished") from exc
+            except BackendError as exc:
+                tries += 1
+                if tries >= WAIT_TRIES:
+                    raise
+                if tries == 1:
+                    log.warning("docker_wait_retrying", container=self.name, error=str(exc))
+                await asyncio.sleep(RETRY_INTERVAL_S)
         self.oom_killed = bool(state["State"].get("OOMKilled"))
         return int(result["StatusCode"])
 
@@ -176,10 +173,7 @@ class DockerWorker(WorkerHandle):
 
     async def detach(self) -> None:
         """Close the log stream; the container runs on (another dispatcher re-attaches)."""
-        self._closing = True
-        if self._stream is not None:
-            with contextlib.suppress(Exception):
-                self._stream.close()
+        self.logs.close()
 
     async def cleanup(self) -> None:
         """Close the log stream and remove the container (logged, not raised, on failure: the
