@@ -9,12 +9,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 from gaffer.store.models import RunStatus, utcnow
 from gaffer.store.runs import set_fields
 from tests.conftest import MASTER_KEY, DockerGaffers
 from tests.support.containers import PodmanService
-from tests.support.harness import Gaffer
+from tests.support.harness import Gaffer, ProjectInfo
 from tests.support.process import GafferUp, gaffer_env
 from tests.test_lifecycle import gaffer_worker_ref, git_show, trigger
 
@@ -56,6 +57,25 @@ def wait_for_log(gaffer: Gaffer, run_id: str, line: tuple[str, str], timeout: fl
         time.sleep(0.05)
 
 
+def barrier_project(gaffer: Gaffer, name: str, then: str = "") -> tuple[ProjectInfo, Path]:
+    """A project whose engine says "before", waits for a file (returned) to appear in the bare
+    repository's directory (mounted into the container), runs ``then``, writes AFTER.txt and
+    says "after"."""
+    release = gaffer.settings.home / "repos" / name / "Hello-World.git" / "test-release"
+    project = gaffer.create_project(
+        name=name,
+        command=f'echo before; while [ ! -f "{release}" ]; do sleep 0.05; done; {then}'
+        "echo after > AFTER.txt; echo after",
+    )
+    return project, release
+
+
+def assert_finished_after_release(run: dict[str, Any], project: ProjectInfo) -> None:
+    assert run["status"] == "SUCCEEDED", run
+    assert project.bare is not None
+    assert git_show(project.bare, f"{run['branch']}:AFTER.txt") == "after\n"
+
+
 def run_then_kill_the_dispatcher(
     gaffers: DockerGaffers, ingest: Gaffer, run_id: str
 ) -> tuple[dict[str, str], str]:
@@ -75,22 +95,15 @@ def test_a_restarted_dispatcher_reattaches_to_the_running_container(
     docker_gaffers: DockerGaffers, database_url: str | None
 ) -> None:
     ingest = docker_gaffers.start(roles=("ingest",), database_url=database_url)
-    release = ingest.settings.home / "repos" / "restart" / "Hello-World.git" / "test-release"
-    project = ingest.create_project(
-        name="restart",
-        command=f'echo before; while [ ! -f "{release}" ]; do sleep 0.05; done; '
-        "echo after > AFTER.txt; echo after",
-    )
+    project, release = barrier_project(ingest, "restart")
     run_id = trigger(ingest, project)
     env, container = run_then_kill_the_dispatcher(docker_gaffers, ingest, run_id)
 
     with dispatcher(env):
         wait_for_log(ingest, run_id, ("system", f"re-attached to the worker ({container})"))
-        Path(release).touch()
+        release.touch()
         run = ingest.wait_for(run_id)
-    assert run["status"] == "SUCCEEDED", run
-    assert project.bare is not None
-    assert git_show(project.bare, f"{run['branch']}:AFTER.txt") == "after\n"
+    assert_finished_after_release(run, project)
     logs = ingest.logs(run_id)
     # Output written after the re-attach is recorded once, by the new dispatcher.
     assert logs.count(("engine", "after")) == 1
@@ -136,12 +149,7 @@ def test_a_graceful_restart_leaves_the_container_running_for_the_next_dispatcher
     docker_gaffers: DockerGaffers,
 ) -> None:
     first = docker_gaffers.start()
-    release = first.settings.home / "repos" / "graceful" / "Hello-World.git" / "test-release"
-    project = first.create_project(
-        name="graceful",
-        command=f'echo before; while [ ! -f "{release}" ]; do sleep 0.05; done; '
-        "echo after > AFTER.txt; echo after",
-    )
+    project, release = barrier_project(first, "graceful")
     run_id = trigger(first, project)
     wait_for_log(first, run_id, ("engine", "before"))
     container = gaffer_worker_ref(first, run_id)
@@ -153,11 +161,9 @@ def test_a_graceful_restart_leaves_the_container_running_for_the_next_dispatcher
     second = docker_gaffers.start()
     assert second.run(run_id)["status"] == "RUNNING"
     wait_for_log(second, run_id, ("system", f"re-attached to the worker ({container})"))
-    Path(release).touch()
+    release.touch()
     run = second.wait_for(run_id)
-    assert run["status"] == "SUCCEEDED", run
-    assert project.bare is not None
-    assert git_show(project.bare, f"{run['branch']}:AFTER.txt") == "after\n"
+    assert_finished_after_release(run, project)
     logs = second.logs(run_id)
     assert ("system", "dispatcher stopping: the worker runs on, to be re-attached") in logs
     assert logs.count(("engine", "after")) == 1
@@ -170,21 +176,16 @@ def test_the_engine_service_restarting_loses_no_output(docker_gaffers: DockerGaf
     service = PodmanService()
     try:
         gaffer = docker_gaffers.start(docker_host=service.url)
-        release = gaffer.settings.home / "repos" / "engine" / "Hello-World.git" / "test-release"
-        project = gaffer.create_project(
-            name="engine",
-            command=f'echo before; while [ ! -f "{release}" ]; do sleep 0.05; done; '
-            "for i in 1 2 3; do echo same; done; echo after > AFTER.txt; echo after",
-        )
+        project, release = barrier_project(gaffer, "engine", "for i in 1 2 3; do echo same; done; ")
         run_id = trigger(gaffer, project)
         wait_for_log(gaffer, run_id, ("engine", "before"))
         service.restart(down_s=2.0)
-        Path(release).touch()
+        release.touch()
         run = gaffer.wait_for(run_id)
         logs = gaffer.logs(run_id)
     finally:
         docker_gaffers.stop_all()
         service.close()
-    assert run["status"] == "SUCCEEDED", run
+    assert_finished_after_release(run, project)
     engine = [message for stream, message in logs if stream == "engine"]
     assert engine == ["before", "same", "same", "same", "after"], logs
