@@ -3,7 +3,8 @@
 For each backend (``local`` and ``docker``, in the same run, one after the other), starts gaffer
 in this process (ingest + dispatch, a temporary data dir, SQLite, its embedded Redis), creates a
 project whose engine does nothing (the ``command`` engine running ``true``), and sends
-``issues.labeled`` deliveries one at a time, each after the previous run finished:
+``issues.labeled`` deliveries (each for another issue) one at a time, each after the previous run
+finished:
 
 * accepted: the 202 answer to the signed delivery arrived (taken here, wall clock);
 * worker started: the backend's ``start`` returned (the process or container runs; the
@@ -137,10 +138,14 @@ def state(rt: Runtime, run_id: str) -> tuple[RunStatus, datetime | None]:
 
 
 async def measure(rt: Runtime, url: str, secret: str, runs: int) -> dict[str, list[float]]:
-    body = FIXTURE.read_bytes()
+    payload = json.loads(FIXTURE.read_bytes())
     figures: dict[str, list[float]] = {metric: [] for metric, _ in METRICS}
     async with httpx.AsyncClient(timeout=60) as http:
         for index in range(runs + 1):
+            # A fresh issue each time: a run holds its work item's lock until its worker is
+            # cleaned up, and the next run must not wait for that.
+            payload["issue"]["number"] = 1000 + index
+            body = json.dumps(payload).encode()
             headers = delivery_headers(body, "issues", secret, str(uuid.uuid4()))
             response = await http.post(f"{url}/webhooks/github", content=body, headers=headers)
             accepted = utcnow()
