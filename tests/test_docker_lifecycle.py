@@ -181,3 +181,16 @@ def test_an_image_that_cannot_be_had_fails_the_runs_before_any_container(
     # One pull for both: the other run was failed from the memory of the failed pull.
     assert sum("pull failed" in run["error"] for run in runs) == 1
     assert docker_gaffers.podman.created_since(docker_gaffers.instance, began) == []
+
+
+def test_an_image_that_cannot_run_the_worker_fails_the_run_with_its_words(
+    docker_gaffers: DockerGaffers,
+) -> None:
+    """The base image has Python but not gaffer's ``python``: the container's init cannot exec
+    the worker, and the run's reason is the last thing the container said."""
+    gaffer = docker_gaffers.start(worker_image="localhost/gaffer-worker-base:bookworm")
+    project = gaffer.create_project()
+    run = gaffer.wait_for(trigger(gaffer, project))
+    assert run["status"] == "FAILED", run
+    assert run["error"].startswith("worker exited with code "), run["error"]
+    assert "No such file or directory" in run["error"], run["error"]
