@@ -42,8 +42,7 @@ from typing import Any, TypeVar
 import docker
 import docker.constants
 import structlog
-from docker.errors import APIError, DockerException, NotFound
-from requests.exceptions import RequestException
+from docker.errors import APIError, NotFound
 
 from gaffer.aio import in_thread
 from gaffer.backends.base import (
@@ -54,7 +53,7 @@ from gaffer.backends.base import (
     WorkerLostError,
 )
 from gaffer.backends.docker_images import WorkerImages
-from gaffer.backends.docker_logs import RETRY_INTERVAL_S, ContainerLogs
+from gaffer.backends.docker_logs import ENGINE_ERRORS, RETRY_INTERVAL_S, ContainerLogs
 from gaffer.backends.docker_spec import (
     LABEL_RUN,
     WORKSPACE,
@@ -80,7 +79,7 @@ API_TIMEOUT_S = 60
 """Timeout of one API request in seconds (streams and waits have none)."""
 SIGKILL_EXIT = 128 + signal.SIGKILL
 WAIT_TRIES = 60
-ENGINE_ERRORS = (DockerException, RequestException)
+"""Tries of the engine's wait in a row, a second apart, before a worker counts as lost."""
 
 
 class EngineUnreachableError(UserError, BackendError):
