@@ -5,10 +5,9 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 
-import redis.asyncio as aioredis
-
 from gaffer.backends.docker import DockerBackend
 from gaffer.backends.docker_spec import LABEL_INSTANCE, LABEL_MANAGED, LABEL_RUN
+from gaffer.coordination.client import connect
 from gaffer.dispatch.dispatcher import Dispatcher
 from gaffer.dispatch.orphans import SweptWorker
 from gaffer.dispatch.worker_env import build_worker_env
@@ -41,7 +40,7 @@ async def start_worker(backend: DockerBackend, gaffer: Gaffer, run_id: str) -> s
         assert run is not None
         job = JobData.model_validate(run.job_data)
     redis_url = gaffer.rt.require_redis()
-    redis = aioredis.from_url(redis_url)
+    redis = connect(redis_url)
     try:
         env = await build_worker_env(
             job,
@@ -68,7 +67,7 @@ def stray(gaffers: DockerGaffers, labels: dict[str, str]) -> str:
 async def sweep(gaffer: Gaffer, backend: DockerBackend) -> list[SweptWorker]:
     """One sweep by a dispatcher of this gaffer's settings (not started: nothing else runs)."""
     redis_url = gaffer.rt.require_redis()
-    redis = aioredis.from_url(redis_url)
+    redis = connect(redis_url)
     queue = RunQueue(redis_url, gaffer.settings.queue_name)
     run_engine = RunEngine(gaffer.settings, gaffer.rt.db, queue, redis)
     dispatcher = Dispatcher(gaffer.settings, gaffer.rt.db, redis_url, backend, run_engine)
