@@ -83,6 +83,7 @@ def docker_host() -> Iterator[str]:
         ["podman", "system", "service", "--time=0", url],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        cwd=workdir,  # conmon writes files (an "oom" marker) to its cwd
     )
     try:
         deadline = time.monotonic() + 30

@@ -46,10 +46,13 @@ class PodmanService:
         self._start()
 
     def _start(self) -> None:
+        # Its own directory as cwd: conmon, which it starts per container, drops an "oom" file
+        # in its cwd when the kernel's OOM killer strikes in that container.
         self.process = subprocess.Popen(
             ["podman", "system", "service", "--time=0", self.url],
             stdout=self.log,
             stderr=subprocess.STDOUT,
+            cwd=self.dir,
         )
         deadline = time.monotonic() + 30
         while True:
