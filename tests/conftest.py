@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,7 @@ import redis.asyncio as aioredis
 from cryptography.fernet import Fernet
 
 from gaffer.settings import Settings
+from tests.support.containers import WORKER_IMAGE, PodmanService, build_worker_image, new_instance
 from tests.support.harness import Gaffer, running_gaffer
 from tests.support.servers import PostgresServer, RedisServer
 
@@ -104,3 +106,76 @@ async def aredis(redis_url: str) -> AsyncIterator[aioredis.Redis]:
     client = aioredis.from_url(redis_url, decode_responses=True)
     yield client
     await client.aclose()
+
+
+@pytest.fixture(scope="session")
+def podman() -> Iterator[PodmanService]:
+    """The session's container engine (Podman's Docker API), with the worker image built."""
+    build_worker_image()
+    service = PodmanService()
+    yield service
+    service.close()
+
+
+class DockerGaffers:
+    """Starts gaffers on the ``docker`` backend, all with this test's ``gaffer.instance``."""
+
+    def __init__(self, make_settings: SettingsFactory, podman: PodmanService) -> None:
+        self.make_settings = make_settings
+        self.podman = podman
+        self.instance = new_instance()
+        self._running: list[tuple[Gaffer, Any]] = []
+
+    def settings(self, **overrides: Any) -> Settings:
+        """Settings for a docker gaffer of this test (``overrides`` win)."""
+        values: dict[str, Any] = {
+            "backend": "docker",
+            "docker_host": self.podman.url,
+            "instance": self.instance,
+            "worker_image": WORKER_IMAGE,
+            **overrides,
+        }
+        return self.make_settings(**values)
+
+    def start(self, roles: tuple[str, ...] = ("ingest", "dispatch"), **overrides: Any) -> Gaffer:
+        """Start gaffer in a thread; it is stopped when the test ends."""
+        cm = running_gaffer(self.settings(**overrides), roles)
+        gaffer = cm.__enter__()
+        self._running.append((gaffer, cm))
+        return gaffer
+
+    def stop(self, gaffer: Gaffer) -> None:
+        """Stop one gaffer the way SIGTERM does (gracefully)."""
+        [cm] = [cm for running, cm in self._running if running is gaffer]
+        self._running.remove((gaffer, cm))
+        cm.__exit__(None, None, None)
+
+    def containers(self) -> list[dict[str, Any]]:
+        """This test's worker containers, running or not."""
+        return self.podman.managed(self.instance)
+
+    def wait_until_removed(self, timeout: float = 30) -> None:
+        """Wait until no container of this test is left (a dispatcher removes a worker right
+        after it recorded the run's outcome)."""
+        deadline = time.monotonic() + timeout
+        while leftovers := self.containers():
+            assert time.monotonic() < deadline, f"containers left: {leftovers}"
+            time.sleep(0.05)
+
+    def stop_all(self) -> None:
+        while self._running:
+            self._running.pop()[1].__exit__(None, None, None)
+
+
+@pytest.fixture
+def docker_gaffers(
+    make_settings: SettingsFactory, podman: PodmanService
+) -> Iterator[DockerGaffers]:
+    """Docker gaffers for this test; afterwards, no container of the test may be left behind,
+    running or stopped (checked through the engine's API, by label)."""
+    gaffers = DockerGaffers(make_settings, podman)
+    yield gaffers
+    gaffers.stop_all()
+    leftovers = gaffers.containers()
+    podman.remove_all(gaffers.instance)
+    assert leftovers == [], f"containers left behind: {[c['Names'] for c in leftovers]}"

@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.support.containers import PodmanService, new_instance
 from tests.support.harness import FIXTURES
 
 GAFFER = str(Path(sys.executable).parent / "gaffer")
@@ -101,3 +102,34 @@ def test_demo_with_missing_fixtures_says_so(tmp_path: Path) -> None:
     assert proc.returncode == 1
     assert "not found" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_demo_in_containers(tmp_path: Path, podman: PodmanService) -> None:
+    instance = new_instance()
+    env = clean_env() | {"DOCKER_HOST": podman.url, "GAFFER_INSTANCE": instance}
+    proc = subprocess.run(
+        [GAFFER, "demo", "--backend", "docker", "--json", "--home", str(tmp_path / "home")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        check=False,
+    )
+    try:
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        report = json.loads(proc.stdout)
+        runs = [r for d in report["deliveries"] for r in d["runs"]]
+        assert len(runs) == 2 and {r["status"] for r in runs} == {"SUCCEEDED"}
+        # Each run ran in a container of this instance, which was removed afterwards.
+        home = tmp_path / "home"
+        logs = subprocess.run(
+            [GAFFER, "runs", "logs", runs[0]["id"]],
+            capture_output=True,
+            text=True,
+            env=env | {"GAFFER_HOME": str(home)},
+            check=True,
+        ).stdout
+        assert "dispatching to the docker backend" in logs
+        assert podman.managed(instance) == []
+    finally:
+        podman.remove_all(instance)

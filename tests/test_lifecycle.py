@@ -7,6 +7,7 @@ import subprocess
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -61,6 +62,18 @@ def barrier_command(release: Path) -> str:
     return f'while [ ! -f "{release}" ]; do sleep 0.05; done; echo released > OUT.txt'
 
 
+def assert_pushed(run: dict[str, Any], project: ProjectInfo, path: str, content: str) -> None:
+    """The run succeeded (its engine said "engine says hi" last) and pushed its branch, whose
+    ``path`` holds ``content``, at the commit it reported."""
+    assert run["status"] == "SUCCEEDED", run
+    assert run["exit_code"] == 0
+    assert run["branch"] == "gaffer/implementation/1"
+    assert run["summary"] == "engine says hi"
+    assert project.bare is not None
+    assert git_show(project.bare, f"{run['branch']}:{path}") == content
+    assert git_show(project.bare, run["branch"]).startswith(f"commit {run['commit']}")
+
+
 def test_success_pushes_the_branch(start_gaffer: GafferFactory, database_url: str | None) -> None:
     gaffer = start_gaffer(database_url=database_url)
     project = gaffer.create_project(
@@ -69,19 +82,16 @@ def test_success_pushes_the_branch(start_gaffer: GafferFactory, database_url: st
     )
     run_id = trigger(gaffer, project)
     run = gaffer.wait_for(run_id)
-    assert run["status"] == "SUCCEEDED", run
-    assert run["exit_code"] == 0
-    assert run["branch"] == "gaffer/implementation/1"
-    assert run["summary"] == "engine says hi"
-    assert project.bare is not None
-    pushed = git_show(project.bare, f"{run['branch']}:TASK.txt")
-    assert pushed == "Spelling error in the README file\nissues.labeled\n"
-    assert git_show(project.bare, run["branch"]).startswith(f"commit {run['commit']}")
+    assert_pushed(run, project, "TASK.txt", "Spelling error in the README file\nissues.labeled\n")
     logs = gaffer.logs(run_id)
     assert ("engine", "engine says hi") in logs
     assert any(stream == "system" and "worker started" in msg for stream, msg in logs)
-    # The workspace is removed after the run.
-    assert not (gaffer.settings.workspaces_dir / run_id).exists()
+    # The workspace is removed after the run (right after its outcome is recorded).
+    workspace = gaffer.settings.workspaces_dir / run_id
+    deadline = time.monotonic() + 30
+    while workspace.exists():
+        assert time.monotonic() < deadline, f"{workspace} is still there"
+        time.sleep(0.05)
 
 
 def test_failure_is_recorded(start_gaffer: GafferFactory) -> None:

@@ -14,7 +14,8 @@ Environment variables (all optional):
                          ``postgresql://`` URLs are driven by psycopg 3.
 ``REDIS_URL``            Default: none, meaning gaffer starts a private ``redis-server`` on a unix
                          socket in the data dir and stops it on exit.
-``GAFFER_BACKEND``       worker backend, ``local`` (default).
+``GAFFER_BACKEND``       worker backend: ``local`` (default, a process group per run) or
+                         ``docker`` (a container per run, through the Docker Engine API).
 ``GAFFER_MAX_WORKERS``   workers running at once in one dispatch process (default 3).
 ``GAFFER_RUN_TIMEOUT_S`` wall-clock limit of one run in seconds (default 1800).
 ``GAFFER_MASTER_KEY``    Fernet key that encrypts stored secrets. With the embedded default
@@ -24,18 +25,32 @@ Environment variables (all optional):
 ``GAFFER_API_TOKEN``     bearer token of the JSON API; without it ``/api`` is not served.
 ``GAFFER_BUFFER_*``      the burst buffer (off by default): see the ``buffer_*`` fields below and
                          README "Burst buffer".
+``DOCKER_HOST``          the container engine's API (``docker`` backend), e.g.
+                         ``unix:///run/podman/podman.sock``. Default: the Docker SDK's
+                         ``unix:///var/run/docker.sock``.
+``GAFFER_WORKER_IMAGE``  the worker image of the ``docker`` backend (default
+                         ``localhost/gaffer-worker:latest``, built by ``scripts/build-images``);
+                         checked against the image reference grammar when read.
+``GAFFER_WORKER_*``      container limits: ``MEMORY_MB`` (4096; swap is set equal, so none),
+                         ``CPUS`` (2.0), ``PIDS_LIMIT`` (4096), ``NETWORK`` (``bridge``).
+``GAFFER_INSTANCE``      names this installation on a shared container engine (``default``):
+                         containers are labelled with it and the orphan sweep only touches its own.
 =======================  =======================================================================
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Literal
 
 from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-BackendName = Literal["local"]
+from gaffer.images.reference import validate_image_reference
+
+BackendName = Literal["local", "docker"]
+_LABEL_VALUE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
 
 
 class Settings(BaseSettings):
@@ -71,8 +86,8 @@ class Settings(BaseSettings):
 
     # Dispatch.
     queue_name: str = "gaffer-runs"
-    cancel_grace_s: float = Field(default=5.0, ge=0)
-    """Seconds between SIGTERM and SIGKILL when a run is stopped (timeout or cancel)."""
+    cancel_grace_s: float = Field(default=15.0, ge=0)
+    """Seconds between SIGTERM and SIGKILL when a run is stopped (timeout, cancel, shutdown)."""
     repair_interval_s: float = Field(default=60.0, gt=0)
     """Period of the sweep that re-adds the job of a QUEUED run whose job is missing."""
     keep_workspaces: bool = False
@@ -81,6 +96,24 @@ class Settings(BaseSettings):
     stalled and comes back to another dispatcher."""
     stalled_interval_ms: int = Field(default=30_000, ge=500)
     """How often a dispatcher looks for stalled jobs (BullMQ ``stalledInterval``)."""
+    orphan_sweep_interval_s: float = Field(default=300.0, gt=0)
+    """Period of the sweep that removes worker containers no live run owns (also at start)."""
+
+    # Container workers (the ``docker`` backend).
+    docker_host: str | None = Field(
+        default=None, validation_alias=AliasChoices("DOCKER_HOST", "docker_host")
+    )
+    worker_image: str = "localhost/gaffer-worker:latest"
+    worker_memory_mb: int = Field(default=4096, ge=16)
+    """Memory limit of a worker container in MiB; swap is limited to the same figure."""
+    worker_cpus: float = Field(default=2.0, gt=0, le=1024)
+    """CPU quota of a worker container, in CPUs (``NanoCpus`` / 1e9)."""
+    worker_pids_limit: int = Field(default=4096, ge=16)
+    """Most processes and threads at once in a worker container (a fork bomb stops there)."""
+    worker_network: str = Field(default="bridge", min_length=1, pattern=r"^\S+$")
+    """Network mode of worker containers: ``bridge``, ``none``, ``host`` or a network's name."""
+    instance: str = "default"
+    """This installation's name on a shared container engine (the ``gaffer.instance`` label)."""
 
     # Coordination (issue 3): job-data offload, dispatch claims, run leases.
     job_data_offload: bool = True
@@ -148,6 +181,21 @@ class Settings(BaseSettings):
     # Logging.
     log_level: str = "INFO"
     log_format: Literal["console", "json"] = "console"
+
+    @field_validator("worker_image", mode="after")
+    @classmethod
+    def _valid_image(cls, value: str) -> str:
+        return validate_image_reference(value)
+
+    @field_validator("instance", mode="after")
+    @classmethod
+    def _valid_instance(cls, value: str) -> str:
+        if not _LABEL_VALUE.fullmatch(value):
+            raise ValueError(
+                f"invalid instance name {value!r}: 1-63 letters, digits, '.', '_' or '-', "
+                "starting with a letter or digit"
+            )
+        return value
 
     @field_validator("home", mode="after")
     @classmethod

@@ -3,8 +3,8 @@
 * A fresh workspace directory ``$GAFFER_HOME/workspaces/<run id>`` is the worker's cwd and HOME.
 * ``start_new_session`` puts the worker (and the engine it starts) in a process group of its own,
   so a timeout or cancel can signal the whole group with ``killpg``.
-* stdout and stderr are merged into one pipe; lines are read in chunks with a per-line cap
-  (:data:`MAX_LINE_BYTES`), so one enormous line cannot exhaust the dispatcher's memory.
+* stdout and stderr are merged into one pipe, read in chunks and cut into lines with a per-line
+  cap (:mod:`gaffer.backends.lines`).
 * A worker cannot be re-attached after its dispatcher died (its pipe went with it):
   :meth:`LocalBackend.recover` kills what is left of the group, after checking through
   ``/proc`` that the group still belongs to that run.
@@ -20,47 +20,15 @@ import shutil
 import signal
 import sys
 from collections.abc import AsyncIterator, Mapping
+from datetime import datetime
 from pathlib import Path
 
 from gaffer.backends.base import Backend, BackendError, WorkerHandle
+from gaffer.backends.lines import reader_chunks, split_lines
 from gaffer.queue.jobs import JobData
 from gaffer.settings import Settings
 
-MAX_LINE_BYTES = 1024 * 1024
-READ_CHUNK_BYTES = 64 * 1024
 RUN_ID_ENV = "GAFFER_RUN_ID"
-
-
-async def read_lines(reader: asyncio.StreamReader) -> AsyncIterator[str]:
-    """Lines from ``reader`` (without newline), each cut at :data:`MAX_LINE_BYTES`."""
-    pending = bytearray()
-    truncated = False
-    while True:
-        chunk = await reader.read(READ_CHUNK_BYTES)
-        if not chunk:
-            break
-        start = 0
-        while True:
-            newline = chunk.find(b"\n", start)
-            piece = chunk[start:] if newline < 0 else chunk[start:newline]
-            room = MAX_LINE_BYTES - len(pending)
-            if len(piece) > room:
-                piece = piece[: max(room, 0)]
-                truncated = True
-            pending += piece
-            if newline < 0:
-                break
-            yield _finish(pending, truncated)
-            pending.clear()
-            truncated = False
-            start = newline + 1
-    if pending:
-        yield _finish(pending, truncated)
-
-
-def _finish(line: bytearray, truncated: bool) -> str:
-    text = line.decode(errors="replace")
-    return text + " [line truncated]" if truncated else text
 
 
 class LocalWorker(WorkerHandle):
@@ -74,7 +42,7 @@ class LocalWorker(WorkerHandle):
 
     def output(self) -> AsyncIterator[str]:
         assert self.process.stdout is not None
-        return read_lines(self.process.stdout)
+        return split_lines(reader_chunks(self.process.stdout))
 
     async def wait(self) -> int:
         return await self.process.wait()
@@ -177,8 +145,11 @@ class LocalBackend(Backend):
             raise BackendError(f"could not start the local worker: {reason}") from exc
         return LocalWorker(process, workspace, keep=self.settings.keep_workspaces)
 
-    async def recover(self, run_id: str, worker_ref: str | None) -> WorkerHandle | None:
-        """Kill the run's leftover process group, if any, and remove its workspace."""
+    async def recover(
+        self, run_id: str, worker_ref: str | None, *, logs_since: datetime | None = None
+    ) -> WorkerHandle | None:
+        """Kill the run's leftover process group, if any, and remove its workspace (its pipe
+        died with the old dispatcher, so there is nothing to re-attach to)."""
         if worker_ref and worker_ref.isdigit():
             pgid = int(worker_ref)
             members = await asyncio.to_thread(_group_members, pgid)

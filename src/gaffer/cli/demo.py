@@ -2,6 +2,9 @@
 
 The demo ignores ``DATABASE_URL``/``REDIS_URL``/``GAFFER_HOME`` from the environment: it works in
 a fresh data directory of its own (SQLite, a private Redis) so it never touches a real set-up.
+With ``--backend docker`` each run's worker is a container of ``GAFFER_WORKER_IMAGE`` (built by
+``scripts/build-images``) on the engine at ``DOCKER_HOST``; the demo's bare repository and its
+private Redis socket are bind-mounted into the containers.
 """
 
 from __future__ import annotations
@@ -9,7 +12,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, get_args
 
 import typer
 from rich.live import Live
@@ -18,7 +21,9 @@ from gaffer.cli.context import CliError
 from gaffer.cli.output import console, err_console, print_json, short, styled_status, table
 from gaffer.demo import DEFAULT_FIXTURES
 from gaffer.logs import configure_logging
-from gaffer.settings import Settings
+from gaffer.settings import BackendName, Settings
+
+BACKENDS = get_args(BackendName)
 
 if TYPE_CHECKING:
     from gaffer.demo.scenario import DemoReport
@@ -73,12 +78,19 @@ def demo_command(
     keep: bool = typer.Option(False, help="Keep the data directory to inspect it afterwards."),
     fixtures: Path = typer.Option(DEFAULT_FIXTURES, help="Directory of GitHub payload fixtures."),
     timeout: float = typer.Option(180.0, help="Seconds to wait for the runs."),
+    backend: str = typer.Option(
+        "local",
+        help="Worker backend: local (process groups) or docker (containers of "
+        "GAFFER_WORKER_IMAGE, through DOCKER_HOST).",
+    ),
 ) -> None:
     """Deliver real GitHub payloads to a local gaffer and show the runs they become."""
     from gaffer.aio import run_async
     from gaffer.demo.scenario import SCENARIO, run_demo
     from gaffer.runtime import open_runtime
 
+    if backend not in BACKENDS:
+        raise CliError(f"unknown backend {backend!r}: choose {' or '.join(BACKENDS)}")
     missing = sorted({d.fixture for d in SCENARIO if not (fixtures / d.fixture).is_file()})
     if missing:
         raise CliError(f"fixture(s) not found in {fixtures}: {', '.join(missing)}")
@@ -88,7 +100,7 @@ def demo_command(
         database_url=None,
         redis_url=None,
         master_key=None,
-        backend="local",
+        backend=backend,
     )
     configure_logging(settings, quiet=True)
     live = None if as_json else Live(_progress_table([]), console=err_console, transient=True)

@@ -10,15 +10,32 @@ For each job (:meth:`Dispatcher.process`):
    canceled, or another dispatcher died while running it), act on that and finish the job.
 2. Build the worker env (:func:`gaffer.dispatch.worker_env.build_worker_env`) and start the
    worker through the backend. If that fails (an infrastructure error), the run goes back to
-   QUEUED and the job is failed so BullMQ retries it with backoff; on the last attempt the run
-   becomes SYSTEM_FAILURE.
+   QUEUED and the job is failed so BullMQ retries it with backoff; on the last attempt, or at
+   once when the backend says a retry cannot help (:class:`PermanentStartError`: the worker
+   image cannot be had), the run becomes SYSTEM_FAILURE.
 3. RUNNING: stream the worker's output into the run log, parse its report, and watch the
    deadline and the cancel request. A timeout or cancel stops the worker (SIGTERM, grace,
    SIGKILL) and ends the run TIMED_OUT or CANCELED.
-4. Record the exit (SUCCEEDED / FAILED, exit code, branch, commit, summary, error), then clean up.
+4. Record the exit (SUCCEEDED / FAILED, exit code, branch, commit, summary, error), then clean up
+   the worker: removing it only after its exit is recorded means a crash in between leaves a
+   finished run and a leftover worker (which the orphan sweep removes), never a lost outcome.
+
+When a job comes back whose run is already STARTING or RUNNING (the dispatcher running it died
+and the job's lock lapsed), the backend re-attaches to the run's worker when it can (``docker``:
+the container outlives its dispatcher): output from where the dead dispatcher stopped recording,
+the wait, and the timeout counted from the run's ``started_at``. A worker that vanished makes
+the run FAILED with the reason; a backend that cannot re-attach (``local``) stops what is left
+and the run becomes SYSTEM_FAILURE.
+
+The orphan sweep (:mod:`gaffer.dispatch.orphans`) runs at start and every
+``orphan_sweep_interval_s``.
 
 On a graceful stop, runs still in progress are stopped, put back to QUEUED and their jobs
-failed with a retry, so another (or the restarted) dispatcher runs them again.
+failed with a retry, so another (or the restarted) dispatcher runs them again. On a backend
+whose workers outlive their dispatcher (``docker``), they are left running instead and their
+jobs delayed by ``slot_wait_ms`` (no attempt used): the dispatcher that takes the job next
+re-attaches, so a restart for a deploy loses no agent's work. Their leases are kept; they lapse
+after ``lease_ms`` if no dispatcher takes over by then.
 """
 
 from __future__ import annotations
@@ -29,6 +46,7 @@ import signal
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any, NoReturn
 
 import redis.asyncio as aioredis
@@ -37,10 +55,11 @@ from bullmq import Job, Worker
 from bullmq.custom_errors import DelayedError
 from redis.exceptions import RedisError
 
-from gaffer.backends.base import Backend, WorkerHandle
+from gaffer.backends.base import Backend, PermanentStartError, WorkerHandle, WorkerLostError
 from gaffer.coordination.cancel import cancel_key, cancel_requested
 from gaffer.coordination.client import connect
 from gaffer.coordination.leases import LeaseKeys, LeaseResult, RunLeases
+from gaffer.dispatch.orphans import OrphanSweeper
 from gaffer.dispatch.run_log import RunLogWriter
 from gaffer.dispatch.worker_env import build_worker_env
 from gaffer.queue.jobs import JobData
@@ -49,7 +68,7 @@ from gaffer.runs.engine import RunEngine
 from gaffer.settings import Settings
 from gaffer.store.db import Database
 from gaffer.store.models import Run, RunStatus, utcnow
-from gaffer.store.runs import transition
+from gaffer.store.runs import last_output_time, transition
 from gaffer.worker.events import parse_line
 
 log = structlog.get_logger(__name__)
@@ -59,6 +78,10 @@ MAX_STALLED_COUNT = 3
 RUN_RETRY_DELAY_MS = 2000
 """Pause of the BullMQ worker loop after a Redis error, before it fetches again."""
 IN_PROGRESS = (RunStatus.STARTING, RunStatus.RUNNING)
+OUTPUT_OVERLAP_S = 1.0
+"""A re-attached worker's output starts this long before the last line the dead dispatcher
+recorded (lines are stamped when received, a little after they were written): a line or two may
+appear twice, none is lost."""
 
 
 class SpawnFailedError(RuntimeError):
@@ -67,6 +90,10 @@ class SpawnFailedError(RuntimeError):
 
 class DispatcherStoppingError(RuntimeError):
     """The dispatcher stopped while the run was in progress; the job is retried."""
+
+
+class WorkerDetachedError(RuntimeError):
+    """The dispatcher stopped and left the run's worker running; the job is delayed."""
 
 
 @dataclass
@@ -95,6 +122,8 @@ class Outcome:
 class _Report:
     result: dict[str, Any] | None = None
     error_events: list[str] = field(default_factory=list)
+    last_raw: str | None = None
+    """The last non-empty line that was not a report event (a crash's last words)."""
 
 
 RunFinishedHook = Callable[[JobData, RunStatus], Awaitable[object]]
@@ -126,6 +155,9 @@ class Dispatcher:
         self._repair_task: asyncio.Task[None] | None = None
         self._waiting_logged: set[str] = set()
         self.active: dict[str, WorkerHandle] = {}
+        self.orphans = OrphanSweeper(
+            settings, db, backend, busy=self.active.keys, fail_run=self._fail_orphaned
+        )
         self.leases = RunLeases(
             self.redis,
             lease_ms=settings.lease_ms,
@@ -134,8 +166,11 @@ class Dispatcher:
         )
 
     async def start(self) -> None:
-        """Repair lost jobs, then start consuming the queue and the periodic repair sweep."""
+        """Check the backend, repair lost jobs, sweep orphaned workers, then start consuming
+        the queue and the periodic sweeps. Raises the backend's :class:`BackendError`."""
+        await self.backend.check()
         await self.run_engine.repair()
+        await self.orphans.start()
         self._worker = Worker(
             self.settings.queue_name,
             self.process,
@@ -160,6 +195,7 @@ class Dispatcher:
             self._repair_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._repair_task
+        await self.orphans.stop()
         if self._worker is not None:
             await self._worker.close()
         await self.redis.aclose()
@@ -182,16 +218,24 @@ class Dispatcher:
         lease = await self.leases.acquire(keys, data.run_id)
         if not lease.acquired:
             await self._wait_for_slot(job, token, data, lease)
+        detached = False
         try:
             return await self._run(job, data, keys)
+        except WorkerDetachedError:
+            # The run goes on in its worker: the next dispatcher to take the job re-attaches.
+            detached = True
+            await job.moveToDelayed(int(time.time() * 1000) + self.settings.slot_wait_ms, token)
+            raise DelayedError() from None
         except (DelayedError, SpawnFailedError, DispatcherStoppingError):
             raise
         except Exception:
             log.exception("run_dispatch_failed", run_id=data.run_id)
             raise
         finally:
-            # Whichever way the run left this dispatcher, its leases go with it.
-            await self.leases.release(keys, data.run_id)
+            # Whichever way the run left this dispatcher, its leases go with it (a detached
+            # run keeps them, for the dispatcher that re-attaches).
+            if not detached:
+                await self.leases.release(keys, data.run_id)
 
     async def _wait_for_slot(
         self, job: Job, token: str, data: JobData, lease: LeaseResult
@@ -214,7 +258,7 @@ class Dispatcher:
         self._waiting_logged.discard(run_id)
         claimed = await asyncio.to_thread(self._claim, run_id)
         if not claimed:
-            return await self._not_queued(data)
+            return await self._not_queued(data, keys)
         writer = RunLogWriter(self.db, run_id)
         await writer.write("system", f"dispatching to the {self.backend.name} backend")
         try:
@@ -231,19 +275,40 @@ class Dispatcher:
             await writer.write("system", f"worker start failed: {exc}")
             await writer.flush()
             return await self._spawn_failed(job, data, exc)
+        await writer.write("system", f"worker started ({handle.ref})")
+        return await self._attend(handle, data, keys, writer, data.timeout_s, [RunStatus.STARTING])
+
+    async def _attend(
+        self,
+        handle: WorkerHandle,
+        data: JobData,
+        keys: LeaseKeys,
+        writer: RunLogWriter,
+        timeout_s: float,
+        from_statuses: list[RunStatus] | tuple[RunStatus, ...],
+    ) -> dict[str, Any]:
+        """Mark the run RUNNING, supervise its worker for at most ``timeout_s`` more seconds,
+        record the outcome, then clean the worker up (every path)."""
+        run_id = data.run_id
         self.active[run_id] = handle
+        outcome: Outcome | None = None
+        detached = False
         try:
-            await asyncio.to_thread(self._mark_running, run_id, handle.ref)
-            await writer.write("system", f"worker started ({handle.ref})")
-            outcome = await self._supervise(handle, data, writer, keys)
+            await asyncio.to_thread(self._mark_running, run_id, handle.ref, from_statuses)
+            outcome = await self._supervise(handle, data, writer, keys, timeout_s)
+            await writer.flush()
+            if outcome is not None:
+                await self._finish(data, outcome)
+        except WorkerDetachedError:
+            detached = True
+            raise
         finally:
             self.active.pop(run_id, None)
             await writer.flush()
-            await handle.cleanup()
+            await (handle.detach() if detached else handle.cleanup())
         if outcome is None:
             await asyncio.to_thread(self._requeue, run_id)
             raise DispatcherStoppingError(f"dispatcher stopped while run {run_id} was running")
-        await self._finish(data, outcome)
         return {"status": outcome.status.value}
 
     def _claim(self, run_id: str) -> bool:
@@ -256,12 +321,17 @@ class Dispatcher:
                 started_at=utcnow(),
             )
 
-    def _mark_running(self, run_id: str, worker_ref: str) -> None:
+    def _mark_running(
+        self,
+        run_id: str,
+        worker_ref: str,
+        from_statuses: list[RunStatus] | tuple[RunStatus, ...],
+    ) -> None:
         with self.db.session() as session:
             transition(
                 session,
                 run_id,
-                from_statuses=[RunStatus.STARTING],
+                from_statuses=from_statuses,
                 to_status=RunStatus.RUNNING,
                 worker_ref=worker_ref,
             )
@@ -276,7 +346,7 @@ class Dispatcher:
                 worker_ref=None,
             )
 
-    async def _not_queued(self, data: JobData) -> dict[str, Any]:
+    async def _not_queued(self, data: JobData, keys: LeaseKeys) -> dict[str, Any]:
         """The run was not QUEUED when its job came up."""
         run = await asyncio.to_thread(self._load, data.run_id)
         if run is None:
@@ -285,15 +355,43 @@ class Dispatcher:
         status = RunStatus(run.status)
         if status in IN_PROGRESS:
             # A dispatcher died while running it (its job stalled and came back).
-            await self.backend.recover(run.id, run.worker_ref)
+            return await self._reattach(run, data, keys)
+        log.info("run_job_skipped", run_id=run.id, status=str(status))
+        return {"skipped": str(status)}
+
+    async def _reattach(self, run: Run, data: JobData, keys: LeaseKeys) -> dict[str, Any]:
+        """Take over the worker of a run whose dispatcher died (see the module docstring)."""
+        last_output = await asyncio.to_thread(self._last_output_time, run.id)
+        since = last_output - timedelta(seconds=OUTPUT_OVERLAP_S) if last_output else None
+        try:
+            handle = await self.backend.recover(run.id, run.worker_ref, logs_since=since)
+        except WorkerLostError as exc:
+            outcome = Outcome(RunStatus.FAILED, error=str(exc))
+            await self._finish(data, outcome, from_statuses=IN_PROGRESS)
+            return {"status": outcome.status.value}
+        if handle is None:
             outcome = Outcome(
                 RunStatus.SYSTEM_FAILURE,
                 error="the dispatcher running this run died; its worker was stopped",
             )
             await self._finish(data, outcome, from_statuses=IN_PROGRESS)
             return {"status": outcome.status.value}
-        log.info("run_job_skipped", run_id=run.id, status=str(status))
-        return {"skipped": str(status)}
+        log.info("worker_reattached", run_id=run.id, worker_ref=handle.ref)
+        writer = RunLogWriter(self.db, run.id)
+        await writer.write("system", f"re-attached to the worker ({handle.ref})")
+        elapsed = (utcnow() - run.started_at).total_seconds() if run.started_at else 0.0
+        return await self._attend(handle, data, keys, writer, data.timeout_s - elapsed, IN_PROGRESS)
+
+    def _last_output_time(self, run_id: str) -> datetime | None:
+        with self.db.session() as session:
+            return last_output_time(session, run_id)
+
+    async def _fail_orphaned(self, run_id: str, reason: str) -> None:
+        run = await asyncio.to_thread(self._load, run_id)
+        if run is None:
+            return
+        data = JobData.model_validate(run.job_data)
+        await self._finish(data, Outcome(RunStatus.FAILED, error=reason), from_statuses=IN_PROGRESS)
 
     def _load(self, run_id: str) -> Run | None:
         with self.db.session() as session:
@@ -302,28 +400,37 @@ class Dispatcher:
     async def _spawn_failed(self, job: Job, data: JobData, exc: Exception) -> dict[str, Any]:
         attempt = int(getattr(job, "attemptsMade", 0)) + 1
         log.error("worker_spawn_failed", run_id=data.run_id, attempt=attempt, error=str(exc))
-        if attempt >= JOB_ATTEMPTS:
-            outcome = Outcome(
-                RunStatus.SYSTEM_FAILURE,
-                error=f"worker could not be started after {attempt} attempts: {exc}",
+        if isinstance(exc, PermanentStartError) or attempt >= JOB_ATTEMPTS:
+            error = (
+                str(exc)
+                if isinstance(exc, PermanentStartError)
+                else f"worker could not be started after {attempt} attempts: {exc}"
             )
+            outcome = Outcome(RunStatus.SYSTEM_FAILURE, error=error)
             await self._finish(data, outcome, from_statuses=[RunStatus.STARTING])
             return {"status": outcome.status.value}
         await asyncio.to_thread(self._requeue, data.run_id)
         raise SpawnFailedError(str(exc)) from exc
 
     async def _supervise(
-        self, handle: WorkerHandle, data: JobData, writer: RunLogWriter, keys: LeaseKeys
+        self,
+        handle: WorkerHandle,
+        data: JobData,
+        writer: RunLogWriter,
+        keys: LeaseKeys,
+        timeout_s: float,
     ) -> Outcome | None:
-        """Stream output and wait for the exit, a timeout, a cancel, or a dispatcher stop.
+        """Stream output and wait for the exit, a timeout (``timeout_s`` from now), a cancel,
+        or a dispatcher stop.
 
-        Returns None when the dispatcher is stopping (the run is to be re-queued).
+        Returns None when the dispatcher is stopping (the run is to be re-queued); raises
+        :class:`WorkerDetachedError` when it is stopping and leaves the worker running.
         """
         report = _Report()
         pump = asyncio.create_task(self._pump(handle, writer, report))
         exit_task = asyncio.create_task(handle.wait())
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + data.timeout_s
+        deadline = loop.time() + timeout_s
         refresh_every = self.settings.lease_ms / 3000
         next_refresh = loop.time() + refresh_every
         stopped_for: str | None = None
@@ -336,6 +443,11 @@ class Dispatcher:
                 if loop.time() >= next_refresh:
                     next_refresh = loop.time() + refresh_every
                     await self._refresh(keys, data.run_id)
+                if self._stopping.is_set() and self.backend.reattachable:
+                    await writer.write(
+                        "system", "dispatcher stopping: the worker runs on, to be re-attached"
+                    )
+                    raise WorkerDetachedError(data.run_id)
                 if self._stopping.is_set():
                     stopped_for = "stopping"
                 elif loop.time() >= deadline:
@@ -358,12 +470,14 @@ class Dispatcher:
             return Outcome(RunStatus.TIMED_OUT, exit_code, f"timed out after {data.timeout_s:g} s")
         if stopped_for == "cancel":
             return Outcome(RunStatus.CANCELED, exit_code, "canceled while running")
-        return _outcome_of_exit(exit_code, report)
+        return _outcome_of_exit(exit_code, report, handle.exit_reason(exit_code))
 
     async def _pump(self, handle: WorkerHandle, writer: RunLogWriter, report: _Report) -> None:
         async for line in handle.output():
             parsed = parse_line(line)
             if parsed.event is None:
+                if parsed.raw.strip():
+                    report.last_raw = parsed.raw.strip()
                 await writer.write("worker", parsed.raw)
             elif parsed.event == "log":
                 stream = str(parsed.fields.get("stream", "worker"))
@@ -418,7 +532,9 @@ class Dispatcher:
                 log.exception("run_finished_hook_failed", run_id=run_id)
 
 
-def _outcome_of_exit(exit_code: int, report: _Report) -> Outcome:
+def _outcome_of_exit(exit_code: int, report: _Report, reason: str | None = None) -> Outcome:
+    """The outcome of a worker that exited by itself. ``reason`` is the backend's reading of
+    the exit (:meth:`WorkerHandle.exit_reason`); it wins over the worker's own report."""
     result = report.result or {}
     common = {
         "branch": result.get("branch"),
@@ -427,7 +543,9 @@ def _outcome_of_exit(exit_code: int, report: _Report) -> Outcome:
     }
     if exit_code == 0 and result.get("ok"):
         return Outcome(RunStatus.SUCCEEDED, exit_code, None, **common)
-    if exit_code < 0:
+    if reason:
+        error = reason
+    elif exit_code < 0:
         name = signal.Signals(-exit_code).name if -exit_code in signal.valid_signals() else "?"
         error = f"worker killed by signal {-exit_code} ({name})"
     elif result.get("error"):
@@ -436,4 +554,6 @@ def _outcome_of_exit(exit_code: int, report: _Report) -> Outcome:
         error = "worker exited 0 without reporting a result"
     else:
         error = f"worker exited with code {exit_code}"
+        if report.last_raw:
+            error += f": {report.last_raw}"
     return Outcome(RunStatus.FAILED, exit_code, error, **common)

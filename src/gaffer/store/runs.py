@@ -132,3 +132,14 @@ def count_runs(session: Session, **filters: Any) -> int:
     for column, value in filters.items():
         query = query.where(getattr(Run, column) == value)
     return int(session.scalar(query) or 0)
+
+
+def last_output_time(session: Session, run_id: str) -> datetime | None:
+    """When the last line of the worker's own output (any stream but ``system``) was recorded
+    for a run, or None when there is none."""
+    return session.scalar(
+        select(RunLog.ts)
+        .where(RunLog.run_id == run_id, RunLog.stream != "system")
+        .order_by(RunLog.id.desc())
+        .limit(1)
+    )

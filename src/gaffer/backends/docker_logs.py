@@ -1,0 +1,135 @@
+"""A worker container's output, followed across restarts of the engine's API service.
+
+The engine's log stream (``follow``) ends when the container exits. It also ends, or breaks,
+when the API service goes away while the container runs on (Podman's service is an ordinary
+process, restarted by an upgrade or a unit file). So lines are requested with their timestamps,
+and when the stream ends while the container still runs, or breaks, it is opened again from the
+second of the last line received; the lines of that second already received are skipped, by
+count (Podman's API stamps lines to the second, and a second's lines come back in order). It
+retries every :data:`RETRY_INTERVAL_S` for up to :data:`RESUME_TRIES` tries in a row, then says
+so in the output and ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import re
+from collections.abc import AsyncIterator, Iterator
+from datetime import datetime
+from typing import Any
+
+import docker
+import structlog
+from docker.errors import DockerException, NotFound
+from requests.exceptions import RequestException
+
+from gaffer.aio import in_thread, iterate_in_thread
+from gaffer.backends.lines import split_lines
+
+log = structlog.get_logger(__name__)
+
+RETRY_INTERVAL_S = 1.0
+RESUME_TRIES = 60
+ENGINE_ERRORS = (DockerException, RequestException)
+_STAMP = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.\d+)?(Z|[+-]\d\d:\d\d)")
+
+
+def stamp_second(stamp: str) -> int | None:
+    """The UNIX second of an RFC 3339 log timestamp (``2026-11-21T12:56:26Z``, with or without
+    a fraction), or None when ``stamp`` is not one."""
+    match = _STAMP.fullmatch(stamp)
+    if match is None:
+        return None
+    zone = "+00:00" if match[2] == "Z" else match[2]
+    return int(datetime.fromisoformat(match[1] + zone).timestamp())
+
+
+class ContainerLogs:
+    """The output of container ``ref`` (stdout and stderr merged), line by line, from
+    ``since`` (aware UTC; None: from the start), until the container exits or :meth:`close`."""
+
+    def __init__(
+        self, client: docker.DockerClient, ref: str, name: str, since: datetime | None
+    ) -> None:
+        self.client = client
+        self.ref = ref
+        self.name = name
+        self.since = since
+        self._stream: Any = None
+        self._closed = False
+
+    def close(self) -> None:
+        """Stop following: closes the current stream, which ends :meth:`lines`."""
+        self._closed = True
+        if self._stream is not None:
+            with contextlib.suppress(Exception):
+                self._stream.close()
+
+    async def lines(self) -> AsyncIterator[str]:
+        """The lines (see the class docstring); never raises an engine error."""
+        since: float | None = None if self.since is None else self.since.timestamp()
+        second: int | None = None  # the second of the last line yielded
+        in_second = 0  # how many lines of that second were yielded
+        tries = 0
+        while True:
+            skip = in_second
+            error: str | None = None
+            try:
+                async for stamped in split_lines(
+                    iterate_in_thread(functools.partial(self._open, since), name="gaffer-logs")
+                ):
+                    stamp, _, line = stamped.partition(" ")
+                    at = stamp_second(stamp)
+                    if at is None:
+                        yield stamped  # an engine that sent no timestamp
+                        continue
+                    if second is not None and at < second:
+                        continue
+                    if at == second and skip > 0:
+                        skip -= 1  # received before the stream was opened again
+                        continue
+                    if at != second:
+                        second, in_second, skip = at, 0, 0
+                    in_second += 1
+                    tries = 0
+                    yield line
+            except ENGINE_ERRORS as exc:
+                error = str(exc)
+            if self._closed or (error is None and not await self._running()):
+                return
+            tries += 1
+            if tries > RESUME_TRIES:
+                yield f"[gaffer: lost the container's log stream: {error or 'it ended early'}]"
+                return
+            if tries == 1:
+                log.warning("docker_log_stream_broke", container=self.name, error=error)
+            await asyncio.sleep(RETRY_INTERVAL_S)
+            if second is not None:
+                since = float(second)
+
+    def _open(self, since: float | None) -> Iterator[bytes]:
+        stream = self.client.api.logs(
+            self.ref,
+            stdout=True,
+            stderr=True,
+            stream=True,
+            follow=True,
+            timestamps=True,
+            since=since,
+        )
+        self._stream = stream
+        if self._closed:
+            stream.close()
+        return iter(stream)
+
+    async def _running(self) -> bool:
+        """Whether the container still runs (an engine error counts as yes: try again)."""
+        try:
+            attrs = await in_thread(lambda: self.client.api.inspect_container(self.ref))
+        except NotFound:
+            return False
+        except ENGINE_ERRORS:
+            return True
+        return bool(attrs["State"].get("Running"))

@@ -1,0 +1,1 @@
+"""Worker images: references (validation), and later validation jobs and snapshots."""
