@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -14,28 +12,17 @@ import pytest
 from gaffer.demo.repository import create_bare_repository
 from gaffer.engines.command import ENV_TEXT_MAX_BYTES
 from gaffer.queue.jobs import JobData, branch_name
-from tests.support.jobs import make_job
+from tests.support.jobs import make_job, run_worker, worker_base_env
 
 
-def run_worker(
+def run_job(
     job: JobData | None, workspace: Path, **extra_env: str
 ) -> tuple[int, list[dict[str, Any]]]:
-    workspace.mkdir(parents=True, exist_ok=True)
-    env = {"PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}", "HOME": str(workspace)}
+    """Run a worker with ``job`` inline in ``JOB_DATA`` (none when None) and ``extra_env``."""
+    env = worker_base_env()
     if job is not None:
         env["JOB_DATA"] = job.model_dump_json()
-    env.update(extra_env)
-    proc = subprocess.run(
-        [sys.executable, "-m", "gaffer.worker"],
-        cwd=workspace,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    events = [json.loads(line) for line in proc.stdout.splitlines()]
-    return proc.returncode, events
+    return run_worker({**env, **extra_env}, workspace)
 
 
 def show(bare: Path, ref: str) -> str:
@@ -50,7 +37,7 @@ def bare(tmp_path: Path) -> Path:
 
 
 def test_missing_job_is_a_distinct_failure(tmp_path: Path) -> None:
-    code, events = run_worker(None, tmp_path / "ws")
+    code, events = run_job(None, tmp_path / "ws")
     assert code == 2
     assert events[0] == {
         "event": "worker_job_data_missing",
@@ -61,7 +48,7 @@ def test_missing_job_is_a_distinct_failure(tmp_path: Path) -> None:
 
 def test_engine_sees_neither_the_job_nor_infrastructure(bare: Path, tmp_path: Path) -> None:
     job = make_job(bare, "env | sort > ENV.txt")
-    code, events = run_worker(
+    code, events = run_job(
         job,
         tmp_path / "ws",
         DATABASE_URL="postgresql://secret",
@@ -87,7 +74,7 @@ def test_long_body_reaches_the_engine_capped_and_whole_in_the_task_file(
         'printf %s "$GAFFER_WORK_ITEM_BODY" > BODY.txt; cp "$GAFFER_TASK_FILE" TASK.json',
         body=body,
     )
-    code, events = run_worker(job, tmp_path / "ws")
+    code, events = run_job(job, tmp_path / "ws")
     assert code == 0, events
     commit = events[-1]["commit"]
     capped = show(bare, f"{commit}:BODY.txt")
@@ -97,7 +84,7 @@ def test_long_body_reaches_the_engine_capped_and_whole_in_the_task_file(
 
 
 def test_no_change_means_no_commit_and_no_push(bare: Path, tmp_path: Path) -> None:
-    code, events = run_worker(make_job(bare, "echo looked around"), tmp_path / "ws")
+    code, events = run_job(make_job(bare, "echo looked around"), tmp_path / "ws")
     assert code == 0
     assert events[-1] == {
         "event": "result",

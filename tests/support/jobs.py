@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 import uuid
 from pathlib import Path
+from typing import Any
 
 from gaffer.queue.jobs import EngineSpec, JobData, RepositorySpec, TaskSpec
 
@@ -32,3 +37,24 @@ def make_job(
         branch="gaffer/implementation/7",
         timeout_s=60,
     )
+
+
+def worker_base_env() -> dict[str, str]:
+    """What a backend gives every worker here: this Python's bin first on PATH."""
+    return {"PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}", "LANG": "C.UTF-8"}
+
+
+def run_worker(env: dict[str, str], workspace: Path) -> tuple[int, list[dict[str, Any]]]:
+    """Run ``python -m gaffer.worker`` with exactly ``env`` (plus HOME) in ``workspace``;
+    returns its exit code and its report events (one JSON object per stdout line)."""
+    workspace.mkdir(parents=True, exist_ok=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "gaffer.worker"],
+        cwd=workspace,
+        env={**env, "HOME": str(workspace)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    return proc.returncode, [json.loads(line) for line in proc.stdout.splitlines()]
