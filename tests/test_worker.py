@@ -115,3 +115,23 @@ def test_no_change_means_no_commit_and_no_push(bare: Path, tmp_path: Path) -> No
 def test_branch_names_are_valid_refs(agent: str, item: str, branch: str) -> None:
     assert branch_name(agent, item) == branch
     subprocess.run(["git", "check-ref-format", f"refs/heads/{branch}"], check=True)
+
+
+@pytest.mark.parametrize(
+    ("command", "error"),
+    [
+        ("exit 3", "engine command exited with code 3"),
+        # The shell itself is killed: the OOM killer picking the engine looks exactly like this.
+        ("kill -9 $$", "engine command killed by SIGKILL (exit -9), likely out of memory"),
+        # A child of the shell is killed and the shell reports 128 + 9.
+        ("sh -c 'kill -9 $$'; exit $?", "engine command killed by SIGKILL (exit 137), likely"),
+        ("kill -TERM $$", "engine command killed by SIGTERM (exit -15)"),
+    ],
+)
+def test_a_failed_engine_says_how_it_ended(
+    bare: Path, tmp_path: Path, command: str, error: str
+) -> None:
+    code, events = run_job(make_job(bare, command), tmp_path / "ws")
+    assert code == 1
+    assert events[-1]["ok"] is False
+    assert events[-1]["error"].startswith(error)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -20,6 +21,36 @@ class EngineResult:
 
     exit_code: int
     summary: str | None = None
+
+
+SHELL_SIGNAL_BASE = 128
+"""A POSIX shell reports a child killed by signal N as exit status 128 + N."""
+
+
+def describe_exit(engine: str, exit_code: int) -> str:
+    """One line saying how an engine that did not succeed ended, for the run's error.
+
+    ``exit_code`` is the engine process's return code as :mod:`subprocess` gives it: negative
+    ``-N`` when signal N killed the process itself, or ``128 + N`` when a shell reports that
+    signal N killed its child. A SIGKILL that gaffer did not send is almost always the kernel's
+    out-of-memory killer choosing the engine (the biggest process in the worker's memory cgroup,
+    while the worker survives), so the line says so; other signals are named.
+    """
+    number: int | None = None
+    if exit_code < 0:
+        number = -exit_code
+    elif SHELL_SIGNAL_BASE < exit_code < SHELL_SIGNAL_BASE + 65:
+        number = exit_code - SHELL_SIGNAL_BASE
+    if number is None:
+        return f"engine {engine} exited with code {exit_code}"
+    try:
+        name = signal.Signals(number).name
+    except ValueError:
+        name = f"signal {number}"
+    line = f"engine {engine} killed by {name} (exit {exit_code})"
+    if number == signal.SIGKILL:
+        line += ", likely out of memory"
+    return line
 
 
 class Engine(Protocol):

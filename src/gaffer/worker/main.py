@@ -20,6 +20,7 @@ import sys
 from pathlib import Path
 
 from gaffer.engines import EngineError, get_engine
+from gaffer.engines.base import describe_exit
 from gaffer.worker.events import Reporter
 from gaffer.worker.git import GitError, clone, commit_all, create_branch, push
 from gaffer.worker.job import JobLoadError, WorkerStartup, load_job, scrub_environment
@@ -65,7 +66,7 @@ def main(workspace: Path | None = None, reporter: Reporter | None = None) -> int
         result = engine.run(job, checkout, scratch, reporter)
         reporter.emit("engine_finished", exit_code=result.exit_code)
         if result.exit_code != 0:
-            error = f"engine {job.engine.name} exited with code {result.exit_code}"
+            error = describe_exit(job.engine.name, result.exit_code)
             reporter.emit(
                 "result", ok=False, error=error, branch=None, commit=None, summary=result.summary
             )
