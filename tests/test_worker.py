@@ -9,7 +9,9 @@ from typing import Any
 
 import pytest
 
+from gaffer.backends.lines import MAX_LINE_BYTES
 from gaffer.demo.repository import create_bare_repository
+from gaffer.engines.base import SUMMARY_MAX_BYTES
 from gaffer.engines.command import ENV_TEXT_MAX_BYTES
 from gaffer.queue.jobs import JobData, branch_name
 from tests.support.jobs import make_job, run_worker, worker_base_env
@@ -135,3 +137,25 @@ def test_a_failed_engine_says_how_it_ended(
     assert code == 1
     assert events[-1]["ok"] is False
     assert events[-1]["error"].startswith(error)
+
+
+def test_an_enormous_summary_is_cut_so_the_result_line_survives(bare: Path, tmp_path: Path) -> None:
+    """The engine's last line is the summary; at 1.2 MB it would make the result line longer
+    than the dispatcher reads as one line, and a run that pushed its branch would read FAILED."""
+    command = "echo done > DONE.txt; head -c 1200000 /dev/zero | tr '\\0' x; echo"
+    code, events = run_job(make_job(bare, command), tmp_path / "ws")
+    assert code == 0, events[-1]
+    result = events[-1]
+    assert result["ok"] is True and result["commit"]
+    assert result["summary"].startswith("xxxx")
+    assert result["summary"].endswith(" [summary truncated]")
+    assert len(result["summary"].encode()) <= SUMMARY_MAX_BYTES
+    assert len(json.dumps(result).encode()) < MAX_LINE_BYTES
+
+
+def test_a_summary_file_that_is_not_utf8_does_not_lose_the_work(bare: Path, tmp_path: Path) -> None:
+    command = "echo done > DONE.txt; printf 'caf\\351' > \"$GAFFER_SUMMARY_FILE\""
+    code, events = run_job(make_job(bare, command), tmp_path / "ws")
+    assert code == 0, events[-1]
+    assert events[-1]["ok"] is True and events[-1]["commit"]
+    assert events[-1]["summary"] == "caf\ufffd"

@@ -10,6 +10,25 @@ from typing import Protocol
 from gaffer.queue.jobs import JobData
 from gaffer.worker.events import Reporter
 
+SUMMARY_MAX_BYTES = 64 * 1024
+"""The most of a summary a worker reports (UTF-8 bytes). The report is one JSON line, and the
+dispatcher cuts lines at 1 MiB (``backends.lines.MAX_LINE_BYTES``): an uncapped summary (an
+engine's last line can be any length) would break the result line and fail a run that succeeded."""
+
+SUMMARY_TRUNCATION_MARK = " [summary truncated]"
+
+
+def cap_utf8(text: str, max_bytes: int, mark: str) -> str:
+    """``text`` cut so that its UTF-8 encoding, with ``mark`` appended, fits ``max_bytes``.
+
+    The cut falls on a character boundary; text that fits is returned unchanged (no mark).
+    """
+    encoded = text.encode()
+    if len(encoded) <= max_bytes:
+        return text
+    room = max_bytes - len(mark.encode())
+    return encoded[:room].decode(errors="ignore") + mark
+
 
 class EngineError(RuntimeError):
     """The engine is misconfigured or could not be started (not: it ran and failed)."""
@@ -17,10 +36,20 @@ class EngineError(RuntimeError):
 
 @dataclass(frozen=True)
 class EngineResult:
-    """How the engine ended: ``exit_code`` 0 is success; ``summary`` is one paragraph or None."""
+    """How the engine ended: ``exit_code`` 0 is success; ``summary`` is one paragraph or None.
+
+    :meth:`reported_summary` is the summary as the worker reports it, cut at
+    :data:`SUMMARY_MAX_BYTES`.
+    """
 
     exit_code: int
     summary: str | None = None
+
+    def reported_summary(self) -> str | None:
+        """The summary cut at :data:`SUMMARY_MAX_BYTES` UTF-8 bytes, or None."""
+        if self.summary is None:
+            return None
+        return cap_utf8(self.summary, SUMMARY_MAX_BYTES, SUMMARY_TRUNCATION_MARK)
 
 
 SHELL_SIGNAL_BASE = 128

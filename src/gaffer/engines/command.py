@@ -12,7 +12,8 @@ Title and body env vars are cut at :data:`ENV_TEXT_MAX_BYTES` (UTF-8 bytes, on a
 boundary): Linux refuses ``execve`` when one env string exceeds ``MAX_ARG_STRLEN`` (128 KiB),
 and a long issue description must not stop the engine from starting. The task file always has
 the full text. The command's exit code decides success; it may write a one-paragraph summary to
-``GAFFER_SUMMARY_FILE``, else the last line it printed is the summary.
+``GAFFER_SUMMARY_FILE`` (read as UTF-8, undecodable bytes replaced), else the last line it
+printed is the summary.
 """
 
 from __future__ import annotations
@@ -22,21 +23,12 @@ import os
 import subprocess
 from pathlib import Path
 
-from gaffer.engines.base import EngineError, EngineResult
+from gaffer.engines.base import EngineError, EngineResult, cap_utf8
 from gaffer.queue.jobs import JobData
 from gaffer.worker.events import Reporter
 
 ENV_TEXT_MAX_BYTES = 32 * 1024
 TRUNCATION_MARK = "\n[truncated: full text in $GAFFER_TASK_FILE]"
-
-
-def cap_utf8(text: str, max_bytes: int) -> str:
-    """``text`` cut so that its UTF-8 encoding (with the truncation mark) fits ``max_bytes``."""
-    encoded = text.encode()
-    if len(encoded) <= max_bytes:
-        return text
-    room = max_bytes - len(TRUNCATION_MARK.encode())
-    return encoded[:room].decode(errors="ignore") + TRUNCATION_MARK
 
 
 class CommandEngine:
@@ -60,8 +52,8 @@ class CommandEngine:
             "GAFFER_AGENT_TYPE": task.agent_type,
             "GAFFER_REPOSITORY": task.repository,
             "GAFFER_WORK_ITEM": task.work_item,
-            "GAFFER_WORK_ITEM_TITLE": cap_utf8(task.title, ENV_TEXT_MAX_BYTES),
-            "GAFFER_WORK_ITEM_BODY": cap_utf8(task.body, ENV_TEXT_MAX_BYTES),
+            "GAFFER_WORK_ITEM_TITLE": cap_utf8(task.title, ENV_TEXT_MAX_BYTES, TRUNCATION_MARK),
+            "GAFFER_WORK_ITEM_BODY": cap_utf8(task.body, ENV_TEXT_MAX_BYTES, TRUNCATION_MARK),
             "GAFFER_PR_NUMBER": "" if task.pr_number is None else str(task.pr_number),
             "GAFFER_HEAD_SHA": task.head_sha or "",
             "GAFFER_TRIGGER": task.trigger,
@@ -85,5 +77,7 @@ class CommandEngine:
                 if text.strip():
                     last_line = text.strip()
             exit_code = process.wait()
-        summary = summary_file.read_text().strip() if summary_file.exists() else last_line
+        summary = (
+            summary_file.read_text(errors="replace").strip() if summary_file.exists() else last_line
+        )
         return EngineResult(exit_code=exit_code, summary=summary or None)

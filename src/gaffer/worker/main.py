@@ -68,7 +68,12 @@ def main(workspace: Path | None = None, reporter: Reporter | None = None) -> int
         if result.exit_code != 0:
             error = describe_exit(job.engine.name, result.exit_code)
             reporter.emit(
-                "result", ok=False, error=error, branch=None, commit=None, summary=result.summary
+                "result",
+                ok=False,
+                error=error,
+                branch=None,
+                commit=None,
+                summary=result.reported_summary(),
             )
             return EXIT_FAILED
         message = f"gaffer: {job.agent_type} for {job.task.repository}#{job.task.work_item}"
@@ -88,7 +93,12 @@ def main(workspace: Path | None = None, reporter: Reporter | None = None) -> int
         else:
             reporter.log("the engine changed nothing; no commit, no push")
         reporter.emit(
-            "result", ok=True, error=None, branch=branch, commit=commit, summary=result.summary
+            "result",
+            ok=True,
+            error=None,
+            branch=branch,
+            commit=commit,
+            summary=result.reported_summary(),
         )
         return EXIT_OK
     except (GitError, EngineError, OSError) as exc:
