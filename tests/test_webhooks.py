@@ -134,6 +134,68 @@ def test_missing_headers_are_400(ingest: tuple[Gaffer, ProjectInfo]) -> None:
         assert count_runs(session) == 0
 
 
+@pytest.mark.parametrize(
+    ("name", "path", "bad"),
+    [
+        ("issues.labeled", ("label", "name"), 5),
+        ("issues.labeled", ("issue", "title"), ["a", "list"]),
+        ("issues.labeled", ("action",), {"an": "object"}),
+        ("check_suite.completed", ("check_suite", "head_sha"), 7),
+        ("pull_request.opened", ("pull_request", "head"), "a string"),
+        ("pull_request_review.submitted", ("review", "state"), 5),
+        ("issue_comment.created", ("comment", "body"), ["hi"]),
+    ],
+)
+def test_a_signed_body_that_mistypes_a_field_is_400_and_a_corrected_redelivery_is_taken(
+    ingest: tuple[Gaffer, ProjectInfo], name: str, path: tuple[str, ...], bad: object
+) -> None:
+    gaffer, project = ingest
+    good = (FIXTURES / f"{name}.json").read_bytes()
+    payload = json.loads(good)
+    target = payload
+    for key in path[:-1]:
+        target = target[key]
+    target[path[-1]] = bad
+    delivery = str(uuid.uuid4())
+
+    body = json.dumps(payload).encode()
+    response = gaffer.deliver(body, _event(name), project.secret, delivery_id=delivery)
+    assert response.status_code == 400, response.text
+    assert "mistypes a field" in response.json()["reason"]
+    assert _recorded(gaffer, delivery) == [(400, "rejected")]
+    assert _runs_of(gaffer, delivery) == []
+
+    # GitHub (or the sender, fixed) redelivers with the same id: not a duplicate, handled.
+    status, decision, agents = EXPECTED[name]
+    again = gaffer.deliver(good, _event(name), project.secret, delivery_id=delivery)
+    assert (again.status_code, again.json()["decision"]) == (status, decision), again.text
+    assert _runs_of(gaffer, delivery) == agents
+
+
+def test_overlong_headers_are_400_and_an_overlong_action_is_recorded_cut(
+    ingest: tuple[Gaffer, ProjectInfo],
+) -> None:
+    gaffer, project = ingest
+    body = (FIXTURES / "issues.opened.json").read_bytes()
+    long_id = "d" * 200
+    response = gaffer.deliver(body, "issues", project.secret, delivery_id=long_id)
+    assert response.status_code == 400
+    assert "X-GitHub-Delivery is over 128 characters" in response.json()["reason"]
+    assert _recorded(gaffer, long_id[:128]) == [(400, "rejected")]
+    response = gaffer.deliver(body, "i" * 129, project.secret, delivery_id=str(uuid.uuid4()))
+    assert response.status_code == 400
+    assert "X-GitHub-Event is over 128 characters" in response.json()["reason"]
+
+    payload = json.loads(body)
+    payload["action"] = "a" * 300
+    delivery = str(uuid.uuid4())
+    body = json.dumps(payload).encode()
+    response = gaffer.deliver(body, "issues", project.secret, delivery_id=delivery)
+    assert (response.status_code, response.json()["decision"]) == (202, "ignored")
+    [record] = gaffer.deliveries(delivery)
+    assert record["action"] == "a" * 128
+
+
 def test_body_at_the_limit_is_accepted(start_gaffer: GafferFactory) -> None:
     gaffer = start_gaffer(roles=("ingest",))
     project = gaffer.create_project(with_repository=False)

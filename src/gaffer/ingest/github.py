@@ -47,7 +47,7 @@ from gaffer.ingest.body import BodyTooLargeError, read_body
 from gaffer.ingest.directory import ProjectDirectory
 from gaffer.ingest.observe import observe
 from gaffer.providers import github
-from gaffer.providers.events import MalformedPayloadError
+from gaffer.providers.events import Event, MalformedPayloadError
 from gaffer.runs.engine import NewRun
 from gaffer.runs.intake import RunIntake, Submission
 from gaffer.runs.requests import AgentRequest
@@ -55,9 +55,20 @@ from gaffer.settings import Settings
 from gaffer.store.db import Database
 from gaffer.store.deliveries import record_delivery, update_delivery
 from gaffer.store.models import utcnow
-from gaffer.triggers.github import evaluate
+from gaffer.store.projects import ProjectSnapshot
+from gaffer.triggers.github import TriggerResult, evaluate
 
 log = structlog.get_logger(__name__)
+
+RECORD_TEXT_MAX_CHARS = 128
+"""The longest event name, action and delivery id a delivery record keeps (``String(128)``
+columns). Longer headers are refused with 400; a longer action is recorded cut."""
+
+
+def _cut(text: str | None) -> str | None:
+    """``text`` cut to :data:`RECORD_TEXT_MAX_CHARS` for a delivery record column."""
+    return None if text is None else text[:RECORD_TEXT_MAX_CHARS]
+
 
 RUN_ID_NAMESPACE = uuid.UUID("6a1f3c52-8f0e-4d2b-9d4e-2f7c0b9e5a11")
 
@@ -75,6 +86,11 @@ class DeliveryAnswer:
     project_id: str | None = None
     run_ids: list[str] = field(default_factory=list)
     record_id: int | None = None
+
+    def conclude(self, status_code: int, decision: str, reason: str) -> DeliveryAnswer:
+        """Set the HTTP status, decision and reason; returns this answer."""
+        self.status_code, self.decision, self.reason = status_code, decision, reason
+        return self
 
     def body(self) -> dict[str, object]:
         """The JSON body of the HTTP answer."""
@@ -153,9 +169,9 @@ class GitHubIngest:
             "status_code": answer.status_code,
             "decision": answer.decision,
             "reason": answer.reason,
-            "event": answer.event,
-            "action": answer.action,
-            "delivery_id": answer.delivery_id,
+            "event": _cut(answer.event),
+            "action": _cut(answer.action),
+            "delivery_id": _cut(answer.delivery_id),
             "project_id": answer.project_id,
             "run_ids": list(answer.run_ids),
         }
@@ -179,62 +195,88 @@ class GitHubIngest:
         delivery_id = request.headers.get(github.DELIVERY_HEADER)
         answer = DeliveryAnswer(0, "", "", event=event_name, delivery_id=delivery_id)
 
-        def done(status: int, decision: str, reason: str) -> DeliveryAnswer:
-            answer.status_code, answer.decision, answer.reason = status, decision, reason
-            return answer
-
         try:
             body = await read_body(request, self.settings.webhook_max_body_bytes)
         except BodyTooLargeError as exc:
-            return done(413, "rejected", str(exc))
+            return answer.conclude(413, "rejected", str(exc))
 
         signature = request.headers.get(github.SIGNATURE_HEADER)
         if not signature:
-            return done(401, "rejected", f"missing {github.SIGNATURE_HEADER} header")
+            return answer.conclude(401, "rejected", f"missing {github.SIGNATURE_HEADER} header")
         try:
             candidates = await self.directory.verify(body, signature, project=project_name)
         except SQLAlchemyError as exc:
-            return done(503, "error", f"database unavailable: {exc.__class__.__name__}")
+            return answer.conclude(503, "error", f"database unavailable: {exc.__class__.__name__}")
         if not candidates:
-            return done(401, "rejected", "signature does not match any project's secret")
+            return answer.conclude(401, "rejected", "signature does not match any project's secret")
         if len(candidates) == 1:
             answer.project_id = candidates[0].id
 
         if not event_name:
-            return done(400, "rejected", f"missing {github.EVENT_HEADER} header")
+            return answer.conclude(400, "rejected", f"missing {github.EVENT_HEADER} header")
         if not delivery_id:
-            return done(400, "rejected", f"missing {github.DELIVERY_HEADER} header")
+            return answer.conclude(400, "rejected", f"missing {github.DELIVERY_HEADER} header")
+        headers = ((github.EVENT_HEADER, event_name), (github.DELIVERY_HEADER, delivery_id))
+        for header, value in headers:
+            if len(value) > RECORD_TEXT_MAX_CHARS:
+                reason = f"{header} is over {RECORD_TEXT_MAX_CHARS} characters"
+                return answer.conclude(400, "rejected", reason)
         try:
             event = github.parse(event_name, delivery_id, body)
         except MalformedPayloadError as exc:
-            return done(400, "rejected", str(exc))
+            return answer.conclude(400, "rejected", str(exc))
         answer.action = event.action
 
         if event.name == "ping":
-            return done(200, "pong", "webhook is reachable and the signature is valid")
+            return answer.conclude(200, "pong", "webhook is reachable and the signature is valid")
         repository = (event.repository or "").casefold()
         project = next((p for p in candidates if p.repository.casefold() == repository), None)
         if project is None:
-            return done(
+            return answer.conclude(
                 202,
                 "ignored",
                 f"repository {event.repository!r} is not the repository of the project "
                 "whose secret signed it",
             )
         answer.project_id = project.id
+        try:
+            result = evaluate(event, project)
+        except (TypeError, AttributeError, ValueError) as exc:
+            # A signed body whose fields the parser let through but a rule cannot read: the
+            # sender's fault, answered before the claim so a corrected redelivery is taken.
+            log.warning("webhook_payload_unusable", delivery=delivery_id, exc_info=True)
+            reason = f"{event.key} payload mistypes a field: {exc!r}"
+            return answer.conclude(400, "rejected", reason)
 
         claim_key = delivery_claim_key(github.PROVIDER, delivery_id)
         try:
             won = await claim(self.redis, claim_key, project.id, self.settings.delivery_claim_ttl_s)
         except RedisError as exc:
-            return done(503, "error", f"redis unavailable, delivery not claimed: {exc}")
+            return answer.conclude(503, "error", f"redis unavailable, delivery not claimed: {exc}")
         if not won:
-            return done(200, "duplicate", f"delivery {delivery_id} was already received")
+            return answer.conclude(200, "duplicate", f"delivery {delivery_id} was already received")
+        try:
+            return await self._claimed(answer, claim_key, project, event, result)
+        except BaseException:
+            # Whatever went wrong, a claim held for days would turn GitHub's retry of this
+            # delivery into a "duplicate" and lose the event.
+            await self._release_claim(answer, claim_key)
+            raise
 
+    async def _claimed(
+        self,
+        answer: DeliveryAnswer,
+        claim_key: str,
+        project: ProjectSnapshot,
+        event: Event,
+        result: TriggerResult,
+    ) -> DeliveryAnswer:
+        """The rest of a delivery once its id is claimed: observe, then submit the runs."""
+
+        delivery_id = event.delivery_id
         await observe(self.redis, project.id, event)
-        result = evaluate(event, project)
         if not result.requests:
-            return done(202, "ignored", result.reason)
+            return answer.conclude(202, "ignored", result.reason)
         batch_id = delivery_batch_id(delivery_id)
         new_runs = [
             NewRun(
@@ -255,14 +297,14 @@ class GitHubIngest:
                 )
                 if submission.skipped:
                     reason += f" (not started: {submission.reasons})"
-                done(202, "buffered", reason)
+                answer.conclude(202, "buffered", reason)
             elif submission.run_ids:
                 reason = result.reason
                 if submission.skipped:
                     reason += f" (not started: {submission.reasons})"
-                done(202, "queued", reason)
+                answer.conclude(202, "queued", reason)
             else:
-                done(202, "ignored", submission.reasons or result.reason)
+                answer.conclude(202, "ignored", submission.reasons or result.reason)
 
         def record(session: Session, submission: Submission) -> None:
             settle(submission)
@@ -282,16 +324,20 @@ class GitHubIngest:
             return await self._failed_after_claim(answer, claim_key, error)
         return answer
 
+    async def _release_claim(self, answer: DeliveryAnswer, claim_key: str) -> None:
+        """Release the delivery claim (logged, not raised, when Redis refuses)."""
+        try:
+            await release(self.redis, claim_key)
+        except RedisError:
+            log.exception("delivery_claim_release_failed", delivery=answer.delivery_id)
+
     async def _failed_after_claim(
         self, answer: DeliveryAnswer, claim_key: str, error: str
     ) -> DeliveryAnswer:
         """Answer 503 for a claimed delivery whose runs could not all start, and release the
         delivery claim so that GitHub's retry is not taken for a duplicate."""
-        try:
-            await release(self.redis, claim_key)
-        except RedisError:
-            log.exception("delivery_claim_release_failed", delivery=answer.delivery_id)
-        answer.status_code, answer.decision, answer.reason = 503, "error", error
+        await self._release_claim(answer, claim_key)
+        answer.conclude(503, "error", error)
         if answer.record_id is not None:
             # Run rows were written with the record (repair adds their jobs; a retry reuses the
             # same run ids), but the answer is an error: record that.

@@ -57,23 +57,33 @@ def _login(obj: Any) -> str | None:
     return None
 
 
+def _opt_str(obj: dict[str, Any], key: str) -> str | None:
+    """``obj[key]`` when it is a string, None when absent or null.
+
+    Raises ``ValueError`` for any other type: a signed body that mistypes a field is a
+    malformed delivery (400), caught here so that nothing after parsing can trip on it.
+    """
+    value = obj.get(key)
+    if value is None or isinstance(value, str):
+        return value
+    raise ValueError(f"{key} is a {type(value).__name__}, not a string")
+
+
 def _pull_request(pr: dict[str, Any]) -> PullRequestRef:
     head = pr.get("head") or {}
     return PullRequestRef(
         number=int(pr["number"]),
-        head_sha=head.get("sha"),
-        title=pr.get("title") or "",
-        body=pr.get("body") or "",
-        head_ref=head.get("ref"),
+        head_sha=_opt_str(head, "sha"),
+        title=_opt_str(pr, "title") or "",
+        body=_opt_str(pr, "body") or "",
+        head_ref=_opt_str(head, "ref"),
         draft=bool(pr.get("draft") or False),
-        url=pr.get("html_url"),
+        url=_opt_str(pr, "html_url"),
     )
 
 
 def _event(name: str, delivery_id: str, payload: dict[str, Any]) -> Event:
-    action = payload.get("action")
-    if action is not None and not isinstance(action, str):
-        raise ValueError("action is not a string")
+    action = _opt_str(payload, "action")
     repo = payload.get("repository")
     fields: dict[str, Any] = {}
 
@@ -81,9 +91,9 @@ def _event(name: str, delivery_id: str, payload: dict[str, Any]) -> Event:
         issue = payload["issue"]
         fields["work_item"] = WorkItem(
             number=str(int(issue["number"])),
-            title=issue.get("title") or "",
-            body=issue.get("body") or "",
-            url=issue.get("html_url"),
+            title=_opt_str(issue, "title") or "",
+            body=_opt_str(issue, "body") or "",
+            url=_opt_str(issue, "html_url"),
             is_pull_request="pull_request" in issue,
         )
         if fields["work_item"].is_pull_request:
@@ -91,9 +101,9 @@ def _event(name: str, delivery_id: str, payload: dict[str, Any]) -> Event:
                 PullRequestRef(
                     number=int(issue["number"]),
                     head_sha=None,
-                    title=issue.get("title") or "",
-                    body=issue.get("body") or "",
-                    url=issue.get("html_url"),
+                    title=fields["work_item"].title,
+                    body=fields["work_item"].body,
+                    url=fields["work_item"].url,
                 ),
             )
     if name in ("pull_request", "pull_request_review", "pull_request_review_comment"):
@@ -104,21 +114,21 @@ def _event(name: str, delivery_id: str, payload: dict[str, Any]) -> Event:
             number=str(pr.number), title=pr.title, body=pr.body, url=pr.url, is_pull_request=True
         )
     if isinstance(payload.get("label"), dict):
-        fields["label"] = payload["label"].get("name")
+        fields["label"] = _opt_str(payload["label"], "name")
     if isinstance(payload.get("comment"), dict):
-        fields["comment"] = payload["comment"].get("body") or ""
+        fields["comment"] = _opt_str(payload["comment"], "body") or ""
     if isinstance(payload.get("review"), dict):
-        fields["review_state"] = payload["review"].get("state")
-        if payload["review"].get("body"):
-            fields["comment"] = payload["review"]["body"]
+        fields["review_state"] = _opt_str(payload["review"], "state")
+        if review_body := _opt_str(payload["review"], "body"):
+            fields["comment"] = review_body
     if "requested_reviewer" in payload:
         fields["requested_reviewer"] = _login(payload["requested_reviewer"])
     if name == "check_suite":
         suite = payload["check_suite"]
-        fields["conclusion"] = suite.get("conclusion")
-        fields["head_sha"] = suite.get("head_sha")
+        fields["conclusion"] = _opt_str(suite, "conclusion")
+        fields["head_sha"] = _opt_str(suite, "head_sha")
         fields["pull_requests"] = tuple(
-            PullRequestRef(number=int(p["number"]), head_sha=(p.get("head") or {}).get("sha"))
+            PullRequestRef(number=int(p["number"]), head_sha=_opt_str(p.get("head") or {}, "sha"))
             for p in suite.get("pull_requests") or []
         )
 
@@ -127,7 +137,7 @@ def _event(name: str, delivery_id: str, payload: dict[str, Any]) -> Event:
         name=name,
         action=action,
         delivery_id=delivery_id,
-        repository=repo.get("full_name") if isinstance(repo, dict) else None,
+        repository=_opt_str(repo, "full_name") if isinstance(repo, dict) else None,
         sender=_login(payload.get("sender")),
         payload=payload,
         **fields,
