@@ -10,7 +10,7 @@ import pytest
 from gaffer.agents import AgentType
 from gaffer.providers.github import parse
 from gaffer.store.projects import AgentSnapshot, ProjectSnapshot
-from gaffer.triggers.github import RULES, default_events, evaluate
+from gaffer.triggers.github import default_events, evaluate
 from tests.support.harness import fixture_body
 
 ALL_AGENTS = [a.value for a in AgentType]
@@ -173,6 +173,17 @@ def test_unknown_event_names_no_trigger() -> None:
     assert requests == [] and reason == "no trigger listens to push"
 
 
-def test_every_rule_event_is_a_default_event_of_its_agent() -> None:
-    for rule in RULES:
-        assert rule.event in default_events(rule.agent.value)
+def test_new_projects_enable_exactly_the_events_of_the_trigger_table() -> None:
+    """The table of the issue "The main job end to end", part 4, as new projects get it."""
+    assert {a.value: default_events(a.value) for a in AgentType} == {
+        "planning": [],
+        "implementation": ["issue_comment.created", "issues.labeled"],
+        "review": [
+            "check_suite.completed",
+            "pull_request.opened",
+            "pull_request.review_requested",
+        ],
+        "respond-to-review": ["pull_request_review.submitted"],
+        "respond-to-ci": ["check_suite.completed"],
+        "respond-to-pr-comment": ["issue_comment.created"],
+    }
