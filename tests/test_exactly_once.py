@@ -346,3 +346,53 @@ def test_leases_make_runs_wait_their_turn(
     done_second = first_dispatcher.wait_for(second)
     assert done_first["status"] == done_second["status"] == "SUCCEEDED"
     assert done_second["started_at"] >= done_first["finished_at"]
+
+
+async def review_with_queue_full(
+    gaffer_: Gaffer, project: ProjectInfo, queue_url: str, after_run: str
+) -> BaseException | object:
+    """The post-completion review path, with claims on gaffer's Redis but the queue on a Redis
+    out of memory: the run row is written, then the job add fails."""
+    client = aioredis.from_url(gaffer_.rt.require_redis())
+    queue = RunQueue(queue_url, gaffer_.settings.queue_name)
+    try:
+        intake = RunIntake(
+            gaffer_.settings, RunEngine(gaffer_.settings, gaffer_.rt.db, queue, client), client
+        )
+        with gaffer_.rt.db.session() as session:
+            snapshot = ProjectSnapshot.of(get_project(session, project.id), gaffer_.rt.box)
+        follow = FollowUps(intake, client, gaffer_.rt.db, gaffer_.rt.box)
+        try:
+            return await follow.review(snapshot, 2, HEAD_SHA, after_run=after_run)
+        except Exception as exc:
+            return exc
+    finally:
+        await queue.close()
+        await client.aclose()
+
+
+def test_a_review_whose_row_is_written_keeps_its_claim_when_its_job_add_fails(
+    start_gaffer: GafferFactory,
+) -> None:
+    """Repair adds the job of a QUEUED row later, so that review will run: releasing its claim
+    because the job add failed would let a second review of the same PR and SHA start."""
+    gaffer_ = start_gaffer(roles=("ingest",))
+    project = gaffer_.create_project(with_repository=False)
+    full = RedisServer()
+    full.start()
+    try:
+        admin = redis.Redis.from_url(full.url)
+        admin.config_set("maxmemory", 1)
+        admin.config_set("maxmemory-policy", "noeviction")
+        failed = asyncio.run(review_with_queue_full(gaffer_, project, full.url, "impl-1"))
+    finally:
+        full.close()
+    assert isinstance(failed, redis.exceptions.OutOfMemoryError), failed
+    [review] = reviews_of(gaffer_.rt.db, project.id)
+    assert review.status == RunStatus.QUEUED.value
+
+    # The green check suite of the same PR and SHA arrives: the claim still stands.
+    suite = gaffer_.deliver(fixture_body("check_suite.completed"), "check_suite", project.secret)
+    assert (suite.status_code, suite.json()["decision"]) == (202, "ignored"), suite.text
+    assert "already dispatched" in suite.json()["reason"]
+    assert [r.id for r in reviews_of(gaffer_.rt.db, project.id)] == [review.id]

@@ -18,6 +18,7 @@ the buffer did take it.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -25,6 +26,8 @@ from typing import TYPE_CHECKING
 
 import redis.asyncio as aioredis
 import structlog
+from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from gaffer.agents import AgentType
@@ -36,7 +39,7 @@ from gaffer.coordination.dispatch_claims import (
 )
 from gaffer.runs.engine import NewRun, RunEngine
 from gaffer.settings import Settings
-from gaffer.store.models import utcnow
+from gaffer.store.models import Run, utcnow
 from gaffer.store.projects import ProjectSnapshot
 
 if TYPE_CHECKING:
@@ -67,6 +70,15 @@ class Submission:
     def reasons(self) -> str:
         """The reasons of the skipped requests, joined."""
         return "; ".join(reason for _, reason in self.skipped)
+
+
+@dataclass(frozen=True)
+class ClaimCheck:
+    """What the coordination step said of one request: ``outcome`` of its dispatch claim (None
+    when it takes none), and ``reason`` it may not go on (None when it may)."""
+
+    outcome: ClaimOutcome | None
+    reason: str | None
 
 
 RecordHook = Callable[[Session, Submission], None]
@@ -108,14 +120,14 @@ class RunIntake:
         admitted: list[NewRun] = []
         claimed: list[NewRun] = []
         for new in runs:
-            reason = await self._claim(project, new)
-            if reason is None:
+            check = await self._claim(project, new)
+            if check.reason is None:
                 admitted.append(new)
-                if new.request.agent_type == AgentType.REVIEW:
+                if check.outcome is ClaimOutcome.CLAIMED:
                     claimed.append(new)
             else:
-                submission.skipped.append((new.run_id, reason))
-                submission.redis_down |= reason.startswith("redis unavailable")
+                submission.skipped.append((new.run_id, check.reason))
+                submission.redis_down |= check.outcome is ClaimOutcome.REDIS_DOWN
         submission.run_ids = [new.run_id for new in admitted]
         if not admitted:
             return submission
@@ -133,20 +145,40 @@ class RunIntake:
                 in_same_transaction=(lambda session: hook(session, submission)) if hook else None,
             )
         except BaseException:
-            # The dispatch is blocked after its claim: let a later event claim it again.
+            # The dispatch is blocked after its claim: let a later event claim it again, unless
+            # its row was written (only the job add failed): repair adds the job and the run
+            # goes on, so its claim must stand.
+            written = await self._written([new.run_id for new in claimed])
             for new in claimed:
-                await self._release(project, new)
+                if new.run_id not in written:
+                    await self._release(project, new)
             raise
         return submission
 
-    async def _claim(self, project: ProjectSnapshot, new: NewRun) -> str | None:
-        """None when ``new`` may go on, else the reason it may not."""
+    async def _written(self, run_ids: list[str]) -> set[str]:
+        """Which of ``run_ids`` have a run row. When the database cannot say, all of them:
+        a claim kept too long only expires (``review_claim_ttl_s``); one released too early
+        lets a second review start."""
+        if not run_ids:
+            return set()
+        try:
+            return await asyncio.to_thread(self._rows_of, run_ids)
+        except SQLAlchemyError:
+            log.warning("review_claims_kept_database_unavailable", runs=run_ids)
+            return set(run_ids)
+
+    def _rows_of(self, run_ids: list[str]) -> set[str]:
+        with self.run_engine.db.session() as session:
+            return set(session.scalars(select(Run.id).where(Run.id.in_(run_ids))))
+
+    async def _claim(self, project: ProjectSnapshot, new: NewRun) -> ClaimCheck:
+        """Take the dispatch claim ``new`` needs (reviews only) and say whether it may go on."""
         request = new.request
         if request.agent_type != AgentType.REVIEW:
-            return None
+            return ClaimCheck(None, None)
         target = review_target(project, new)
         if target is None:
-            return "a review needs a pull request number and a head SHA"
+            return ClaimCheck(None, "a review needs a pull request number and a head SHA")
         outcome = await claim_review(
             self.redis,
             target,
@@ -155,10 +187,11 @@ class RunIntake:
             ttl_s=self.settings.review_claim_ttl_s,
         )
         if outcome is ClaimOutcome.CLAIMED:
-            return None
+            return ClaimCheck(outcome, None)
         if outcome is ClaimOutcome.REDIS_DOWN:
-            return "redis unavailable: review dispatch claim failed closed"
-        return f"review of PR #{target.pr_number} at {target.head_sha[:12]} was already dispatched"
+            return ClaimCheck(outcome, "redis unavailable: review dispatch claim failed closed")
+        pr, sha = target.pr_number, target.head_sha[:12]
+        return ClaimCheck(outcome, f"review of PR #{pr} at {sha} was already dispatched")
 
     async def _release(self, project: ProjectSnapshot, new: NewRun) -> None:
         target = review_target(project, new)
