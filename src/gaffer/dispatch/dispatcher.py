@@ -304,8 +304,12 @@ class Dispatcher:
             raise
         finally:
             self.active.pop(run_id, None)
-            await writer.flush()
-            await (handle.detach() if detached else handle.cleanup())
+            try:
+                await writer.flush()
+            finally:
+                # Even when the log cannot be written (the database is down), the worker's
+                # process group or container must not outlive this attempt.
+                await (handle.detach() if detached else handle.cleanup())
         if outcome is None:
             await asyncio.to_thread(self._requeue, run_id)
             raise DispatcherStoppingError(f"dispatcher stopped while run {run_id} was running")

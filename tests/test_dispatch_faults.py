@@ -1,0 +1,155 @@
+"""Dispatch when the database fails: real databases made to refuse writes (a trigger that
+raises), real Redis and BullMQ, real worker processes. And run id prefixes that look like
+patterns."""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+
+import pytest
+from cryptography.fernet import Fernet
+from sqlalchemy.exc import DBAPIError
+
+from gaffer.dispatch.run_log import MAX_PENDING_LINES, RunLogWriter
+from gaffer.settings import Settings
+from gaffer.store.crypto import SecretBox
+from gaffer.store.db import Database
+from gaffer.store.migrate import migrate
+from gaffer.store.models import Run, RunStatus
+from gaffer.store.projects import create_project
+from gaffer.store.runs import read_logs
+from tests.conftest import GafferFactory
+from tests.test_lifecycle import gaffer_worker_ref, group_alive, trigger
+
+# -- a database that refuses some writes --------------------------------------------------------
+
+
+def refuse(db: Database, name: str, table: str, event: str, when: str) -> None:
+    """Make the database raise on ``event`` (INSERT, UPDATE) of ``table`` rows matching
+    ``when`` (SQL over NEW/OLD), as a database that is down or full would."""
+    with db.engine.begin() as conn:
+        if conn.dialect.name == "sqlite":
+            conn.exec_driver_sql(
+                f"CREATE TRIGGER {name} BEFORE {event} ON {table} FOR EACH ROW WHEN {when} "
+                "BEGIN SELECT RAISE(ABORT, 'refused by the test'); END"
+            )
+        else:
+            conn.exec_driver_sql(
+                f"CREATE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS "
+                "$$ BEGIN RAISE EXCEPTION 'refused by the test'; END $$"
+            )
+            conn.exec_driver_sql(
+                f"CREATE TRIGGER {name} BEFORE {event} ON {table} FOR EACH ROW "
+                f"WHEN ({when}) EXECUTE FUNCTION {name}()"
+            )
+
+
+def allow(db: Database, name: str, table: str) -> None:
+    """Undo :func:`refuse`."""
+    with db.engine.begin() as conn:
+        if conn.dialect.name == "sqlite":
+            conn.exec_driver_sql(f"DROP TRIGGER {name}")
+        else:
+            conn.exec_driver_sql(f"DROP TRIGGER {name} ON {table}")
+            conn.exec_driver_sql(f"DROP FUNCTION {name}()")
+
+
+@pytest.fixture
+def db(tmp_path: Path, database_url: str | None) -> Database:
+    database = Database(Settings(home=tmp_path, database_url=database_url, master_key=None))
+    migrate(database)
+    return database
+
+
+def add_runs(db: Database, *run_ids: str) -> None:
+    with db.session() as session:
+        project = create_project(
+            session,
+            SecretBox(Fernet.generate_key()),
+            name="p",
+            repository="o/r",
+            clone_url="/x",
+            webhook_secret="s",
+            bot_login="b",
+        )
+        for run_id in run_ids:
+            session.add(
+                Run(
+                    id=run_id,
+                    project_id=project.id,
+                    agent_type="review",
+                    work_item="1",
+                    trigger="github:x",
+                    status=RunStatus.RUNNING,
+                    job_data={},
+                )
+            )
+
+
+def messages(db: Database, run_id: str) -> list[str]:
+    with db.session() as session:
+        return [line.message for line in read_logs(session, run_id, limit=100_000)]
+
+
+# -- the run log writer -----------------------------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_a_batch_the_database_refuses_is_kept_for_the_next_flush(db: Database) -> None:
+    run_id = "r" * 32
+    add_runs(db, run_id)
+    refuse(db, "refuse_second", "run_logs", "INSERT", "NEW.message = 'second'")
+    writer = RunLogWriter(db, run_id)
+    await writer.write("worker", "first")
+    await writer.write("worker", "second")
+    with pytest.raises(DBAPIError, match="refused by the test"):
+        await writer.flush()
+    assert messages(db, run_id) == []
+    # Still refused: still kept.
+    with pytest.raises(DBAPIError, match="refused by the test"):
+        await writer.flush()
+    allow(db, "refuse_second", "run_logs")
+    await writer.write("worker", "third")
+    await writer.flush()
+    assert messages(db, run_id) == ["first", "second", "third"]
+
+
+@pytest.mark.anyio
+async def test_a_refused_log_keeps_at_most_max_pending_lines(db: Database) -> None:
+    run_id = "r" * 32
+    add_runs(db, run_id)
+    refuse(db, "refuse_all", "run_logs", "INSERT", "1 = 1")
+    writer = RunLogWriter(db, run_id)
+    total = MAX_PENDING_LINES + 5
+    for i in range(total):
+        with contextlib.suppress(DBAPIError):
+            await writer.write("worker", f"line {i}")
+    allow(db, "refuse_all", "run_logs")
+    await writer.flush()
+    written = messages(db, run_id)
+    assert written[0] == "5 log lines lost: the database could not be written"
+    assert written[1:] == [f"line {i}" for i in range(5, total)]
+    # The loss is reported once.
+    await writer.write("worker", "after")
+    await writer.flush()
+    assert messages(db, run_id)[-2:] == [f"line {total - 1}", "after"]
+
+
+def test_a_log_the_database_refuses_still_kills_the_worker(start_gaffer: GafferFactory) -> None:
+    """The last log batch cannot be written: the worker's process group is killed anyway
+    (the process left behind does not carry the run id, so only the dispatcher's clean-up of
+    its own worker can find it; the retry's re-attach cannot)."""
+    gaffer = start_gaffer()
+    project = gaffer.create_project(
+        command="env -u GAFFER_RUN_ID sleep 3600 >/dev/null 2>&1 & echo started"
+    )
+    # The worker's result line is the last it prints: the batch holding it is refused, and
+    # every flush after that (the batch is kept).
+    refuse(gaffer.rt.db, "refuse_result", "run_logs", "INSERT", "NEW.message LIKE 'result %'")
+    run_id = trigger(gaffer, project)
+    pgid = int(gaffer_worker_ref(gaffer, run_id))
+    run = gaffer.wait_for(run_id)
+    # The job's next attempt found the run in progress and its worker gone.
+    assert run["status"] == "SYSTEM_FAILURE", run
+    assert not group_alive(pgid)
