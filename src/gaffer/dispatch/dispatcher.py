@@ -169,7 +169,7 @@ class Dispatcher:
         """Check the backend, repair lost jobs, sweep orphaned workers, then start consuming
         the queue and the periodic sweeps. Raises the backend's :class:`BackendError`."""
         await self.backend.check()
-        await self.run_engine.repair()
+        await self._repair()
         await self.orphans.start()
         self._worker = Worker(
             self.settings.queue_name,
@@ -205,9 +205,19 @@ class Dispatcher:
         while True:
             await asyncio.sleep(self.settings.repair_interval_s)
             try:
-                await self.run_engine.repair()
+                await self._repair()
             except Exception:
                 log.exception("run_repair_failed")
+
+    async def _repair(self) -> None:
+        """:meth:`RunEngine.repair`; a run it fails has what is left of its worker stopped
+        (``local``: its process group and workspace; a container is the orphan sweep's)."""
+
+        async def stop_leftover(run_id: str, worker_ref: str | None) -> None:
+            if not self.backend.reattachable and run_id not in self.active:
+                await self.backend.recover(run_id, worker_ref)
+
+        await self.run_engine.repair(on_abandoned=stop_leftover)
 
     # -- one job ------------------------------------------------------------------------------
 
