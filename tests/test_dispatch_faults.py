@@ -24,7 +24,7 @@ from gaffer.store.db import Database
 from gaffer.store.migrate import migrate
 from gaffer.store.models import Run, RunStatus
 from gaffer.store.projects import create_project
-from gaffer.store.runs import read_logs, transition
+from gaffer.store.runs import RunNotFoundError, get_run, read_logs, transition
 from tests.conftest import GafferFactory
 from tests.support.harness import Gaffer
 from tests.test_lifecycle import gaffer_worker_ref, group_alive, trigger
@@ -289,3 +289,18 @@ def test_repair_leaves_runs_whose_job_lives_and_ends_runs_whose_job_is_gone(
     # A finished run keeps its outcome.
     assert gaffer.run(finished)["status"] == "SUCCEEDED"
     assert asyncio.run(_repair(gaffer)) == []
+
+
+# -- run id prefixes --------------------------------------------------------------------------
+
+
+def test_a_run_id_prefix_is_not_a_pattern(db: Database) -> None:
+    other, underscored = "abxd" + "0" * 28, "ab_d" + "1" * 28
+    add_runs(db, other, underscored)
+    with db.session() as session:
+        # "_" and "%" are themselves, not wildcards: "ab_d" is one run, not two.
+        assert get_run(session, "ab_d").id == underscored
+        for prefix in ("a_xd", "ab%d", "%bxd", "abx%"):
+            with pytest.raises(RunNotFoundError):
+                get_run(session, prefix)
+        assert get_run(session, "abxd").id == other
