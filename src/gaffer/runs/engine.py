@@ -215,22 +215,25 @@ class RunEngine:
     ) -> set[str]:
         """Insert the rows whose id is not taken, in one transaction; returns the ids that
         already existed."""
-        for attempt in range(2):
-            try:
-                with self.db.session() as session:
-                    ids = [row["id"] for row in rows]
-                    existing = set(session.scalars(select(Run.id).where(Run.id.in_(ids))))
-                    fresh = [row for row in rows if row["id"] not in existing]
-                    if fresh:
-                        session.execute(insert(Run), fresh)
-                    if extra is not None:
-                        extra(session)
-                return existing
-            except IntegrityError:
-                # Another process inserted one of these ids between our read and our write.
-                if attempt:
-                    raise
-        raise AssertionError("unreachable")
+        try:
+            return self._insert_absent_once(rows, extra)
+        except IntegrityError:
+            # Another process inserted one of these ids between our read and our write: the
+            # second try sees it and leaves it alone.
+            return self._insert_absent_once(rows, extra)
+
+    def _insert_absent_once(
+        self, rows: Sequence[dict[str, Any]], extra: Callable[[Session], None] | None
+    ) -> set[str]:
+        with self.db.session() as session:
+            ids = [row["id"] for row in rows]
+            existing = set(session.scalars(select(Run.id).where(Run.id.in_(ids))))
+            fresh = [row for row in rows if row["id"] not in existing]
+            if fresh:
+                session.execute(insert(Run), fresh)
+            if extra is not None:
+                extra(session)
+        return existing
 
     async def record_unstarted(
         self, runs: Sequence[NewRun], status: RunStatus, error: str
