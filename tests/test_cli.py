@@ -3,16 +3,26 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
 
 from gaffer.demo.repository import create_bare_repository
+from gaffer.settings import Settings
+from gaffer.store.crypto import SecretBox
+from gaffer.store.db import Database
+from gaffer.store.migrate import migrate
+from gaffer.store.models import Run, RunStatus, utcnow
+from gaffer.store.projects import create_project
+from gaffer.store.runs import append_logs
 from tests.conftest import MASTER_KEY
 from tests.support.harness import FIXTURES
-from tests.support.process import GafferUp, gaffer, gaffer_env, gaffer_json
+from tests.support.process import GAFFER, GafferUp, gaffer, gaffer_env, gaffer_json
+from tests.support.servers import PostgresServer
 
 
 @pytest.fixture
@@ -235,3 +245,91 @@ def test_keygen_prints_a_usable_key(env: dict[str, str], tmp_path: Path, bare: P
     )
     assert proc.returncode == 1
     assert "does not decrypt with this master key" in proc.stderr
+
+
+def test_logs_follow_prints_the_batch_committed_with_the_final_status(
+    tmp_path: Path, postgres_server: PostgresServer
+) -> None:
+    """A dispatcher commits a run's last log lines and its final status together. A follower
+    that reads the logs, and then the status, in between prints nothing more and stops: the
+    last lines are lost. Here the commit is held (a lock on ``runs``) until the follower is
+    blocked reading in between."""
+    url = postgres_server.create_database()
+    home = tmp_path / "home"
+    db = Database(Settings(home=home, database_url=url, master_key=MASTER_KEY))
+    migrate(db)
+    run_id = "f" * 32
+    with db.session() as session:
+        project = create_project(
+            session,
+            SecretBox(MASTER_KEY.encode()),
+            name="p",
+            repository="o/r",
+            clone_url="/x",
+            webhook_secret="s",
+            bot_login="b",
+        )
+        session.add(
+            Run(
+                id=run_id,
+                project_id=project.id,
+                agent_type="review",
+                work_item="1",
+                trigger="github:x",
+                status=RunStatus.RUNNING,
+                job_data={},
+            )
+        )
+    with db.session() as session:
+        append_logs(session, run_id, [("engine", "the first line", utcnow())])
+
+    env = gaffer_env(home, DATABASE_URL=url, GAFFER_MASTER_KEY=MASTER_KEY)
+    follower = subprocess.Popen(
+        [GAFFER, "runs", "logs", run_id, "--follow"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert follower.stdout is not None
+        assert "the first line" in follower.stdout.readline()
+        with db.engine.connect() as conn, conn.begin():
+            conn.exec_driver_sql("LOCK TABLE runs IN ACCESS EXCLUSIVE MODE")
+            conn.execute(
+                text(
+                    "INSERT INTO run_logs (run_id, ts, stream, message) "
+                    "VALUES (:run_id, :ts, 'engine', 'the last line')"
+                ),
+                {"run_id": run_id, "ts": utcnow()},
+            )
+            conn.execute(
+                text("UPDATE runs SET status = 'SUCCEEDED', finished_at = :ts WHERE id = :id"),
+                {"ts": utcnow(), "id": run_id},
+            )
+            _wait_until_blocked(db, follower)
+        out, err = follower.communicate(timeout=30)
+    finally:
+        if follower.poll() is None:
+            follower.kill()
+            follower.wait()
+    assert follower.returncode == 0, err
+    assert "the last line" in out
+
+
+def _wait_until_blocked(db: Database, follower: subprocess.Popen[str]) -> None:
+    """Wait until a session of this database waits for a lock (the follower's read)."""
+    deadline = time.monotonic() + 30
+    while True:
+        with db.engine.connect() as conn:
+            waiting = conn.execute(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+                )
+            ).scalar()
+        if waiting:
+            return
+        assert follower.poll() is None, "the follower stopped"
+        assert time.monotonic() < deadline, "the follower never read the runs table"
+        time.sleep(0.05)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import subprocess
 import time
 import uuid
@@ -10,8 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from bullmq import Queue
 
-from gaffer.queue.queues import RunQueue
+from gaffer.queue.queues import RunQueue, bullmq_options
 from gaffer.store.models import RunStatus
 from tests.conftest import GafferFactory
 from tests.support.harness import Gaffer, ProjectInfo, fixture_body
@@ -19,9 +21,14 @@ from tests.support.harness import Gaffer, ProjectInfo, fixture_body
 LABELED = fixture_body("issues.labeled")
 
 
-def trigger(gaffer: Gaffer, project: ProjectInfo) -> str:
-    """Deliver issues.labeled (a fresh delivery id) and return the run it queued."""
-    response = gaffer.deliver(LABELED, "issues", project.secret, delivery_id=str(uuid.uuid4()))
+def trigger(gaffer: Gaffer, project: ProjectInfo, issue: int = 1) -> str:
+    """Deliver issues.labeled for ``issue`` (a fresh delivery id); return the run it queued."""
+    body = LABELED
+    if issue != 1:
+        payload = json.loads(LABELED)
+        payload["issue"]["number"] = issue
+        body = json.dumps(payload).encode()
+    response = gaffer.deliver(body, "issues", project.secret, delivery_id=str(uuid.uuid4()))
     assert response.status_code == 202, response.text
     [run_id] = response.json()["runs"]
     return run_id
@@ -117,12 +124,13 @@ def test_timeout_kills_the_process_group(start_gaffer: GafferFactory) -> None:
     gaffer = start_gaffer(run_timeout_s=2.0)
     project = gaffer.create_project(command="sleep 3600")
     run_id = trigger(gaffer, project)
-    running = gaffer.wait_for(run_id, [RunStatus.RUNNING])
+    gaffer.wait_for(run_id, [RunStatus.RUNNING])
     pgid = int(gaffer_worker_ref(gaffer, run_id))
     run = gaffer.wait_for(run_id)
-    assert running["status"] == "RUNNING"
     assert run["status"] == "TIMED_OUT"
     assert run["error"] == "timed out after 2 s"
+    # Stopped by the deadline, not before it.
+    assert run["duration_s"] >= 2.0
     assert not group_alive(pgid)
 
 
@@ -158,13 +166,15 @@ def test_cancel_while_running(start_gaffer: GafferFactory) -> None:
 def test_job_waits_for_a_slot_and_cancel_while_queued(
     start_gaffer: GafferFactory, tmp_path: Path
 ) -> None:
-    gaffer = start_gaffer(max_workers=1)
+    """GAFFER_MAX_WORKERS=1: runs of different work items (no lock between them, and a project
+    cap that would let them all run) still run one at a time; the others wait, not failed."""
+    gaffer = start_gaffer(max_workers=1, max_runs_per_project_agent=10)
     release = tmp_path / "release"
     project = gaffer.create_project(command=barrier_command(release))
-    first = trigger(gaffer, project)
+    first = trigger(gaffer, project, issue=1)
     gaffer.wait_for(first, [RunStatus.RUNNING])
-    second = trigger(gaffer, project)
-    third = trigger(gaffer, project)
+    second = trigger(gaffer, project, issue=2)
+    third = trigger(gaffer, project, issue=3)
     # The only slot is busy: the others wait in the queue; they are not failed.
     time.sleep(1.0)
     assert gaffer.run(second)["status"] == "QUEUED"
@@ -178,11 +188,23 @@ def test_job_waits_for_a_slot_and_cancel_while_queued(
     first_done = gaffer.wait_for(first)
     second_done = gaffer.wait_for(second)
     assert first_done["status"] == second_done["status"] == "SUCCEEDED"
+    assert second_done["work_item"] == "2"
     assert second_done["started_at"] >= first_done["finished_at"]
+    # Each job took one attempt: the second waited for the slot, it did not fail for it.
+    assert asyncio.run(_attempts_made(gaffer, [first, second])) == [1, 1]
     third_done = gaffer.run(third)
     assert third_done["status"] == "CANCELED"
     assert third_done["started_at"] is None
     assert gaffer.logs(third) == []
+
+
+async def _attempts_made(gaffer: Gaffer, run_ids: list[str]) -> list[int]:
+    queue = Queue(gaffer.settings.queue_name, bullmq_options(gaffer.rt.require_redis()))
+    try:
+        jobs = [await queue.getJob(run_id) for run_id in run_ids]
+        return [int(job.attemptsMade) for job in jobs]
+    finally:
+        await queue.close()
 
 
 def test_dispatcher_restart_repairs_queued_runs_without_jobs(
@@ -215,12 +237,18 @@ async def _drop_job(gaffer: Gaffer, run_id: str) -> str:
 @pytest.mark.parametrize("status", ["SUCCEEDED", "CANCELED"])
 def test_cancel_of_a_finished_run_changes_nothing(start_gaffer: GafferFactory, status: str) -> None:
     gaffer = start_gaffer()
-    project = gaffer.create_project()
+    # The run to cancel never ends by itself: only the cancel can finish it.
+    project = gaffer.create_project(
+        command="echo ok > RESULT.txt" if status == "SUCCEEDED" else "sleep 3600"
+    )
     run_id = trigger(gaffer, project)
     if status == "CANCELED":
-        gaffer.cancel(run_id)
+        first = gaffer.cancel(run_id)
+        assert first.status in (RunStatus.CANCELED, RunStatus.STARTING, RunStatus.RUNNING)
     done = gaffer.wait_for(run_id)
+    assert done["status"] == status
     result = gaffer.cancel(run_id)
-    assert result.status == RunStatus(done["status"])
+    assert result.status == RunStatus(status)
     assert "already finished" in result.message
-    assert gaffer.run(run_id)["status"] == done["status"]
+    after = gaffer.run(run_id)
+    assert (after["status"], after["finished_at"]) == (status, done["finished_at"])

@@ -75,7 +75,10 @@ class WorkerHandle(ABC):
         """Wait for the worker to exit; returns its exit code.
 
         A local process killed by signal N gives -N; a container killed by signal N gives
-        128 + N (the container engines' convention, e.g. 137 for SIGKILL).
+        128 + N (the container engines' convention, e.g. 137 for SIGKILL). Raises
+        :class:`WorkerLostError` when the worker vanished (its container was removed) and
+        :class:`BackendError` when the engine cannot be asked; the dispatcher lets either fail
+        the job's attempt.
         """
 
     @abstractmethod

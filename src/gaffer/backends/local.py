@@ -41,13 +41,18 @@ class LocalWorker(WorkerHandle):
         self.ref = str(process.pid)  # the group id: start_new_session makes pid == pgid
 
     def output(self) -> AsyncIterator[str]:
+        """The process's merged stdout/stderr pipe, cut into capped lines, until it closes
+        (when the worker and every process of its group holding the pipe have exited)."""
         assert self.process.stdout is not None
         return split_lines(reader_chunks(self.process.stdout))
 
     async def wait(self) -> int:
+        """The worker process's exit code (-N when signal N killed it). Never raises."""
         return await self.process.wait()
 
     async def stop(self, grace_s: float) -> None:
+        """SIGTERM the whole process group, SIGKILL it after ``grace_s`` s if the worker still
+        runs; returns once the worker exited. A group already gone is fine."""
         _killpg(self.process.pid, signal.SIGTERM)
         try:
             await asyncio.wait_for(self.process.wait(), timeout=grace_s)
@@ -56,6 +61,8 @@ class LocalWorker(WorkerHandle):
             await self.process.wait()
 
     async def cleanup(self) -> None:
+        """SIGKILL whatever is left of the process group, wait for the worker, and remove the
+        workspace (unless ``keep_workspaces``). Safe after :meth:`stop` or an exit."""
         # Whatever the engine left running in the group goes with the worker.
         _killpg(self.process.pid, signal.SIGKILL)
         if self.process.returncode is None:

@@ -135,8 +135,10 @@ def logs(
         last_id = 0
         while True:
             with rt.db.session() as session:
-                lines = read_logs(session, run_id, after_id=last_id)
+                # The status first: the last lines are committed with the final status (or
+                # before it), so lines read after a final status include them all.
                 status = RunStatus(get_run(session, run_id).status)
+                lines = read_logs(session, run_id, after_id=last_id)
             for line in lines:
                 _print_line(log_view(line), as_json)
                 last_id = line.id

@@ -44,7 +44,7 @@ import asyncio
 import contextlib
 import signal
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, NoReturn
@@ -54,6 +54,7 @@ import structlog
 from bullmq import Job, Worker
 from bullmq.custom_errors import DelayedError
 from redis.exceptions import RedisError
+from sqlalchemy import select
 
 from gaffer.backends.base import Backend, PermanentStartError, WorkerHandle, WorkerLostError
 from gaffer.coordination.cancel import cancel_key, cancel_requested
@@ -169,7 +170,7 @@ class Dispatcher:
         """Check the backend, repair lost jobs, sweep orphaned workers, then start consuming
         the queue and the periodic sweeps. Raises the backend's :class:`BackendError`."""
         await self.backend.check()
-        await self.run_engine.repair()
+        await self._repair()
         await self.orphans.start()
         self._worker = Worker(
             self.settings.queue_name,
@@ -205,14 +206,56 @@ class Dispatcher:
         while True:
             await asyncio.sleep(self.settings.repair_interval_s)
             try:
-                await self.run_engine.repair()
+                await self._repair()
             except Exception:
                 log.exception("run_repair_failed")
+
+    async def _repair(self) -> None:
+        """:meth:`RunEngine.repair`; a run it fails has what is left of its worker stopped
+        (``local``: its process group and workspace; a container is the orphan sweep's).
+        Then forget the runs logged as waiting for a slot that no longer wait."""
+
+        async def stop_leftover(run_id: str, worker_ref: str | None) -> None:
+            if not self.backend.reattachable and run_id not in self.active:
+                await self.backend.recover(run_id, worker_ref)
+
+        await self.run_engine.repair(on_abandoned=stop_leftover)
+        # A run canceled while it waited for a slot never comes back to clear its entry.
+        waiting = list(self._waiting_logged)
+        if waiting:
+            queued = await asyncio.to_thread(self._queued_among, waiting)
+            self._waiting_logged.difference_update(set(waiting) - queued)
+
+    def _queued_among(self, run_ids: list[str]) -> set[str]:
+        with self.db.session() as session:
+            return set(
+                session.scalars(
+                    select(Run.id).where(Run.id.in_(run_ids), Run.status == RunStatus.QUEUED)
+                )
+            )
 
     # -- one job ------------------------------------------------------------------------------
 
     async def process(self, job: Job, token: str) -> dict[str, Any]:
-        """BullMQ processor of one run job (see the module docstring)."""
+        """BullMQ processor of one run job (see the module docstring).
+
+        Returns the job's result: ``{"status": <final RunStatus>}`` when this call recorded
+        how the run ended, or ``{"skipped": <reason>}`` when there was nothing to run (the run
+        is missing, or already finished or canceled). Raises, for BullMQ:
+
+        * :class:`DelayedError` after moving the job back to ``delayed`` (no attempt used): the
+          run's leases are taken (it waits for a slot), or the dispatcher is stopping and left
+          the worker running for the next dispatcher to re-attach;
+        * :class:`SpawnFailedError`: the worker could not be started; the run is QUEUED again
+          and BullMQ retries the job with backoff;
+        * :class:`DispatcherStoppingError`: the dispatcher stopped the worker while stopping;
+          the run is QUEUED again for the retry;
+        * anything else (a database or Redis error): the attempt fails and BullMQ retries it;
+          when the attempts are used up, the periodic repair ends the run SYSTEM_FAILURE.
+
+        The run's leases are released whichever way it leaves, except when its worker is left
+        running to be re-attached.
+        """
         data = JobData.model_validate(job.data)
         keys = LeaseKeys.of(data.project_id, data.agent_type, data.task.work_item)
         lease = await self.leases.acquire(keys, data.run_id)
@@ -256,7 +299,9 @@ class Dispatcher:
         """Claim the run, start its worker, supervise it and record how it ended."""
         run_id = data.run_id
         self._waiting_logged.discard(run_id)
-        claimed = await asyncio.to_thread(self._claim, run_id)
+        claimed = await asyncio.to_thread(
+            self._transition, run_id, [RunStatus.QUEUED], RunStatus.STARTING, started_at=utcnow()
+        )
         if not claimed:
             return await self._not_queued(data, keys)
         writer = RunLogWriter(self.db, run_id)
@@ -285,7 +330,7 @@ class Dispatcher:
         keys: LeaseKeys,
         writer: RunLogWriter,
         timeout_s: float,
-        from_statuses: list[RunStatus] | tuple[RunStatus, ...],
+        from_statuses: Sequence[RunStatus],
     ) -> dict[str, Any]:
         """Mark the run RUNNING, supervise its worker for at most ``timeout_s`` more seconds,
         record the outcome, then clean the worker up (every path)."""
@@ -294,7 +339,9 @@ class Dispatcher:
         outcome: Outcome | None = None
         detached = False
         try:
-            await asyncio.to_thread(self._mark_running, run_id, handle.ref, from_statuses)
+            await asyncio.to_thread(
+                self._transition, run_id, from_statuses, RunStatus.RUNNING, worker_ref=handle.ref
+            )
             outcome = await self._supervise(handle, data, writer, keys, timeout_s)
             await writer.flush()
             if outcome is not None:
@@ -304,46 +351,30 @@ class Dispatcher:
             raise
         finally:
             self.active.pop(run_id, None)
-            await writer.flush()
-            await (handle.detach() if detached else handle.cleanup())
+            try:
+                await writer.flush()
+            finally:
+                # Even when the log cannot be written (the database is down), the worker's
+                # process group or container must not outlive this attempt.
+                await (handle.detach() if detached else handle.cleanup())
         if outcome is None:
-            await asyncio.to_thread(self._requeue, run_id)
+            await asyncio.to_thread(
+                self._transition, run_id, IN_PROGRESS, RunStatus.QUEUED, worker_ref=None
+            )
             raise DispatcherStoppingError(f"dispatcher stopped while run {run_id} was running")
         return {"status": outcome.status.value}
 
-    def _claim(self, run_id: str) -> bool:
-        with self.db.session() as session:
-            return transition(
-                session,
-                run_id,
-                from_statuses=[RunStatus.QUEUED],
-                to_status=RunStatus.STARTING,
-                started_at=utcnow(),
-            )
-
-    def _mark_running(
+    def _transition(
         self,
         run_id: str,
-        worker_ref: str,
-        from_statuses: list[RunStatus] | tuple[RunStatus, ...],
-    ) -> None:
+        from_statuses: Sequence[RunStatus],
+        to_status: RunStatus,
+        **fields: Any,
+    ) -> bool:
+        """:func:`transition` in a session of its own (call it in a thread)."""
         with self.db.session() as session:
-            transition(
-                session,
-                run_id,
-                from_statuses=from_statuses,
-                to_status=RunStatus.RUNNING,
-                worker_ref=worker_ref,
-            )
-
-    def _requeue(self, run_id: str) -> None:
-        with self.db.session() as session:
-            transition(
-                session,
-                run_id,
-                from_statuses=IN_PROGRESS,
-                to_status=RunStatus.QUEUED,
-                worker_ref=None,
+            return transition(
+                session, run_id, from_statuses=from_statuses, to_status=to_status, **fields
             )
 
     async def _not_queued(self, data: JobData, keys: LeaseKeys) -> dict[str, Any]:
@@ -409,7 +440,9 @@ class Dispatcher:
             outcome = Outcome(RunStatus.SYSTEM_FAILURE, error=error)
             await self._finish(data, outcome, from_statuses=[RunStatus.STARTING])
             return {"status": outcome.status.value}
-        await asyncio.to_thread(self._requeue, data.run_id)
+        await asyncio.to_thread(
+            self._transition, data.run_id, IN_PROGRESS, RunStatus.QUEUED, worker_ref=None
+        )
         raise SpawnFailedError(str(exc)) from exc
 
     async def _supervise(
@@ -501,21 +534,12 @@ class Dispatcher:
         self,
         data: JobData,
         outcome: Outcome,
-        from_statuses: tuple[RunStatus, ...] | list[RunStatus] = (RunStatus.RUNNING,),
+        from_statuses: Sequence[RunStatus] = (RunStatus.RUNNING,),
     ) -> None:
         run_id = data.run_id
-
-        def write() -> bool:
-            with self.db.session() as session:
-                return transition(
-                    session,
-                    run_id,
-                    from_statuses=from_statuses,
-                    to_status=outcome.status,
-                    **outcome.columns(),
-                )
-
-        moved = await asyncio.to_thread(write)
+        moved = await asyncio.to_thread(
+            self._transition, run_id, from_statuses, outcome.status, **outcome.columns()
+        )
         await self.redis.delete(cancel_key(run_id))
         log.info(
             "run_finished",

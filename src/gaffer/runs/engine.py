@@ -1,15 +1,19 @@
-"""The run engine: create a run (row, then queue job), cancel it, re-add lost jobs.
+"""The run engine: create a run (row, then queue job), cancel it, repair runs and jobs.
 
 Creating a run writes the QUEUED row first and then adds the BullMQ job whose id is the run id.
 A crash between the two leaves a QUEUED row without a job, which :meth:`RunEngine.repair`
 re-adds from the row (``add`` with an existing job id is a no-op, so repair never duplicates).
 The opposite order could leave a job without a row, which nothing could explain.
+
+:meth:`RunEngine.repair` also ends runs left STARTING or RUNNING by a job that no dispatcher will
+take up again (failed, completed or gone): they become SYSTEM_FAILURE instead of staying in
+progress forever.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -20,7 +24,8 @@ from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from gaffer.coordination.cancel import request_cancel
+from gaffer.coordination.cancel import cancel_key, request_cancel
+from gaffer.coordination.leases import LeaseKeys, RunLeases
 from gaffer.queue.jobs import EngineSpec, JobData, RepositorySpec, TaskSpec, branch_name
 from gaffer.queue.queues import RunQueue
 from gaffer.runs.requests import AgentRequest
@@ -34,6 +39,11 @@ log = structlog.get_logger(__name__)
 
 CANCELABLE_BEFORE_START = (RunStatus.QUEUED,)
 REPAIRABLE_JOB_STATES = ("unknown", "completed", "failed")
+"""Job states in which no dispatcher will ever take the job up again."""
+IN_PROGRESS = (RunStatus.STARTING, RunStatus.RUNNING)
+
+AbandonedHook = Callable[[str, str | None], Awaitable[object]]
+"""``on_abandoned(run_id, worker_ref)``: called by :meth:`RunEngine.repair` for a run it failed."""
 
 
 class AgentNotConfiguredError(ValueError):
@@ -139,6 +149,12 @@ class RunEngine:
         self.db = db
         self.queue = queue
         self.redis = redis
+        self.leases = RunLeases(
+            redis,
+            lease_ms=settings.lease_ms,
+            project_cap=settings.max_runs_per_project_agent,
+            global_cap=settings.global_max_workers,
+        )
 
     async def create_run(
         self, request: AgentRequest, project: ProjectSnapshot, *, run_id: str | None = None
@@ -199,22 +215,25 @@ class RunEngine:
     ) -> set[str]:
         """Insert the rows whose id is not taken, in one transaction; returns the ids that
         already existed."""
-        for attempt in range(2):
-            try:
-                with self.db.session() as session:
-                    ids = [row["id"] for row in rows]
-                    existing = set(session.scalars(select(Run.id).where(Run.id.in_(ids))))
-                    fresh = [row for row in rows if row["id"] not in existing]
-                    if fresh:
-                        session.execute(insert(Run), fresh)
-                    if extra is not None:
-                        extra(session)
-                return existing
-            except IntegrityError:
-                # Another process inserted one of these ids between our read and our write.
-                if attempt:
-                    raise
-        raise AssertionError("unreachable")
+        try:
+            return self._insert_absent_once(rows, extra)
+        except IntegrityError:
+            # Another process inserted one of these ids between our read and our write: the
+            # second try sees it and leaves it alone.
+            return self._insert_absent_once(rows, extra)
+
+    def _insert_absent_once(
+        self, rows: Sequence[dict[str, Any]], extra: Callable[[Session], None] | None
+    ) -> set[str]:
+        with self.db.session() as session:
+            ids = [row["id"] for row in rows]
+            existing = set(session.scalars(select(Run.id).where(Run.id.in_(ids))))
+            fresh = [row for row in rows if row["id"] not in existing]
+            if fresh:
+                session.execute(insert(Run), fresh)
+            if extra is not None:
+                extra(session)
+        return existing
 
     async def record_unstarted(
         self, runs: Sequence[NewRun], status: RunStatus, error: str
@@ -283,15 +302,22 @@ class RunEngine:
                 error="canceled before it started",
             )
 
-    async def repair(self) -> list[str]:
-        """Re-add the job of every QUEUED run whose job is missing; returns their run ids.
+    async def repair(self, *, on_abandoned: AbandonedHook | None = None) -> list[str]:
+        """Reconcile runs with their queue jobs; returns the ids of the runs it acted on.
 
-        A job that is ``completed`` or ``failed`` while its run is still QUEUED (its final
-        status was never written) is removed and added again.
+        * A QUEUED run whose job is missing gets it re-added. A job that is ``completed`` or
+          ``failed`` while its run is still QUEUED (its final status was never written) is
+          removed and added again.
+        * A STARTING or RUNNING run whose job is ``failed``, ``completed`` or missing will never
+          be finished by a dispatcher (an error after the claim used up the job's attempts, or
+          the job stalled too often): it becomes SYSTEM_FAILURE with the reason, its leases are
+          released and its cancel request dropped, then ``on_abandoned(run_id, worker_ref)`` is
+          awaited (the dispatcher stops what is left of the worker). The move is conditional,
+          so a run that finished meanwhile keeps its outcome. Runs whose job is active, waiting
+          or delayed are left alone: a dispatcher is on them or will re-attach.
         """
-        queued = await asyncio.to_thread(self._queued_jobs)
         repaired = []
-        for run_id, job_data in queued:
+        for run_id, job_data in await asyncio.to_thread(self._runs_in, (RunStatus.QUEUED,)):
             state = await self.queue.state(run_id)
             if state not in REPAIRABLE_JOB_STATES:
                 continue
@@ -300,8 +326,53 @@ class RunEngine:
             await self.queue.add(JobData.model_validate(job_data))
             repaired.append(run_id)
             log.warning("run_job_repaired", run_id=run_id, job_state=state)
+        for run_id, job_data in await asyncio.to_thread(self._runs_in, IN_PROGRESS):
+            state = await self.queue.state(run_id)
+            if state not in REPAIRABLE_JOB_STATES:
+                continue
+            if await self._fail_abandoned(run_id, job_data, state, on_abandoned):
+                repaired.append(run_id)
         return repaired
 
-    def _queued_jobs(self) -> list[tuple[str, dict[str, object]]]:
+    async def _fail_abandoned(
+        self,
+        run_id: str,
+        job_data: dict[str, Any],
+        state: str,
+        on_abandoned: AbandonedHook | None,
+    ) -> bool:
+        job = "is missing" if state == "unknown" else f"is {state}"
+        error = (
+            f"abandoned: its queue job {job} while the run was in progress (a dispatch error"
+            " used up its attempts, or its dispatcher died too often)"
+        )
+        moved, worker_ref = await asyncio.to_thread(self._mark_abandoned, run_id, error)
+        if not moved:
+            return False
+        log.warning("run_abandoned", run_id=run_id, job_state=state, error=error)
+        data = JobData.model_validate(job_data)
+        keys = LeaseKeys.of(data.project_id, data.agent_type, data.task.work_item)
+        await self.leases.release(keys, run_id)
+        await self.redis.delete(cancel_key(run_id))
+        if on_abandoned is not None:
+            try:
+                await on_abandoned(run_id, worker_ref)
+            except Exception:
+                log.exception("run_abandoned_hook_failed", run_id=run_id)
+        return True
+
+    def _mark_abandoned(self, run_id: str, error: str) -> tuple[bool, str | None]:
         with self.db.session() as session:
-            return [(r.id, r.job_data) for r in runs_with_status(session, [RunStatus.QUEUED])]
+            moved = transition(
+                session,
+                run_id,
+                from_statuses=IN_PROGRESS,
+                to_status=RunStatus.SYSTEM_FAILURE,
+                error=error,
+            )
+            run = session.get(Run, run_id) if moved else None
+            return moved, run.worker_ref if run is not None else None
+
+    def _runs_in(self, statuses: Sequence[RunStatus]) -> list[tuple[str, dict[str, Any]]]:
+        with self.db.session() as session:
+            return [(r.id, r.job_data) for r in runs_with_status(session, statuses)]

@@ -36,7 +36,10 @@ def get_run(session: Session, run_id: str) -> Run:
         return run
     if len(run_id) < 4:
         raise RunNotFoundError(f"no run {run_id!r}")
-    matches = list(session.scalars(select(Run).where(Run.id.startswith(run_id)).limit(2)))
+    # autoescape: "_" and "%" in the prefix are themselves, not LIKE wildcards.
+    matches = list(
+        session.scalars(select(Run).where(Run.id.startswith(run_id, autoescape=True)).limit(2))
+    )
     if not matches:
         raise RunNotFoundError(f"no run {run_id!r}")
     if len(matches) > 1:
