@@ -398,3 +398,69 @@ async def test_a_cancelled_buffered_review_releases_its_claim(parts: BufferParts
     await drain_all(parts, parts.drainer())
     assert [r.status for r in parts.rows()] == [RunStatus.CANCELED]
     assert await parts.redis.get(target.claim_key) is None
+
+
+def delivery_record(index: int, **overrides: Any) -> dict[str, Any]:
+    """A deferred delivery record (the columns ``record_delivery`` takes, ``received_at``)."""
+    from gaffer.store.models import utcnow
+
+    return {
+        "provider": "github",
+        "status_code": 202,
+        "decision": "buffered",
+        "reason": "r",
+        "event": "check_suite",
+        "action": "completed",
+        "delivery_id": f"d{index}",
+        "project_id": None,
+        "run_ids": [f"r{index}"],
+        "received_at": utcnow(),
+        **overrides,
+    }
+
+
+async def test_a_record_flush_failing_while_the_database_is_down_waits_for_it(
+    make_settings: SettingsFactory, postgres_server: PostgresServer
+) -> None:
+    """The deferred records' flush fails like the replays while the database is down: the
+    drainer must then wait for ``SELECT 1`` too, not pop (and requeue) the entries again."""
+    from gaffer.buffer.deliveries import FLUSH_BATCH, defer_record
+    from gaffer.store.deliveries import list_deliveries
+
+    settings = make_settings(database_url=postgres_server.create_database(), **FAST)
+    async with buffer_parts(settings) as parts:
+        p = parts.project("p")
+        ids = await parts.accept(p, new_runs(p.id, 20))
+        # A burst leaves more records than one flush takes: every tick tries to flush.
+        for i in range(FLUSH_BATCH + 100):
+            await defer_record(parts.redis, delivery_record(i))
+        drainer = parts.drainer()
+        postgres_server.stop()
+        try:
+            # The tick reports the flush's error as retryable instead of raising it.
+            tick = await parts.drainer().tick()
+            assert tick.retryable_error is not None
+            await drainer.start()
+            await asyncio.sleep(3.0)  # fifteen times the backoff cap
+            # One tick, then only SELECT 1 until the database is back: one more attempt each.
+            assert drainer.ticks == 1
+            attempts = [
+                int(await parts.redis.hget(keys.entry(run_id), "attempts"))  # type: ignore[misc]
+                for run_id in ids
+            ]
+            assert set(attempts) == {2}, attempts
+        finally:
+            postgres_server.start()
+        try:
+            await until(lambda: parts.row_count() == len(ids), within_s=120)
+            await until(lambda: records_left(parts, 0))
+        finally:
+            await drainer.stop()
+        assert {r.status for r in parts.rows()} == {RunStatus.QUEUED}
+        with parts.db.session() as session:
+            assert len(list_deliveries(session, limit=10_000)) == FLUSH_BATCH + 100
+
+
+async def records_left(parts: BufferParts, count: int) -> bool:
+    """True when ``count`` deferred delivery records wait in Redis."""
+    return int(await parts.redis.llen(keys.PENDING_DELIVERIES)) == count  # type: ignore[misc]

@@ -41,7 +41,7 @@ from dataclasses import dataclass
 import structlog
 
 from gaffer.buffer.deliveries import FLUSH_BATCH, flush_records
-from gaffer.buffer.errors import describe
+from gaffer.buffer.errors import describe, is_retryable
 from gaffer.buffer.keys import PENDING_DELIVERIES
 from gaffer.buffer.replay import Replayer, ReplayResult
 from gaffer.buffer.scripts import BufferStore, Popped
@@ -147,9 +147,14 @@ class Drainer:
                 await self._sleep(self.settings.buffer_poll_ms / 1000)
 
     async def tick(self) -> TickResult:
-        """One rotation over the organizations with entries (see the module docstring).
+        """One rotation over the organizations with entries, then the deferred delivery
+        records when their flush is due (see the module docstring).
 
-        Raises Redis errors (the replays already started are awaited first).
+        Returns what the tick did; its ``retryable_error`` is set when a replay or the record
+        flush met a retryable error (:func:`gaffer.buffer.errors.is_retryable`, e.g. the
+        database is down): the caller then pops nothing until the database answers. Raises
+        Redis errors of the pops, acknowledgements and record list (the replays already
+        started are awaited first), and non-retryable errors of the record flush.
         """
         result = TickResult()
         self.ticks += 1
@@ -158,7 +163,19 @@ class Drainer:
             turn = await self.store.next_org_turn()
             start = turn % len(orgs)
             await self._rotate(orgs[start:] + orgs[:start], result)
-        await self._flush_records()
+        if result.retryable_error is not None:
+            # The database (or Redis) is failing: the records wait for the next flush.
+            return result
+        try:
+            await self._flush_records()
+        except Exception as exc:
+            if not is_retryable(exc):
+                raise
+            # Same path as a replay's retryable error: wait for the database, pop nothing.
+            log.warning(
+                "buffer_delivery_records_flush_failed", drainer=self.name, error=describe(exc)
+            )
+            result.retryable_error = exc
         return result
 
     async def _flush_records(self) -> None:
