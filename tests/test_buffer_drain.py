@@ -161,6 +161,53 @@ async def test_cancel_wins_over_a_live_run(parts: BufferParts) -> None:
     assert await parts.queue.state(run.run_id) == "unknown"
 
 
+async def test_a_cancel_after_a_lease_expired_wins_over_the_late_replay(
+    parts: BufferParts,
+) -> None:
+    p = parts.project("p")
+    [run] = new_runs(p.id, 1)
+    target = review_target(p, run)
+    assert target is not None
+    await parts.accept(p, [run])
+    # Drainer A pops the entry and overruns its lease: the sweep puts it back, and a user
+    # cancels it (the cancel is answered ok).
+    popped = await parts.store.pop(p.organization_id, 10, "A")
+    assert await parts.store.reclaim(lease_ms=0) == 1
+    assert (await parts.store.cancel(run.run_id)).outcome == "ok"
+    # Then A's replay (of the entry as it was popped) creates the run and acks it.
+    result = await parts.replayer().replay(p.id, popped.entries, "A")
+    assert (result.materialized, result.canceled) == (0, 1)
+    [row] = parts.rows()
+    assert row.status == RunStatus.CANCELED
+    assert await parts.queue.state(run.run_id) == "unknown"
+    assert await parts.redis.get(target.claim_key) is None  # the review claim is released
+    entry = await parts.store.get(run.run_id)
+    assert entry is not None and entry.status == "done"
+    stats = await parts.store.stats()
+    assert (stats.entries, stats.in_flight, stats.dead) == ({}, 0, 0)
+    await drain_all(parts, parts.drainer())
+    assert [r.status for r in parts.rows()] == [RunStatus.CANCELED]
+
+
+async def test_a_late_ack_leaves_an_entry_another_drainer_took(parts: BufferParts) -> None:
+    p = parts.project("p")
+    [run] = new_runs(p.id, 1)
+    await parts.accept(p, [run])
+    popped = await parts.store.pop(p.organization_id, 10, "A")
+    assert await parts.store.reclaim(lease_ms=0) == 1
+    taken = await parts.store.pop(p.organization_id, 10, "B")
+    result = await parts.replayer().replay(p.id, popped.entries, "A")
+    assert result.materialized == 0  # B's replay counts it
+    entry = await parts.store.get(run.run_id)
+    assert entry is not None and (entry.status, entry.lease) == ("in_flight", "B")
+    assert (await parts.store.stats()).in_flight == 1  # still reclaimable if B dies
+    result = await parts.replayer().replay(p.id, taken.entries, "B")
+    assert result.materialized == 1
+    [row] = parts.rows()
+    assert row.status == RunStatus.QUEUED
+    assert (await parts.queue.counts())["waiting"] == 1
+
+
 async def test_non_retryable_failures_write_system_failure_rows_with_batch_fields(
     parts: BufferParts,
 ) -> None:

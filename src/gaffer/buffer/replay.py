@@ -12,7 +12,10 @@ For the entries of one project, popped together under one lease (issue 5, "Drain
   cancelled and failed reviews are released.
 * the others are **materialised** with :meth:`RunEngine.create_runs` (all rows in one
   transaction, then their jobs). A row that already exists counts as created, so replaying an
-  entry whose acknowledgement was lost is a success, not a duplicate.
+  entry whose acknowledgement was lost is a success, not a duplicate. The acknowledgement
+  only takes entries still in flight under the replay's lease: if the replay overran it and
+  the entry was put back and cancelled meanwhile, the run just created is cancelled (cancel
+  wins); an entry another drainer holds now is left to it.
 
 Errors: a **retryable** error (:func:`gaffer.buffer.errors.is_retryable`) requeues the entries
 at the front of their list with attempts + 1 (those it exhausts go to SYSTEM_FAILURE instead).
@@ -174,8 +177,36 @@ class Replayer:
             else:
                 await self._fail(valid, lease, describe(exc), result)
             return
-        await self.store.ack([e.run_id for e in valid], self.settings.buffer_ack_grace_ms)
-        result.count("materialized", len(valid))
+        await self._ack_materialized(valid, lease, result)
+
+    async def _ack_materialized(
+        self, entries: Sequence[Entry], lease: str, result: ReplayResult
+    ) -> None:
+        """Ack entries whose runs exist now. One the reclaim sweep put back and a cancel
+        marked meanwhile (this replay overran its lease) is taken back by the ack: its run is
+        cancelled through :meth:`_cancel` (cancel wins). One that is no longer ours at all is
+        left to its next replay, which finds the row."""
+        outcomes = await self.store.ack(
+            [e.run_id for e in entries], lease, self.settings.buffer_ack_grace_ms
+        )
+        by_outcome: dict[str, list[Entry]] = {}
+        for entry, outcome in zip(entries, outcomes, strict=True):
+            by_outcome.setdefault(outcome, []).append(entry)
+        if acked := by_outcome.get("acked"):
+            result.count("materialized", len(acked))
+        if lost := by_outcome.get("lost"):
+            log.warning("buffer_ack_lease_lost", runs=[e.run_id for e in lost])
+        if cancelled := by_outcome.get("cancelled"):
+            log.info("buffer_cancelled_while_replayed", runs=[e.run_id for e in cancelled])
+            await self._cancel(cancelled, lease, result)
+
+    async def _ack_terminal(self, run_ids: Sequence[str], lease: str) -> None:
+        """Ack entries whose runs are CANCELED now: one the ack took back because a cancel
+        marked it after a reclaim is acked again (its run is cancelled already)."""
+        outcomes = await self.store.ack(run_ids, lease, self.settings.buffer_ack_grace_ms)
+        again = [r for r, o in zip(run_ids, outcomes, strict=True) if o == "cancelled"]
+        if again:
+            await self.store.ack(again, lease, self.settings.buffer_ack_grace_ms)
 
     async def _claim_reviews(
         self,
@@ -213,7 +244,7 @@ class Replayer:
                 RunStatus.CANCELED,
                 "review already dispatched by another run while this one was buffered",
             )
-            await self.store.ack(ids, self.settings.buffer_ack_grace_ms)
+            await self._ack_terminal(ids, lease)
             result.count("canceled", len(ids))
         return allowed
 
@@ -294,6 +325,6 @@ class Replayer:
             await self.store.requeue(ids, lease, describe(exc))
             result.count("requeued", len(ids))
             return
-        await self.store.ack(ids, self.settings.buffer_ack_grace_ms)
+        await self._ack_terminal(ids, lease)
         result.count("canceled", len(ids))
         await self._release_reviews(entries)

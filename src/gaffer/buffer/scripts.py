@@ -13,7 +13,9 @@ Semantics, script by script (tests/test_buffer_scripts.py checks each):
 * **pop**: takes up to a budget of entries from the front of the next project of an
   organization, marks them in flight (sorted set scored by pop time), skips list members whose
   hash is gone, and drops the project and organization from their sets when it empties them.
-* **ack**: the run exists now; the entry is kept for a short grace, then expires.
+* **ack**: the run exists now; the entry is kept for a short grace, then expires. Only an
+  entry in flight under the caller's lease is acked; one that was put back and cancelled
+  meanwhile is taken back and reported, so the caller cancels the run it created.
 * **requeue**: back to the front of the list, attempts + 1.
 * **fail**: delete (its terminal row is written) or dead-letter (no row could be written).
 * **mutate**: cancel, append tags under a cap, or set metadata under a version check, on
@@ -176,12 +178,19 @@ class BufferStore:
             [Entry.from_flat(fields) for fields in flat],
         )
 
-    async def ack(self, run_ids: Sequence[str], grace_ms: int) -> int:
-        """Mark entries done (their runs exist); they expire after ``grace_ms``. Returns how
-        many entries existed."""
+    async def ack(self, run_ids: Sequence[str], lease: str, grace_ms: int) -> list[str]:
+        """Mark entries in flight under ``lease`` done (their runs exist); they expire after
+        ``grace_ms``.
+
+        Returns one outcome per run id, in order (see ``lua/ack.lua``): ``acked``;
+        ``cancelled`` (the lease expired, the entry was put back and cancelled meanwhile: it is
+        in flight under ``lease`` again, and the caller must cancel the run and ack it again);
+        or ``lost`` (missing, or no longer ours: left alone). Raises Redis errors.
+        """
         if not run_ids:
-            return 0
-        return int(await self._run("ack", grace_ms, *(keys.segment(r) for r in run_ids)))
+            return []
+        reply = await self._run("ack", lease, grace_ms, *(keys.segment(r) for r in run_ids))
+        return [_text(outcome) for outcome in reply]
 
     async def requeue(self, run_ids: Sequence[str], lease: str, error: str) -> list[int]:
         """Put entries in flight under ``lease`` back at the front (in this order), attempts
