@@ -244,6 +244,34 @@ async def test_exhausted_attempts_write_a_system_failure_row(
         assert (row.batch_id, row.batch_index, row.tags) == ("b", 0, ["t"])
 
 
+async def test_an_exhausted_entry_whose_row_exists_counts_as_materialised(
+    make_settings: SettingsFactory, database_url: str | None
+) -> None:
+    settings = make_settings(database_url=database_url, buffer_max_attempts=1, **FAST)
+    async with buffer_parts(settings) as parts:
+        p = parts.project("p")
+        [run] = new_runs(p.id, 1)
+        target = review_target(p, run)
+        assert target is not None
+        # Claimed at accept time, as the intake does.
+        assert await claim_review(parts.redis, target, run_id=run.run_id, source="test") is (
+            ClaimOutcome.CLAIMED
+        )
+        await parts.accept(p, [run])
+        await parts.store.pop(p.organization_id, 1, "L")
+        await parts.store.requeue([run.run_id], "L", "ConnectionError: queue add failed")
+        popped = await parts.store.pop(p.organization_id, 1, "L2")
+        # The earlier attempt had committed the row (its job comes from the engine's repair).
+        await parts.engine.create_runs(p, [run])
+        result = await parts.replayer().replay(p.id, popped.entries, "L2")
+        assert (result.materialized, result.system_failure) == (1, 0)
+        [row] = parts.rows()
+        assert row.status == RunStatus.QUEUED
+        assert await parts.redis.get(target.claim_key) == run.run_id.encode()  # kept
+        entry = await parts.store.get(run.run_id)
+        assert entry is not None and entry.status == "done"
+
+
 async def test_an_entry_no_row_can_be_written_for_is_dead_lettered_not_lost(
     pg_parts: BufferParts,
 ) -> None:

@@ -284,10 +284,12 @@ class Replayer:
         self, entries: Sequence[Entry], lease: str, error: str, result: ReplayResult
     ) -> None:
         """Write SYSTEM_FAILURE rows, then delete the entries (requeue or dead-letter them if
-        the rows cannot be written)."""
+        the rows cannot be written). An entry whose row exists already (an earlier attempt
+        committed it, then failed to add its job: :meth:`RunEngine.repair` adds it) is
+        materialised: it is acked and keeps its review claim, since the run will run."""
         ids = [e.run_id for e in entries]
         try:
-            await self.run_engine.record_unstarted(
+            existing = await self.run_engine.record_unstarted(
                 [e.new_run() for e in entries], RunStatus.SYSTEM_FAILURE, error
             )
         except Exception as exc:
@@ -302,10 +304,18 @@ class Replayer:
                 result.count("dead_lettered", len(ids))
                 log.error("buffer_entries_dead_lettered", runs=ids, error=reason)
             return
+        exists = [e for e in entries if e.run_id in existing]
+        if exists:
+            log.info("buffer_failed_entries_exist", runs=[e.run_id for e in exists], error=error)
+            await self._ack_materialized(exists, lease, result)
+        failed = [e for e in entries if e.run_id not in existing]
+        if not failed:
+            return
+        ids = [e.run_id for e in failed]
         await self.store.fail(ids, lease, error)
         result.count("system_failure", len(ids))
         log.error("buffer_entries_failed", runs=ids, error=error)
-        await self._release_reviews(entries)
+        await self._release_reviews(failed)
 
     async def _cancel(self, entries: Sequence[Entry], lease: str, result: ReplayResult) -> None:
         """CANCELED rows without jobs; a run that already exists is cancelled (cancel wins)."""
