@@ -539,3 +539,28 @@ async def test_a_record_flush_failing_while_the_database_is_down_waits_for_it(
 async def records_left(parts: BufferParts, count: int) -> bool:
     """True when ``count`` deferred delivery records wait in Redis."""
     return int(await parts.redis.llen(keys.PENDING_DELIVERIES)) == count  # type: ignore[misc]
+
+
+async def test_a_record_the_database_refuses_is_dead_lettered_and_the_others_recorded(
+    pg_parts: BufferParts,
+) -> None:
+    import json
+
+    from gaffer.buffer.deliveries import defer_record
+    from gaffer.store.deliveries import list_deliveries
+
+    parts = pg_parts
+    # delivery_id is VARCHAR(128): PostgreSQL refuses that record (DataError) every time.
+    records = [delivery_record(0), delivery_record(1, delivery_id="x" * 200), delivery_record(2)]
+    for record in records:
+        await defer_record(parts.redis, record)
+    tick = await parts.drainer().tick()
+    assert tick.retryable_error is None
+    with parts.db.session() as session:
+        assert sorted(d.delivery_id or "" for d in list_deliveries(session)) == ["d0", "d2"]
+    assert await records_left(parts, 0)
+    [dead] = await parts.redis.lrange(keys.DEAD_DELIVERIES, 0, -1)  # type: ignore[misc]
+    kept = json.loads(dead)
+    assert json.loads(kept["record"])["delivery_id"] == "x" * 200
+    assert "DataError" in kept["error"]
+    assert (await parts.store.stats()).dead_deliveries == 1

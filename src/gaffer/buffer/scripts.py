@@ -38,7 +38,7 @@ import redis.asyncio as aioredis
 from redis.commands.core import AsyncScript
 
 from gaffer.buffer import keys
-from gaffer.buffer.entries import Entry, Snapshot
+from gaffer.buffer.entries import Entry, Snapshot, text
 from gaffer.runs.engine import NewRun
 
 LUA_DIR = Path(__file__).parent / "lua"
@@ -51,10 +51,6 @@ def lua_source(name: str, *, common: bool = True) -> str:
     """The text of ``lua/<name>.lua``, after ``lua/common.lua`` unless ``common`` is False."""
     body = (LUA_DIR / f"{name}.lua").read_text()
     return (LUA_DIR / "common.lua").read_text() + "\n" + body if common else body
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 @dataclass(frozen=True)
@@ -102,12 +98,13 @@ class StalePass:
 @dataclass(frozen=True)
 class BufferStats:
     """Sizes of the buffer for the metrics: list length and stale count per project id,
-    entries in flight, dead-lettered entries."""
+    entries in flight, dead-lettered entries and dead-lettered delivery records."""
 
     entries: dict[str, int]
     stale: dict[str, int]
     in_flight: int
     dead: int
+    dead_deliveries: int = 0
 
 
 class BufferStore:
@@ -155,13 +152,13 @@ class BufferStore:
                 json.dumps(payload),
             )
             results.extend(
-                Accepted(_text(outcome), _text(run_id), int(now)) for outcome, run_id in outcomes
+                Accepted(text(outcome), text(run_id), int(now)) for outcome, run_id in outcomes
             )
         return results
 
     async def organizations(self) -> list[str]:
         """The organization ids that have entries waiting, sorted."""
-        return sorted(unquote(_text(m)) for m in await self.redis.smembers(keys.ORGS))
+        return sorted(unquote(text(m)) for m in await self.redis.smembers(keys.ORGS))
 
     async def next_org_turn(self) -> int:
         """Advance the shared organization cursor; returns its new value."""
@@ -173,7 +170,7 @@ class BufferStore:
         reply = await self._run("pop", keys.segment(organization_id), budget, lease)
         project, skipped, *flat = reply
         return Popped(
-            unquote(_text(project)) if project else None,
+            unquote(text(project)) if project else None,
             int(skipped),
             [Entry.from_flat(fields) for fields in flat],
         )
@@ -190,7 +187,7 @@ class BufferStore:
         if not run_ids:
             return []
         reply = await self._run("ack", lease, grace_ms, *(keys.segment(r) for r in run_ids))
-        return [_text(outcome) for outcome in reply]
+        return [text(outcome) for outcome in reply]
 
     async def requeue(self, run_ids: Sequence[str], lease: str, error: str) -> list[int]:
         """Put entries in flight under ``lease`` back at the front (in this order), attempts
@@ -212,10 +209,10 @@ class BufferStore:
 
     async def _mutate(self, run_id: str, op: str, arg: str = "", number: int = 0) -> Mutation:
         reply = await self._run("mutate", keys.segment(run_id), op, arg, number)
-        outcome = _text(reply[0])
+        outcome = text(reply[0])
         value: str | int | None = None
         if len(reply) > 1:
-            value = reply[1] if isinstance(reply[1], int) else _text(reply[1])
+            value = reply[1] if isinstance(reply[1], int) else text(reply[1])
         return Mutation(outcome, value)
 
     async def cancel(self, run_id: str) -> Mutation:
@@ -252,22 +249,24 @@ class BufferStore:
 
     async def stats(self) -> BufferStats:
         """List length per project, stale counts, in-flight and dead-letter sizes."""
-        orgs = [_text(o) for o in await self.redis.smembers(keys.ORGS)]
+        orgs = [text(o) for o in await self.redis.smembers(keys.ORGS)]
         async with self.redis.pipeline(transaction=False) as pipe:
             for org in orgs:
                 pipe.smembers(keys.PREFIX + ":o:" + org)
             project_sets = await pipe.execute()
-        projects = sorted({_text(p) for members in project_sets for p in members})
+        projects = sorted({text(p) for members in project_sets for p in members})
         async with self.redis.pipeline(transaction=False) as pipe:
             for project in projects:
                 pipe.llen(keys.PREFIX + ":q:" + project)
             pipe.hgetall(keys.STALE_COUNTS)
             pipe.zcard(keys.IN_FLIGHT)
             pipe.llen(keys.DEAD)
-            *lengths, stale, in_flight, dead = await pipe.execute()
+            pipe.llen(keys.DEAD_DELIVERIES)
+            *lengths, stale, in_flight, dead, dead_deliveries = await pipe.execute()
         return BufferStats(
             entries={unquote(p): int(n) for p, n in zip(projects, lengths, strict=True)},
-            stale={unquote(_text(p)): int(n) for p, n in stale.items()},
+            stale={unquote(text(p)): int(n) for p, n in stale.items()},
             in_flight=int(in_flight),
             dead=int(dead),
+            dead_deliveries=int(dead_deliveries),
         )
