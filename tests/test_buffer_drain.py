@@ -564,3 +564,36 @@ async def test_a_record_the_database_refuses_is_dead_lettered_and_the_others_rec
     assert json.loads(kept["record"])["delivery_id"] == "x" * 200
     assert "DataError" in kept["error"]
     assert (await parts.store.stats()).dead_deliveries == 1
+
+
+async def test_a_database_error_writing_a_duplicate_review_requeues_it(
+    make_settings: SettingsFactory, postgres_server: PostgresServer
+) -> None:
+    from gaffer.buffer.replay import ProjectCache, Replayer
+
+    settings = make_settings(database_url=postgres_server.create_database(), **FAST)
+    async with buffer_parts(settings) as parts:
+        p = parts.project("p")
+        [run] = new_runs(p.id, 1)
+        await parts.accept(p, [run])
+        target = review_target(p, run)
+        assert target is not None
+        assert await claim_review(parts.redis, target, run_id="another-run", source="test") is (
+            ClaimOutcome.CLAIMED
+        )
+        # The project comes from the cache: the first database write is the CANCELED row.
+        cache = ProjectCache(parts.db, parts.box, ttl_s=3600)
+        assert await cache.get(p.id) is not None
+        replayer = Replayer(parts.settings, parts.store, parts.engine, cache)
+        popped = await parts.store.pop(p.organization_id, 10, "L")
+        postgres_server.stop()
+        try:
+            result = await replayer.replay(p.id, popped.entries, "L")
+        finally:
+            postgres_server.start()
+        assert result.retryable_error is not None and result.requeued == 1
+        entry = await parts.store.get(run.run_id)
+        assert entry is not None and (entry.status, entry.attempts) == ("queued", 1)
+        await drain_all(parts, parts.drainer())
+        [row] = parts.rows()
+        assert row.status == RunStatus.CANCELED

@@ -112,22 +112,27 @@ class Replayer:
         self.projects = projects
 
     async def replay(self, project_id: str, entries: Sequence[Entry], lease: str) -> ReplayResult:
-        """Replay ``entries`` of ``project_id`` popped under ``lease``.
+        """Replay ``entries`` of ``project_id`` popped under ``lease``; returns the counts.
 
-        Raises only Redis errors of the acknowledgements (the entries then stay in flight and
-        the reclaim sweep puts them back after the lease: their replay is idempotent).
+        Database errors do not escape: a retryable one requeues the entries it concerns (and
+        sets ``retryable_error`` on the result, so the drainer waits for the database), any
+        other one gives SYSTEM_FAILURE rows or, failing those, the dead-letter list. Raises
+        only Redis errors of the buffer's own scripts (ack, requeue, fail): the entries then
+        stay in flight and the reclaim sweep puts them back after the lease (their replay is
+        idempotent).
         """
         result = ReplayResult()
         try:
             project = await self.projects.get(project_id)
         except Exception as exc:
             if is_retryable(exc):
-                await self._retry(entries, lease, exc, result)
+                await self._retry(None, entries, lease, exc, result)
             else:
-                await self._fail(entries, lease, f"project not readable: {describe(exc)}", result)
+                error = f"project not readable: {describe(exc)}"
+                await self._fail(None, entries, lease, error, result)
             return result
         if project is None:
-            await self._fail(entries, lease, f"project {project_id} no longer exists", result)
+            await self._fail(None, entries, lease, f"project {project_id} no longer exists", result)
             return result
         cancelled = [e for e in entries if e.cancelled]
         exhausted = [
@@ -137,10 +142,10 @@ class Replayer:
         ]
         live = [e for e in entries if not e.cancelled and e not in exhausted]
         if cancelled:
-            await self._cancel(cancelled, lease, result)
+            await self._cancel(project, cancelled, lease, result)
         for entry in exhausted:
             error = f"gave up after {entry.attempts} attempts: {entry.error or 'no error kept'}"
-            await self._fail([entry], lease, error, result)
+            await self._fail(project, [entry], lease, error, result)
         if live:
             await self._materialize(project, live, lease, result)
         return result
@@ -158,7 +163,7 @@ class Replayer:
             try:
                 build_job(entry.run_id, entry.snapshot.request, project, self.settings)
             except AgentNotConfiguredError as exc:
-                await self._fail([entry], lease, str(exc), result)
+                await self._fail(project, [entry], lease, str(exc), result)
             else:
                 valid.append(entry)
         if not valid:
@@ -167,7 +172,7 @@ class Replayer:
             await self.run_engine.create_runs(project, [e.new_run() for e in valid])
         except Exception as exc:
             if is_retryable(exc):
-                await self._retry(valid, lease, exc, result)
+                await self._retry(project, valid, lease, exc, result)
             elif len(valid) > 1:
                 log.warning(
                     "buffer_batch_failed_isolating", project=project.name, error=describe(exc)
@@ -175,12 +180,16 @@ class Replayer:
                 for entry in valid:
                     await self._materialize(project, [entry], lease, result)
             else:
-                await self._fail(valid, lease, describe(exc), result)
+                await self._fail(project, valid, lease, describe(exc), result)
             return
-        await self._ack_materialized(valid, lease, result)
+        await self._ack_materialized(project, valid, lease, result)
 
     async def _ack_materialized(
-        self, entries: Sequence[Entry], lease: str, result: ReplayResult
+        self,
+        project: ProjectSnapshot | None,
+        entries: Sequence[Entry],
+        lease: str,
+        result: ReplayResult,
     ) -> None:
         """Ack entries whose runs exist now. One the reclaim sweep put back and a cancel
         marked meanwhile (this replay overran its lease) is taken back by the ack: its run is
@@ -198,7 +207,7 @@ class Replayer:
             log.warning("buffer_ack_lease_lost", runs=[e.run_id for e in lost])
         if cancelled := by_outcome.get("cancelled"):
             log.info("buffer_cancelled_while_replayed", runs=[e.run_id for e in cancelled])
-            await self._cancel(cancelled, lease, result)
+            await self._cancel(project, cancelled, lease, result)
 
     async def _ack_terminal(self, run_ids: Sequence[str], lease: str) -> None:
         """Ack entries whose runs are CANCELED now: one the ack took back because a cancel
@@ -234,32 +243,50 @@ class Replayer:
                 ttl_s=self.settings.review_claim_ttl_s,
             )
             if outcome is ClaimOutcome.REDIS_DOWN:
-                await self._retry(entries, lease, RedisError("review claim failed closed"), result)
+                down = RedisError("review claim failed closed")
+                await self._retry(project, entries, lease, down, result)
                 return []
             (allowed if outcome is ClaimOutcome.CLAIMED else duplicates).append(entry)
         if duplicates:
             ids = [e.run_id for e in duplicates]
-            await self.run_engine.record_unstarted(
-                [e.new_run() for e in duplicates],
-                RunStatus.CANCELED,
-                "review already dispatched by another run while this one was buffered",
-            )
+            try:
+                await self.run_engine.record_unstarted(
+                    [e.new_run() for e in duplicates],
+                    RunStatus.CANCELED,
+                    "review already dispatched by another run while this one was buffered",
+                )
+            except Exception as exc:
+                if is_retryable(exc):
+                    await self._retry(project, duplicates, lease, exc, result)
+                else:
+                    error = f"cancel failed: {describe(exc)}"
+                    await self._fail(project, duplicates, lease, error, result)
+                return allowed
             await self._ack_terminal(ids, lease)
             result.count("canceled", len(ids))
         return allowed
 
-    async def _release_reviews(self, entries: Sequence[Entry]) -> None:
-        """Drop the review claims of entries that will not run (cancelled, failed)."""
+    async def _release_reviews(
+        self, project: ProjectSnapshot | None, entries: Sequence[Entry]
+    ) -> None:
+        """Drop the review claims of entries that will not run (cancelled, failed); none when
+        the project is gone (``None``). Redis errors are logged, not raised."""
+        if project is None:
+            return
         for entry in entries:
             if entry.snapshot.request.agent_type != AgentType.REVIEW:
                 continue
-            project = await self.projects.get(entry.project_id)
-            target = review_target(project, entry.new_run()) if project else None
+            target = review_target(project, entry.new_run())
             if target is not None:
                 await release_review(self.run_engine.redis, target, run_id=entry.run_id)
 
     async def _retry(
-        self, entries: Sequence[Entry], lease: str, exc: BaseException, result: ReplayResult
+        self,
+        project: ProjectSnapshot | None,
+        entries: Sequence[Entry],
+        lease: str,
+        exc: BaseException,
+        result: ReplayResult,
     ) -> None:
         """A retryable error: requeue, except the entries this attempt exhausts."""
         result.retryable_error = exc
@@ -276,12 +303,16 @@ class Replayer:
                 error=error,
             )
         for entry in last:
-            await self._fail(
-                [entry], lease, f"gave up after {entry.attempts + 1} attempts: {error}", result
-            )
+            error_text = f"gave up after {entry.attempts + 1} attempts: {error}"
+            await self._fail(project, [entry], lease, error_text, result)
 
     async def _fail(
-        self, entries: Sequence[Entry], lease: str, error: str, result: ReplayResult
+        self,
+        project: ProjectSnapshot | None,
+        entries: Sequence[Entry],
+        lease: str,
+        error: str,
+        result: ReplayResult,
     ) -> None:
         """Write SYSTEM_FAILURE rows, then delete the entries (requeue or dead-letter them if
         the rows cannot be written). An entry whose row exists already (an earlier attempt
@@ -307,7 +338,7 @@ class Replayer:
         exists = [e for e in entries if e.run_id in existing]
         if exists:
             log.info("buffer_failed_entries_exist", runs=[e.run_id for e in exists], error=error)
-            await self._ack_materialized(exists, lease, result)
+            await self._ack_materialized(project, exists, lease, result)
         failed = [e for e in entries if e.run_id not in existing]
         if not failed:
             return
@@ -315,9 +346,15 @@ class Replayer:
         await self.store.fail(ids, lease, error)
         result.count("system_failure", len(ids))
         log.error("buffer_entries_failed", runs=ids, error=error)
-        await self._release_reviews(failed)
+        await self._release_reviews(project, failed)
 
-    async def _cancel(self, entries: Sequence[Entry], lease: str, result: ReplayResult) -> None:
+    async def _cancel(
+        self,
+        project: ProjectSnapshot | None,
+        entries: Sequence[Entry],
+        lease: str,
+        result: ReplayResult,
+    ) -> None:
         """CANCELED rows without jobs; a run that already exists is cancelled (cancel wins)."""
         ids = [e.run_id for e in entries]
         try:
@@ -329,7 +366,7 @@ class Replayer:
                 log.info("buffer_cancel_won", run_id=run_id, status=str(outcome.status))
         except Exception as exc:
             if not is_retryable(exc):
-                await self._fail(entries, lease, f"cancel failed: {describe(exc)}", result)
+                await self._fail(project, entries, lease, f"cancel failed: {describe(exc)}", result)
                 return
             result.retryable_error = exc
             await self.store.requeue(ids, lease, describe(exc))
@@ -337,4 +374,4 @@ class Replayer:
             return
         await self._ack_terminal(ids, lease)
         result.count("canceled", len(ids))
-        await self._release_reviews(entries)
+        await self._release_reviews(project, entries)
