@@ -55,11 +55,9 @@ RECORD_FLUSH_INTERVAL_S = 0.5
 
 @dataclass
 class TickResult:
-    """What one tick did: organizations visited, entries popped, and the first retryable
-    error a replay met (the drainer then backs off and waits for the database)."""
+    """What one tick did: how many pops took a whole budget, and the first retryable error a
+    replay or the record flush met (the drainer then backs off and waits for the database)."""
 
-    organizations: int = 0
-    popped: int = 0
     full_budgets: int = 0
     """Pops that took a whole budget: that project probably has more waiting."""
     retryable_error: BaseException | None = None
@@ -213,11 +211,9 @@ class Drainer:
                 except BaseException:
                     slots.release()
                     raise
-                result.organizations += 1
                 if not popped.entries:
                     slots.release()
                     continue
-                result.popped += len(popped.entries)
                 self.popped += len(popped.entries)
                 if len(popped.entries) >= self.settings.buffer_drain_budget:
                     result.full_budgets += 1

@@ -140,7 +140,8 @@ class Replayer:
             for e in entries
             if not e.cancelled and e.attempts >= self.settings.buffer_max_attempts
         ]
-        live = [e for e in entries if not e.cancelled and e not in exhausted]
+        exhausted_ids = {e.run_id for e in exhausted}
+        live = [e for e in entries if not e.cancelled and e.run_id not in exhausted_ids]
         if cancelled:
             await self._cancel(project, cancelled, lease, result)
         for entry in exhausted:
@@ -292,7 +293,8 @@ class Replayer:
         result.retryable_error = exc
         error = describe(exc)
         last = [e for e in entries if e.attempts + 1 >= self.settings.buffer_max_attempts]
-        again = [e for e in entries if e not in last]
+        last_ids = {e.run_id for e in last}
+        again = [e for e in entries if e.run_id not in last_ids]
         if again:
             await self.store.requeue([e.run_id for e in again], lease, error)
             result.count("requeued", len(again))

@@ -157,11 +157,12 @@ class BufferStore:
         return results
 
     async def organizations(self) -> list[str]:
-        """The organization ids that have entries waiting, sorted."""
+        """The organization ids that have entries waiting, sorted. Raises Redis errors."""
         return sorted(unquote(text(m)) for m in await self.redis.smembers(keys.ORGS))
 
     async def next_org_turn(self) -> int:
-        """Advance the shared organization cursor; returns its new value."""
+        """Advance the shared organization cursor; returns its new value. Raises Redis
+        errors."""
         return int(await self.redis.incr(keys.ORG_CURSOR))
 
     async def pop(self, organization_id: str, budget: int, lease: str) -> Popped:
@@ -191,7 +192,7 @@ class BufferStore:
 
     async def requeue(self, run_ids: Sequence[str], lease: str, error: str) -> list[int]:
         """Put entries in flight under ``lease`` back at the front (in this order), attempts
-        + 1. Returns the new attempts of each (-1: no longer ours)."""
+        + 1. Returns the new attempts of each (-1: no longer ours). Raises Redis errors."""
         if not run_ids:
             return []
         reply = await self._run("requeue", lease, error, *(keys.segment(r) for r in run_ids))
@@ -201,7 +202,8 @@ class BufferStore:
         self, run_ids: Sequence[str], lease: str, error: str, *, dead: bool = False
     ) -> int:
         """Delete entries in flight under ``lease`` (their terminal rows are written), or with
-        ``dead`` keep them in the dead-letter list. Returns how many were ours."""
+        ``dead`` keep them in the dead-letter list. Returns how many were ours. Raises Redis
+        errors."""
         if not run_ids:
             return 0
         mode = "dead" if dead else "delete"
@@ -216,39 +218,46 @@ class BufferStore:
         return Mutation(outcome, value)
 
     async def cancel(self, run_id: str) -> Mutation:
-        """Mark a queued entry cancelled (idempotent)."""
+        """Mark a queued entry cancelled (idempotent); ``outcome`` ``ok``, or the status that
+        prevents it (``missing``, ``in_flight``, ``done``, ``dead``). Raises Redis errors."""
         return await self._mutate(run_id, "cancel")
 
     async def add_tags(self, run_id: str, tags: Sequence[str], cap: int) -> Mutation:
         """Append ``tags`` (those not already there) to a queued entry unless it would then
-        carry more than ``cap``; ``value`` is the tags JSON after (or unchanged)."""
+        carry more than ``cap``; ``value`` is the tags JSON after (or unchanged). Raises Redis
+        errors."""
         return await self._mutate(run_id, "tags", json.dumps(list(tags)), cap)
 
     async def set_metadata(
         self, run_id: str, metadata: dict[str, Any], expected_version: int
     ) -> Mutation:
         """Replace a queued entry's metadata if its version is ``expected_version``; ``value``
-        is the new version (or the current one on ``version_conflict``)."""
+        is the new version (or the current one on ``version_conflict``). Raises Redis
+        errors."""
         return await self._mutate(run_id, "metadata", json.dumps(metadata), expected_version)
 
     async def reclaim(self, lease_ms: int, limit: int = 1000) -> int:
-        """Put back entries in flight longer than ``lease_ms``; returns how many."""
+        """Put back entries in flight longer than ``lease_ms`` (at most ``limit``); returns
+        how many. Raises Redis errors."""
         return int(await self._run("reclaim", lease_ms, limit))
 
     async def stale_pass(self, threshold_ms: int, orgs_per_pass: int) -> StalePass:
-        """One pass of the stale sweep (see ``lua/stale.lua``)."""
+        """One pass of the stale sweep (see ``lua/stale.lua``); ``threshold_ms`` is the age
+        (ms) past which an entry is stale. Raises Redis errors."""
         cycle, position, total, visited, completed = await self._run(
             "stale", threshold_ms, orgs_per_pass
         )
         return StalePass(int(cycle), int(position), int(total), int(visited), bool(completed))
 
     async def get(self, run_id: str) -> Entry | None:
-        """The entry of a run, or None when the buffer has none."""
+        """The entry of a run, or None when the buffer has none. Raises Redis errors, and
+        pydantic ``ValidationError`` or ``KeyError`` for a hash that is not an entry."""
         mapping: dict[Any, Any] = await self.redis.hgetall(keys.entry(run_id))
         return Entry.from_mapping(mapping)
 
     async def stats(self) -> BufferStats:
-        """List length per project, stale counts, in-flight and dead-letter sizes."""
+        """List length per project, stale counts, in-flight and dead-letter sizes. Raises
+        Redis errors."""
         orgs = [text(o) for o in await self.redis.smembers(keys.ORGS)]
         async with self.redis.pipeline(transaction=False) as pipe:
             for org in orgs:
