@@ -161,6 +161,53 @@ async def test_cancel_wins_over_a_live_run(parts: BufferParts) -> None:
     assert await parts.queue.state(run.run_id) == "unknown"
 
 
+async def test_a_cancel_after_a_lease_expired_wins_over_the_late_replay(
+    parts: BufferParts,
+) -> None:
+    p = parts.project("p")
+    [run] = new_runs(p.id, 1)
+    target = review_target(p, run)
+    assert target is not None
+    await parts.accept(p, [run])
+    # Drainer A pops the entry and overruns its lease: the sweep puts it back, and a user
+    # cancels it (the cancel is answered ok).
+    popped = await parts.store.pop(p.organization_id, 10, "A")
+    assert await parts.store.reclaim(lease_ms=0) == 1
+    assert (await parts.store.cancel(run.run_id)).outcome == "ok"
+    # Then A's replay (of the entry as it was popped) creates the run and acks it.
+    result = await parts.replayer().replay(p.id, popped.entries, "A")
+    assert (result.materialized, result.canceled) == (0, 1)
+    [row] = parts.rows()
+    assert row.status == RunStatus.CANCELED
+    assert await parts.queue.state(run.run_id) == "unknown"
+    assert await parts.redis.get(target.claim_key) is None  # the review claim is released
+    entry = await parts.store.get(run.run_id)
+    assert entry is not None and entry.status == "done"
+    stats = await parts.store.stats()
+    assert (stats.entries, stats.in_flight, stats.dead) == ({}, 0, 0)
+    await drain_all(parts, parts.drainer())
+    assert [r.status for r in parts.rows()] == [RunStatus.CANCELED]
+
+
+async def test_a_late_ack_leaves_an_entry_another_drainer_took(parts: BufferParts) -> None:
+    p = parts.project("p")
+    [run] = new_runs(p.id, 1)
+    await parts.accept(p, [run])
+    popped = await parts.store.pop(p.organization_id, 10, "A")
+    assert await parts.store.reclaim(lease_ms=0) == 1
+    taken = await parts.store.pop(p.organization_id, 10, "B")
+    result = await parts.replayer().replay(p.id, popped.entries, "A")
+    assert result.materialized == 0  # B's replay counts it
+    entry = await parts.store.get(run.run_id)
+    assert entry is not None and (entry.status, entry.lease) == ("in_flight", "B")
+    assert (await parts.store.stats()).in_flight == 1  # still reclaimable if B dies
+    result = await parts.replayer().replay(p.id, taken.entries, "B")
+    assert result.materialized == 1
+    [row] = parts.rows()
+    assert row.status == RunStatus.QUEUED
+    assert (await parts.queue.counts())["waiting"] == 1
+
+
 async def test_non_retryable_failures_write_system_failure_rows_with_batch_fields(
     parts: BufferParts,
 ) -> None:
@@ -195,6 +242,34 @@ async def test_exhausted_attempts_write_a_system_failure_row(
         assert row.status == RunStatus.SYSTEM_FAILURE
         assert row.error == "gave up after 2 attempts: OperationalError: gone"
         assert (row.batch_id, row.batch_index, row.tags) == ("b", 0, ["t"])
+
+
+async def test_an_exhausted_entry_whose_row_exists_counts_as_materialised(
+    make_settings: SettingsFactory, database_url: str | None
+) -> None:
+    settings = make_settings(database_url=database_url, buffer_max_attempts=1, **FAST)
+    async with buffer_parts(settings) as parts:
+        p = parts.project("p")
+        [run] = new_runs(p.id, 1)
+        target = review_target(p, run)
+        assert target is not None
+        # Claimed at accept time, as the intake does.
+        assert await claim_review(parts.redis, target, run_id=run.run_id, source="test") is (
+            ClaimOutcome.CLAIMED
+        )
+        await parts.accept(p, [run])
+        await parts.store.pop(p.organization_id, 1, "L")
+        await parts.store.requeue([run.run_id], "L", "ConnectionError: queue add failed")
+        popped = await parts.store.pop(p.organization_id, 1, "L2")
+        # The earlier attempt had committed the row (its job comes from the engine's repair).
+        await parts.engine.create_runs(p, [run])
+        result = await parts.replayer().replay(p.id, popped.entries, "L2")
+        assert (result.materialized, result.system_failure) == (1, 0)
+        [row] = parts.rows()
+        assert row.status == RunStatus.QUEUED
+        assert await parts.redis.get(target.claim_key) == run.run_id.encode()  # kept
+        entry = await parts.store.get(run.run_id)
+        assert entry is not None and entry.status == "done"
 
 
 async def test_an_entry_no_row_can_be_written_for_is_dead_lettered_not_lost(
@@ -398,3 +473,127 @@ async def test_a_cancelled_buffered_review_releases_its_claim(parts: BufferParts
     await drain_all(parts, parts.drainer())
     assert [r.status for r in parts.rows()] == [RunStatus.CANCELED]
     assert await parts.redis.get(target.claim_key) is None
+
+
+def delivery_record(index: int, **overrides: Any) -> dict[str, Any]:
+    """A deferred delivery record (the columns ``record_delivery`` takes, ``received_at``)."""
+    from gaffer.store.models import utcnow
+
+    return {
+        "provider": "github",
+        "status_code": 202,
+        "decision": "buffered",
+        "reason": "r",
+        "event": "check_suite",
+        "action": "completed",
+        "delivery_id": f"d{index}",
+        "project_id": None,
+        "run_ids": [f"r{index}"],
+        "received_at": utcnow(),
+        **overrides,
+    }
+
+
+async def test_a_record_flush_failing_while_the_database_is_down_waits_for_it(
+    make_settings: SettingsFactory, postgres_server: PostgresServer
+) -> None:
+    """The deferred records' flush fails like the replays while the database is down: the
+    drainer must then wait for ``SELECT 1`` too, not pop (and requeue) the entries again."""
+    from gaffer.buffer.deliveries import FLUSH_BATCH, defer_record
+    from gaffer.store.deliveries import list_deliveries
+
+    settings = make_settings(database_url=postgres_server.create_database(), **FAST)
+    async with buffer_parts(settings) as parts:
+        p = parts.project("p")
+        ids = await parts.accept(p, new_runs(p.id, 20))
+        # A burst leaves more records than one flush takes: every tick tries to flush.
+        for i in range(FLUSH_BATCH + 100):
+            await defer_record(parts.redis, delivery_record(i))
+        drainer = parts.drainer()
+        postgres_server.stop()
+        try:
+            # The tick reports the flush's error as retryable instead of raising it.
+            tick = await parts.drainer().tick()
+            assert tick.retryable_error is not None
+            await drainer.start()
+            await asyncio.sleep(3.0)  # fifteen times the backoff cap
+            # One tick, then only SELECT 1 until the database is back: one more attempt each.
+            assert drainer.ticks == 1
+            attempts = [
+                int(await parts.redis.hget(keys.entry(run_id), "attempts"))  # type: ignore[misc]
+                for run_id in ids
+            ]
+            assert set(attempts) == {2}, attempts
+        finally:
+            postgres_server.start()
+        try:
+            await until(lambda: parts.row_count() == len(ids), within_s=120)
+            await until(lambda: records_left(parts, 0))
+        finally:
+            await drainer.stop()
+        assert {r.status for r in parts.rows()} == {RunStatus.QUEUED}
+        with parts.db.session() as session:
+            assert len(list_deliveries(session, limit=10_000)) == FLUSH_BATCH + 100
+
+
+async def records_left(parts: BufferParts, count: int) -> bool:
+    """True when ``count`` deferred delivery records wait in Redis."""
+    return int(await parts.redis.llen(keys.PENDING_DELIVERIES)) == count  # type: ignore[misc]
+
+
+async def test_a_record_the_database_refuses_is_dead_lettered_and_the_others_recorded(
+    pg_parts: BufferParts,
+) -> None:
+    import json
+
+    from gaffer.buffer.deliveries import defer_record
+    from gaffer.store.deliveries import list_deliveries
+
+    parts = pg_parts
+    # delivery_id is VARCHAR(128): PostgreSQL refuses that record (DataError) every time.
+    records = [delivery_record(0), delivery_record(1, delivery_id="x" * 200), delivery_record(2)]
+    for record in records:
+        await defer_record(parts.redis, record)
+    tick = await parts.drainer().tick()
+    assert tick.retryable_error is None
+    with parts.db.session() as session:
+        assert sorted(d.delivery_id or "" for d in list_deliveries(session)) == ["d0", "d2"]
+    assert await records_left(parts, 0)
+    [dead] = await parts.redis.lrange(keys.DEAD_DELIVERIES, 0, -1)  # type: ignore[misc]
+    kept = json.loads(dead)
+    assert json.loads(kept["record"])["delivery_id"] == "x" * 200
+    assert "DataError" in kept["error"]
+    assert (await parts.store.stats()).dead_deliveries == 1
+
+
+async def test_a_database_error_writing_a_duplicate_review_requeues_it(
+    make_settings: SettingsFactory, postgres_server: PostgresServer
+) -> None:
+    from gaffer.buffer.replay import ProjectCache, Replayer
+
+    settings = make_settings(database_url=postgres_server.create_database(), **FAST)
+    async with buffer_parts(settings) as parts:
+        p = parts.project("p")
+        [run] = new_runs(p.id, 1)
+        await parts.accept(p, [run])
+        target = review_target(p, run)
+        assert target is not None
+        assert await claim_review(parts.redis, target, run_id="another-run", source="test") is (
+            ClaimOutcome.CLAIMED
+        )
+        # The project comes from the cache: the first database write is the CANCELED row.
+        cache = ProjectCache(parts.db, parts.box, ttl_s=3600)
+        assert await cache.get(p.id) is not None
+        replayer = Replayer(parts.settings, parts.store, parts.engine, cache)
+        popped = await parts.store.pop(p.organization_id, 10, "L")
+        postgres_server.stop()
+        try:
+            result = await replayer.replay(p.id, popped.entries, "L")
+        finally:
+            postgres_server.start()
+        assert result.retryable_error is not None and result.requeued == 1
+        entry = await parts.store.get(run.run_id)
+        assert entry is not None and (entry.status, entry.attempts) == ("queued", 1)
+        await drain_all(parts, parts.drainer())
+        [row] = parts.rows()
+        assert row.status == RunStatus.CANCELED

@@ -145,13 +145,14 @@ async def test_ack_marks_done_and_expires_after_the_grace(
     [keyed] = new_runs(PROJECT, 1, start=5, idempotency_key="k")
     await store.accept(ORG, PROJECT, [*runs, keyed])
     await store.pop(ORG, 10, "L")
-    assert await store.ack([runs[0].run_id, keyed.run_id, "never-buffered"], 5_000) == 2
+    outcomes = await store.ack([runs[0].run_id, keyed.run_id, "never-buffered"], "L", 5_000)
+    assert outcomes == ["acked", "acked", "lost"]
     assert await field(aredis, runs[0].run_id, "status") == "done"
     assert 0 < await aredis.pttl(keys.entry(runs[0].run_id)) <= 5_000
     assert 0 < await aredis.pttl(keys.idempotency(PROJECT, "k")) <= 5_000
     assert await aredis.pttl(keys.entry(runs[1].run_id)) == -1  # not acked: no expiry
     assert await aredis.zrange(keys.IN_FLIGHT, 0, -1) == [runs[1].run_id]
-    assert await store.ack([runs[1].run_id], 0) == 1
+    assert await store.ack([runs[1].run_id], "L", 0) == ["acked"]
     assert await store.get(runs[1].run_id) is None
 
 
@@ -221,8 +222,38 @@ async def test_mutate_cancel_tags_and_metadata_only_while_queued(store: BufferSt
     assert [e.cancelled for e in popped.entries] == [True, False]
     assert (await store.cancel(runs[1].run_id)).outcome == "in_flight"
     assert (await store.add_tags(runs[1].run_id, ["z"], 5)).outcome == "in_flight"
-    await store.ack([runs[1].run_id], 1000)
+    await store.ack([runs[1].run_id], "L", 1000)
     assert (await store.cancel(runs[1].run_id)).outcome == "done"
+
+
+async def test_ack_only_acks_entries_in_flight_under_its_lease(
+    store: BufferStore, aredis: aioredis.Redis
+) -> None:
+    runs = new_runs(PROJECT, 3)
+    await store.accept(ORG, PROJECT, runs)
+    await store.pop(ORG, 3, "A")
+    # A overran its lease: the sweep put the entries back; B took the first one, and a cancel
+    # marked the second while it was queued again.
+    assert await store.reclaim(lease_ms=0) == 3
+    popped = await store.pop(ORG, 1, "B")
+    assert [e.run_id for e in popped.entries] == [runs[0].run_id]
+    assert (await store.cancel(runs[1].run_id)).outcome == "ok"
+
+    outcomes = await store.ack([r.run_id for r in runs], "A", 5_000)
+    assert outcomes == ["lost", "cancelled", "lost"]
+    # B's entry stays B's (still in flight, still reclaimable); the untouched one stays queued.
+    assert await field(aredis, runs[0].run_id, "lease") == "B"
+    assert await field(aredis, runs[0].run_id, "status") == "in_flight"
+    assert await field(aredis, runs[2].run_id, "status") == "queued"
+    # The cancelled one is A's again, out of its list, for A to cancel its run and ack.
+    assert (
+        await field(aredis, runs[1].run_id, "status"),
+        await field(aredis, runs[1].run_id, "lease"),
+    ) == ("in_flight", "A")
+    assert await queued(aredis) == [runs[2].run_id]
+    assert sorted(await aredis.zrange(keys.IN_FLIGHT, 0, -1)) == sorted(r.run_id for r in runs[:2])
+    assert await store.ack([runs[1].run_id], "A", 5_000) == ["acked"]
+    assert await field(aredis, runs[1].run_id, "status") == "done"
 
 
 async def test_reclaim_puts_back_expired_leases_in_accept_order(

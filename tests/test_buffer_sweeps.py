@@ -61,7 +61,7 @@ async def test_stale_sweep_resumes_its_cycle_across_restarts(
         assert await counts(redis) == {"pa": 3, "pb": 1}
         # pa drains away before the cycle ends: its count stays until the cycle completes.
         popped = await store.pop("o1", 10, "L")
-        await store.ack([e.run_id for e in popped.entries], 0)
+        await store.ack([e.run_id for e in popped.entries], "L", 0)
         p3 = await second.run_once()
         assert (p3.cycle, p3.position, p3.completed) == (1, 3, True)
         assert await counts(redis) == {"pa": 3, "pb": 1, "pc": 2}

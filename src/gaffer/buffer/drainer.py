@@ -41,7 +41,7 @@ from dataclasses import dataclass
 import structlog
 
 from gaffer.buffer.deliveries import FLUSH_BATCH, flush_records
-from gaffer.buffer.errors import describe
+from gaffer.buffer.errors import describe, is_retryable
 from gaffer.buffer.keys import PENDING_DELIVERIES
 from gaffer.buffer.replay import Replayer, ReplayResult
 from gaffer.buffer.scripts import BufferStore, Popped
@@ -55,11 +55,9 @@ RECORD_FLUSH_INTERVAL_S = 0.5
 
 @dataclass
 class TickResult:
-    """What one tick did: organizations visited, entries popped, and the first retryable
-    error a replay met (the drainer then backs off and waits for the database)."""
+    """What one tick did: how many pops took a whole budget, and the first retryable error a
+    replay or the record flush met (the drainer then backs off and waits for the database)."""
 
-    organizations: int = 0
-    popped: int = 0
     full_budgets: int = 0
     """Pops that took a whole budget: that project probably has more waiting."""
     retryable_error: BaseException | None = None
@@ -147,9 +145,14 @@ class Drainer:
                 await self._sleep(self.settings.buffer_poll_ms / 1000)
 
     async def tick(self) -> TickResult:
-        """One rotation over the organizations with entries (see the module docstring).
+        """One rotation over the organizations with entries, then the deferred delivery
+        records when their flush is due (see the module docstring).
 
-        Raises Redis errors (the replays already started are awaited first).
+        Returns what the tick did; its ``retryable_error`` is set when a replay or the record
+        flush met a retryable error (:func:`gaffer.buffer.errors.is_retryable`, e.g. the
+        database is down): the caller then pops nothing until the database answers. Raises
+        Redis errors of the pops, acknowledgements and record list (the replays already
+        started are awaited first), and non-retryable errors of the record flush.
         """
         result = TickResult()
         self.ticks += 1
@@ -158,7 +161,19 @@ class Drainer:
             turn = await self.store.next_org_turn()
             start = turn % len(orgs)
             await self._rotate(orgs[start:] + orgs[:start], result)
-        await self._flush_records()
+        if result.retryable_error is not None:
+            # The database (or Redis) is failing: the records wait for the next flush.
+            return result
+        try:
+            await self._flush_records()
+        except Exception as exc:
+            if not is_retryable(exc):
+                raise
+            # Same path as a replay's retryable error: wait for the database, pop nothing.
+            log.warning(
+                "buffer_delivery_records_flush_failed", drainer=self.name, error=describe(exc)
+            )
+            result.retryable_error = exc
         return result
 
     async def _flush_records(self) -> None:
@@ -196,11 +211,9 @@ class Drainer:
                 except BaseException:
                     slots.release()
                     raise
-                result.organizations += 1
                 if not popped.entries:
                     slots.release()
                     continue
-                result.popped += len(popped.entries)
                 self.popped += len(popped.entries)
                 if len(popped.entries) >= self.settings.buffer_drain_budget:
                     result.full_budgets += 1

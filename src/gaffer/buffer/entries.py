@@ -42,10 +42,12 @@ class Snapshot(BaseModel):
         )
 
 
-def _text(value: bytes | str | None) -> str:
+def text(value: object) -> str:
+    """A Redis reply value as text: bytes decoded as UTF-8, None as ``""``, anything else
+    (str, int) through ``str``. Raises ``UnicodeDecodeError`` for bytes that are not UTF-8."""
     if value is None:
         return ""
-    return value.decode() if isinstance(value, bytes) else value
+    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 @dataclass(frozen=True)
@@ -123,7 +125,7 @@ class Entry:
     @classmethod
     def from_flat(cls, flat: list[bytes | str]) -> Entry:
         """An entry from a flat ``HGETALL`` reply (as scripts return it)."""
-        texts = [_text(v) for v in flat]
+        texts = [text(v) for v in flat]
         return cls.parse(dict(zip(texts[0::2], texts[1::2], strict=True)))
 
     @classmethod
@@ -131,4 +133,4 @@ class Entry:
         """An entry from a redis-py ``HGETALL`` mapping; None for an empty (missing) hash."""
         if not mapping:
             return None
-        return cls.parse({_text(k): _text(v) for k, v in mapping.items()})
+        return cls.parse({text(k): text(v) for k, v in mapping.items()})

@@ -11,6 +11,8 @@ PREFIX = key("buffer")
 ORGS = key("buffer", "orgs")
 IN_FLIGHT = key("buffer", "inflight")
 DEAD = key("buffer", "dead")
+DEAD_DELIVERIES = key("buffer", "dead", "deliveries")
+"""Deferred delivery records the database refused for good: JSON ``{"record", "error"}``."""
 STALE_COUNTS = key("buffer", "stale", "counts")
 STALE_STATE = key("buffer", "stale", "state")
 STALE_ORGS = key("buffer", "stale", "orgs")

@@ -20,6 +20,8 @@ metric                                         type     labels / meaning
                                                         last stale-sweep visit
 ``gaffer_buffer_in_flight``                    gauge    entries popped and not yet acknowledged
 ``gaffer_buffer_dead_letter``                  gauge    entries no run row could be written for
+``gaffer_buffer_dead_letter_deliveries``       gauge    deferred delivery records the database
+                                                        refused (kept in the dead-letter list)
 =============================================  =======  ==========================================
 """
 
@@ -53,7 +55,7 @@ class _StatsCollector(Collector):
         self.stats = stats
 
     def collect(self) -> Iterator[Metric]:
-        """The four gauge families, from the stats given at construction."""
+        """The five gauge families, from the stats given at construction."""
         entries = GaugeMetricFamily(
             "gaffer_buffer_entries",
             "Entries waiting in the buffer, per project.",
@@ -79,6 +81,11 @@ class _StatsCollector(Collector):
             "gaffer_buffer_dead_letter",
             "Entries for which no run row could be written (kept for an operator).",
             value=self.stats.dead,
+        )
+        yield GaugeMetricFamily(
+            "gaffer_buffer_dead_letter_deliveries",
+            "Deferred delivery records the database refused (kept for an operator).",
+            value=self.stats.dead_deliveries,
         )
 
 

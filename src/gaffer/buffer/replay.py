@@ -12,7 +12,10 @@ For the entries of one project, popped together under one lease (issue 5, "Drain
   cancelled and failed reviews are released.
 * the others are **materialised** with :meth:`RunEngine.create_runs` (all rows in one
   transaction, then their jobs). A row that already exists counts as created, so replaying an
-  entry whose acknowledgement was lost is a success, not a duplicate.
+  entry whose acknowledgement was lost is a success, not a duplicate. The acknowledgement
+  only takes entries still in flight under the replay's lease: if the replay overran it and
+  the entry was put back and cancelled meanwhile, the run just created is cancelled (cancel
+  wins); an entry another drainer holds now is left to it.
 
 Errors: a **retryable** error (:func:`gaffer.buffer.errors.is_retryable`) requeues the entries
 at the front of their list with attempts + 1 (those it exhausts go to SYSTEM_FAILURE instead).
@@ -109,22 +112,27 @@ class Replayer:
         self.projects = projects
 
     async def replay(self, project_id: str, entries: Sequence[Entry], lease: str) -> ReplayResult:
-        """Replay ``entries`` of ``project_id`` popped under ``lease``.
+        """Replay ``entries`` of ``project_id`` popped under ``lease``; returns the counts.
 
-        Raises only Redis errors of the acknowledgements (the entries then stay in flight and
-        the reclaim sweep puts them back after the lease: their replay is idempotent).
+        Database errors do not escape: a retryable one requeues the entries it concerns (and
+        sets ``retryable_error`` on the result, so the drainer waits for the database), any
+        other one gives SYSTEM_FAILURE rows or, failing those, the dead-letter list. Raises
+        only Redis errors of the buffer's own scripts (ack, requeue, fail): the entries then
+        stay in flight and the reclaim sweep puts them back after the lease (their replay is
+        idempotent).
         """
         result = ReplayResult()
         try:
             project = await self.projects.get(project_id)
         except Exception as exc:
             if is_retryable(exc):
-                await self._retry(entries, lease, exc, result)
+                await self._retry(None, entries, lease, exc, result)
             else:
-                await self._fail(entries, lease, f"project not readable: {describe(exc)}", result)
+                error = f"project not readable: {describe(exc)}"
+                await self._fail(None, entries, lease, error, result)
             return result
         if project is None:
-            await self._fail(entries, lease, f"project {project_id} no longer exists", result)
+            await self._fail(None, entries, lease, f"project {project_id} no longer exists", result)
             return result
         cancelled = [e for e in entries if e.cancelled]
         exhausted = [
@@ -132,12 +140,13 @@ class Replayer:
             for e in entries
             if not e.cancelled and e.attempts >= self.settings.buffer_max_attempts
         ]
-        live = [e for e in entries if not e.cancelled and e not in exhausted]
+        exhausted_ids = {e.run_id for e in exhausted}
+        live = [e for e in entries if not e.cancelled and e.run_id not in exhausted_ids]
         if cancelled:
-            await self._cancel(cancelled, lease, result)
+            await self._cancel(project, cancelled, lease, result)
         for entry in exhausted:
             error = f"gave up after {entry.attempts} attempts: {entry.error or 'no error kept'}"
-            await self._fail([entry], lease, error, result)
+            await self._fail(project, [entry], lease, error, result)
         if live:
             await self._materialize(project, live, lease, result)
         return result
@@ -155,7 +164,7 @@ class Replayer:
             try:
                 build_job(entry.run_id, entry.snapshot.request, project, self.settings)
             except AgentNotConfiguredError as exc:
-                await self._fail([entry], lease, str(exc), result)
+                await self._fail(project, [entry], lease, str(exc), result)
             else:
                 valid.append(entry)
         if not valid:
@@ -164,7 +173,7 @@ class Replayer:
             await self.run_engine.create_runs(project, [e.new_run() for e in valid])
         except Exception as exc:
             if is_retryable(exc):
-                await self._retry(valid, lease, exc, result)
+                await self._retry(project, valid, lease, exc, result)
             elif len(valid) > 1:
                 log.warning(
                     "buffer_batch_failed_isolating", project=project.name, error=describe(exc)
@@ -172,10 +181,42 @@ class Replayer:
                 for entry in valid:
                     await self._materialize(project, [entry], lease, result)
             else:
-                await self._fail(valid, lease, describe(exc), result)
+                await self._fail(project, valid, lease, describe(exc), result)
             return
-        await self.store.ack([e.run_id for e in valid], self.settings.buffer_ack_grace_ms)
-        result.count("materialized", len(valid))
+        await self._ack_materialized(project, valid, lease, result)
+
+    async def _ack_materialized(
+        self,
+        project: ProjectSnapshot | None,
+        entries: Sequence[Entry],
+        lease: str,
+        result: ReplayResult,
+    ) -> None:
+        """Ack entries whose runs exist now. One the reclaim sweep put back and a cancel
+        marked meanwhile (this replay overran its lease) is taken back by the ack: its run is
+        cancelled through :meth:`_cancel` (cancel wins). One that is no longer ours at all is
+        left to its next replay, which finds the row."""
+        outcomes = await self.store.ack(
+            [e.run_id for e in entries], lease, self.settings.buffer_ack_grace_ms
+        )
+        by_outcome: dict[str, list[Entry]] = {}
+        for entry, outcome in zip(entries, outcomes, strict=True):
+            by_outcome.setdefault(outcome, []).append(entry)
+        if acked := by_outcome.get("acked"):
+            result.count("materialized", len(acked))
+        if lost := by_outcome.get("lost"):
+            log.warning("buffer_ack_lease_lost", runs=[e.run_id for e in lost])
+        if cancelled := by_outcome.get("cancelled"):
+            log.info("buffer_cancelled_while_replayed", runs=[e.run_id for e in cancelled])
+            await self._cancel(project, cancelled, lease, result)
+
+    async def _ack_terminal(self, run_ids: Sequence[str], lease: str) -> None:
+        """Ack entries whose runs are CANCELED now: one the ack took back because a cancel
+        marked it after a reclaim is acked again (its run is cancelled already)."""
+        outcomes = await self.store.ack(run_ids, lease, self.settings.buffer_ack_grace_ms)
+        again = [r for r, o in zip(run_ids, outcomes, strict=True) if o == "cancelled"]
+        if again:
+            await self.store.ack(again, lease, self.settings.buffer_ack_grace_ms)
 
     async def _claim_reviews(
         self,
@@ -203,38 +244,57 @@ class Replayer:
                 ttl_s=self.settings.review_claim_ttl_s,
             )
             if outcome is ClaimOutcome.REDIS_DOWN:
-                await self._retry(entries, lease, RedisError("review claim failed closed"), result)
+                down = RedisError("review claim failed closed")
+                await self._retry(project, entries, lease, down, result)
                 return []
             (allowed if outcome is ClaimOutcome.CLAIMED else duplicates).append(entry)
         if duplicates:
             ids = [e.run_id for e in duplicates]
-            await self.run_engine.record_unstarted(
-                [e.new_run() for e in duplicates],
-                RunStatus.CANCELED,
-                "review already dispatched by another run while this one was buffered",
-            )
-            await self.store.ack(ids, self.settings.buffer_ack_grace_ms)
+            try:
+                await self.run_engine.record_unstarted(
+                    [e.new_run() for e in duplicates],
+                    RunStatus.CANCELED,
+                    "review already dispatched by another run while this one was buffered",
+                )
+            except Exception as exc:
+                if is_retryable(exc):
+                    await self._retry(project, duplicates, lease, exc, result)
+                else:
+                    error = f"cancel failed: {describe(exc)}"
+                    await self._fail(project, duplicates, lease, error, result)
+                return allowed
+            await self._ack_terminal(ids, lease)
             result.count("canceled", len(ids))
         return allowed
 
-    async def _release_reviews(self, entries: Sequence[Entry]) -> None:
-        """Drop the review claims of entries that will not run (cancelled, failed)."""
+    async def _release_reviews(
+        self, project: ProjectSnapshot | None, entries: Sequence[Entry]
+    ) -> None:
+        """Drop the review claims of entries that will not run (cancelled, failed); none when
+        the project is gone (``None``). Redis errors are logged, not raised."""
+        if project is None:
+            return
         for entry in entries:
             if entry.snapshot.request.agent_type != AgentType.REVIEW:
                 continue
-            project = await self.projects.get(entry.project_id)
-            target = review_target(project, entry.new_run()) if project else None
+            target = review_target(project, entry.new_run())
             if target is not None:
                 await release_review(self.run_engine.redis, target, run_id=entry.run_id)
 
     async def _retry(
-        self, entries: Sequence[Entry], lease: str, exc: BaseException, result: ReplayResult
+        self,
+        project: ProjectSnapshot | None,
+        entries: Sequence[Entry],
+        lease: str,
+        exc: BaseException,
+        result: ReplayResult,
     ) -> None:
         """A retryable error: requeue, except the entries this attempt exhausts."""
         result.retryable_error = exc
         error = describe(exc)
         last = [e for e in entries if e.attempts + 1 >= self.settings.buffer_max_attempts]
-        again = [e for e in entries if e not in last]
+        last_ids = {e.run_id for e in last}
+        again = [e for e in entries if e.run_id not in last_ids]
         if again:
             await self.store.requeue([e.run_id for e in again], lease, error)
             result.count("requeued", len(again))
@@ -245,18 +305,24 @@ class Replayer:
                 error=error,
             )
         for entry in last:
-            await self._fail(
-                [entry], lease, f"gave up after {entry.attempts + 1} attempts: {error}", result
-            )
+            error_text = f"gave up after {entry.attempts + 1} attempts: {error}"
+            await self._fail(project, [entry], lease, error_text, result)
 
     async def _fail(
-        self, entries: Sequence[Entry], lease: str, error: str, result: ReplayResult
+        self,
+        project: ProjectSnapshot | None,
+        entries: Sequence[Entry],
+        lease: str,
+        error: str,
+        result: ReplayResult,
     ) -> None:
         """Write SYSTEM_FAILURE rows, then delete the entries (requeue or dead-letter them if
-        the rows cannot be written)."""
+        the rows cannot be written). An entry whose row exists already (an earlier attempt
+        committed it, then failed to add its job: :meth:`RunEngine.repair` adds it) is
+        materialised: it is acked and keeps its review claim, since the run will run."""
         ids = [e.run_id for e in entries]
         try:
-            await self.run_engine.record_unstarted(
+            existing = await self.run_engine.record_unstarted(
                 [e.new_run() for e in entries], RunStatus.SYSTEM_FAILURE, error
             )
         except Exception as exc:
@@ -271,12 +337,26 @@ class Replayer:
                 result.count("dead_lettered", len(ids))
                 log.error("buffer_entries_dead_lettered", runs=ids, error=reason)
             return
+        exists = [e for e in entries if e.run_id in existing]
+        if exists:
+            log.info("buffer_failed_entries_exist", runs=[e.run_id for e in exists], error=error)
+            await self._ack_materialized(project, exists, lease, result)
+        failed = [e for e in entries if e.run_id not in existing]
+        if not failed:
+            return
+        ids = [e.run_id for e in failed]
         await self.store.fail(ids, lease, error)
         result.count("system_failure", len(ids))
         log.error("buffer_entries_failed", runs=ids, error=error)
-        await self._release_reviews(entries)
+        await self._release_reviews(project, failed)
 
-    async def _cancel(self, entries: Sequence[Entry], lease: str, result: ReplayResult) -> None:
+    async def _cancel(
+        self,
+        project: ProjectSnapshot | None,
+        entries: Sequence[Entry],
+        lease: str,
+        result: ReplayResult,
+    ) -> None:
         """CANCELED rows without jobs; a run that already exists is cancelled (cancel wins)."""
         ids = [e.run_id for e in entries]
         try:
@@ -288,12 +368,12 @@ class Replayer:
                 log.info("buffer_cancel_won", run_id=run_id, status=str(outcome.status))
         except Exception as exc:
             if not is_retryable(exc):
-                await self._fail(entries, lease, f"cancel failed: {describe(exc)}", result)
+                await self._fail(project, entries, lease, f"cancel failed: {describe(exc)}", result)
                 return
             result.retryable_error = exc
             await self.store.requeue(ids, lease, describe(exc))
             result.count("requeued", len(ids))
             return
-        await self.store.ack(ids, self.settings.buffer_ack_grace_ms)
+        await self._ack_terminal(ids, lease)
         result.count("canceled", len(ids))
-        await self._release_reviews(entries)
+        await self._release_reviews(project, entries)

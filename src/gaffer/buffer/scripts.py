@@ -13,7 +13,9 @@ Semantics, script by script (tests/test_buffer_scripts.py checks each):
 * **pop**: takes up to a budget of entries from the front of the next project of an
   organization, marks them in flight (sorted set scored by pop time), skips list members whose
   hash is gone, and drops the project and organization from their sets when it empties them.
-* **ack**: the run exists now; the entry is kept for a short grace, then expires.
+* **ack**: the run exists now; the entry is kept for a short grace, then expires. Only an
+  entry in flight under the caller's lease is acked; one that was put back and cancelled
+  meanwhile is taken back and reported, so the caller cancels the run it created.
 * **requeue**: back to the front of the list, attempts + 1.
 * **fail**: delete (its terminal row is written) or dead-letter (no row could be written).
 * **mutate**: cancel, append tags under a cap, or set metadata under a version check, on
@@ -36,7 +38,7 @@ import redis.asyncio as aioredis
 from redis.commands.core import AsyncScript
 
 from gaffer.buffer import keys
-from gaffer.buffer.entries import Entry, Snapshot
+from gaffer.buffer.entries import Entry, Snapshot, text
 from gaffer.runs.engine import NewRun
 
 LUA_DIR = Path(__file__).parent / "lua"
@@ -49,10 +51,6 @@ def lua_source(name: str, *, common: bool = True) -> str:
     """The text of ``lua/<name>.lua``, after ``lua/common.lua`` unless ``common`` is False."""
     body = (LUA_DIR / f"{name}.lua").read_text()
     return (LUA_DIR / "common.lua").read_text() + "\n" + body if common else body
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 @dataclass(frozen=True)
@@ -100,12 +98,13 @@ class StalePass:
 @dataclass(frozen=True)
 class BufferStats:
     """Sizes of the buffer for the metrics: list length and stale count per project id,
-    entries in flight, dead-lettered entries."""
+    entries in flight, dead-lettered entries and dead-lettered delivery records."""
 
     entries: dict[str, int]
     stale: dict[str, int]
     in_flight: int
     dead: int
+    dead_deliveries: int = 0
 
 
 class BufferStore:
@@ -153,16 +152,17 @@ class BufferStore:
                 json.dumps(payload),
             )
             results.extend(
-                Accepted(_text(outcome), _text(run_id), int(now)) for outcome, run_id in outcomes
+                Accepted(text(outcome), text(run_id), int(now)) for outcome, run_id in outcomes
             )
         return results
 
     async def organizations(self) -> list[str]:
-        """The organization ids that have entries waiting, sorted."""
-        return sorted(unquote(_text(m)) for m in await self.redis.smembers(keys.ORGS))
+        """The organization ids that have entries waiting, sorted. Raises Redis errors."""
+        return sorted(unquote(text(m)) for m in await self.redis.smembers(keys.ORGS))
 
     async def next_org_turn(self) -> int:
-        """Advance the shared organization cursor; returns its new value."""
+        """Advance the shared organization cursor; returns its new value. Raises Redis
+        errors."""
         return int(await self.redis.incr(keys.ORG_CURSOR))
 
     async def pop(self, organization_id: str, budget: int, lease: str) -> Popped:
@@ -171,21 +171,28 @@ class BufferStore:
         reply = await self._run("pop", keys.segment(organization_id), budget, lease)
         project, skipped, *flat = reply
         return Popped(
-            unquote(_text(project)) if project else None,
+            unquote(text(project)) if project else None,
             int(skipped),
             [Entry.from_flat(fields) for fields in flat],
         )
 
-    async def ack(self, run_ids: Sequence[str], grace_ms: int) -> int:
-        """Mark entries done (their runs exist); they expire after ``grace_ms``. Returns how
-        many entries existed."""
+    async def ack(self, run_ids: Sequence[str], lease: str, grace_ms: int) -> list[str]:
+        """Mark entries in flight under ``lease`` done (their runs exist); they expire after
+        ``grace_ms``.
+
+        Returns one outcome per run id, in order (see ``lua/ack.lua``): ``acked``;
+        ``cancelled`` (the lease expired, the entry was put back and cancelled meanwhile: it is
+        in flight under ``lease`` again, and the caller must cancel the run and ack it again);
+        or ``lost`` (missing, or no longer ours: left alone). Raises Redis errors.
+        """
         if not run_ids:
-            return 0
-        return int(await self._run("ack", grace_ms, *(keys.segment(r) for r in run_ids)))
+            return []
+        reply = await self._run("ack", lease, grace_ms, *(keys.segment(r) for r in run_ids))
+        return [text(outcome) for outcome in reply]
 
     async def requeue(self, run_ids: Sequence[str], lease: str, error: str) -> list[int]:
         """Put entries in flight under ``lease`` back at the front (in this order), attempts
-        + 1. Returns the new attempts of each (-1: no longer ours)."""
+        + 1. Returns the new attempts of each (-1: no longer ours). Raises Redis errors."""
         if not run_ids:
             return []
         reply = await self._run("requeue", lease, error, *(keys.segment(r) for r in run_ids))
@@ -195,7 +202,8 @@ class BufferStore:
         self, run_ids: Sequence[str], lease: str, error: str, *, dead: bool = False
     ) -> int:
         """Delete entries in flight under ``lease`` (their terminal rows are written), or with
-        ``dead`` keep them in the dead-letter list. Returns how many were ours."""
+        ``dead`` keep them in the dead-letter list. Returns how many were ours. Raises Redis
+        errors."""
         if not run_ids:
             return 0
         mode = "dead" if dead else "delete"
@@ -203,62 +211,71 @@ class BufferStore:
 
     async def _mutate(self, run_id: str, op: str, arg: str = "", number: int = 0) -> Mutation:
         reply = await self._run("mutate", keys.segment(run_id), op, arg, number)
-        outcome = _text(reply[0])
+        outcome = text(reply[0])
         value: str | int | None = None
         if len(reply) > 1:
-            value = reply[1] if isinstance(reply[1], int) else _text(reply[1])
+            value = reply[1] if isinstance(reply[1], int) else text(reply[1])
         return Mutation(outcome, value)
 
     async def cancel(self, run_id: str) -> Mutation:
-        """Mark a queued entry cancelled (idempotent)."""
+        """Mark a queued entry cancelled (idempotent); ``outcome`` ``ok``, or the status that
+        prevents it (``missing``, ``in_flight``, ``done``, ``dead``). Raises Redis errors."""
         return await self._mutate(run_id, "cancel")
 
     async def add_tags(self, run_id: str, tags: Sequence[str], cap: int) -> Mutation:
         """Append ``tags`` (those not already there) to a queued entry unless it would then
-        carry more than ``cap``; ``value`` is the tags JSON after (or unchanged)."""
+        carry more than ``cap``; ``value`` is the tags JSON after (or unchanged). Raises Redis
+        errors."""
         return await self._mutate(run_id, "tags", json.dumps(list(tags)), cap)
 
     async def set_metadata(
         self, run_id: str, metadata: dict[str, Any], expected_version: int
     ) -> Mutation:
         """Replace a queued entry's metadata if its version is ``expected_version``; ``value``
-        is the new version (or the current one on ``version_conflict``)."""
+        is the new version (or the current one on ``version_conflict``). Raises Redis
+        errors."""
         return await self._mutate(run_id, "metadata", json.dumps(metadata), expected_version)
 
     async def reclaim(self, lease_ms: int, limit: int = 1000) -> int:
-        """Put back entries in flight longer than ``lease_ms``; returns how many."""
+        """Put back entries in flight longer than ``lease_ms`` (at most ``limit``); returns
+        how many. Raises Redis errors."""
         return int(await self._run("reclaim", lease_ms, limit))
 
     async def stale_pass(self, threshold_ms: int, orgs_per_pass: int) -> StalePass:
-        """One pass of the stale sweep (see ``lua/stale.lua``)."""
+        """One pass of the stale sweep (see ``lua/stale.lua``); ``threshold_ms`` is the age
+        (ms) past which an entry is stale. Raises Redis errors."""
         cycle, position, total, visited, completed = await self._run(
             "stale", threshold_ms, orgs_per_pass
         )
         return StalePass(int(cycle), int(position), int(total), int(visited), bool(completed))
 
     async def get(self, run_id: str) -> Entry | None:
-        """The entry of a run, or None when the buffer has none."""
+        """The entry of a run, or None when the buffer has none. Raises Redis errors, and
+        pydantic ``ValidationError`` or ``KeyError`` for a hash that is not an entry."""
         mapping: dict[Any, Any] = await self.redis.hgetall(keys.entry(run_id))
         return Entry.from_mapping(mapping)
 
     async def stats(self) -> BufferStats:
-        """List length per project, stale counts, in-flight and dead-letter sizes."""
-        orgs = [_text(o) for o in await self.redis.smembers(keys.ORGS)]
+        """List length per project, stale counts, in-flight and dead-letter sizes. Raises
+        Redis errors."""
+        orgs = [text(o) for o in await self.redis.smembers(keys.ORGS)]
         async with self.redis.pipeline(transaction=False) as pipe:
             for org in orgs:
                 pipe.smembers(keys.PREFIX + ":o:" + org)
             project_sets = await pipe.execute()
-        projects = sorted({_text(p) for members in project_sets for p in members})
+        projects = sorted({text(p) for members in project_sets for p in members})
         async with self.redis.pipeline(transaction=False) as pipe:
             for project in projects:
                 pipe.llen(keys.PREFIX + ":q:" + project)
             pipe.hgetall(keys.STALE_COUNTS)
             pipe.zcard(keys.IN_FLIGHT)
             pipe.llen(keys.DEAD)
-            *lengths, stale, in_flight, dead = await pipe.execute()
+            pipe.llen(keys.DEAD_DELIVERIES)
+            *lengths, stale, in_flight, dead, dead_deliveries = await pipe.execute()
         return BufferStats(
             entries={unquote(p): int(n) for p, n in zip(projects, lengths, strict=True)},
-            stale={unquote(_text(p)): int(n) for p, n in stale.items()},
+            stale={unquote(text(p)): int(n) for p, n in stale.items()},
             in_flight=int(in_flight),
             dead=int(dead),
+            dead_deliveries=int(dead_deliveries),
         )
