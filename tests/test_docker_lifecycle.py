@@ -12,7 +12,13 @@ from typing import Any
 from gaffer.store.models import RunStatus
 from tests.conftest import DockerGaffers
 from tests.support.harness import Gaffer, ProjectInfo, fixture_body
-from tests.test_lifecycle import assert_pushed, gaffer_worker_ref, trigger
+from tests.test_lifecycle import (
+    TERM_TRAPPING_ENGINE,
+    assert_pushed,
+    gaffer_worker_ref,
+    trigger,
+    wait_for_line,
+)
 
 IN_CONTAINER = '{ [ -e /run/.containerenv ] || [ -e /.dockerenv ]; } && echo "in a container"'
 REDIS_PING = (
@@ -117,9 +123,9 @@ def test_cancel_stops_the_container_which_had_the_limits_and_the_env(
     gaffer = docker_gaffers.start(
         worker_memory_mb=300, worker_cpus=1.5, worker_pids_limit=256, worker_network="none"
     )
-    project = gaffer.create_project(command="sleep 3600")
+    project = gaffer.create_project(command=TERM_TRAPPING_ENGINE)
     run_id = trigger(gaffer, project)
-    gaffer.wait_for(run_id, [RunStatus.RUNNING])
+    wait_for_line(gaffer, run_id, ("engine", "engine waiting"))
     inspect = container_of(docker_gaffers, run_id)
 
     assert inspect["Name"].lstrip("/") == f"gaffer-worker-{run_id}"
@@ -147,6 +153,9 @@ def test_cancel_stops_the_container_which_had_the_limits_and_the_env(
     run = gaffer.wait_for(run_id)
     assert run["status"] == "CANCELED"
     assert run["error"] == "canceled while running"
+    # The container's init passed SIGTERM to the worker, and the worker to the engine's tree.
+    assert ("engine", "engine cleans up after SIGTERM") in gaffer.logs(run_id)
+    assert run["branch"] is None
     docker_gaffers.wait_until_removed()
 
 

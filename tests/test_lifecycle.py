@@ -163,6 +163,46 @@ def test_cancel_while_running(start_gaffer: GafferFactory) -> None:
     assert not group_alive(pgid)
 
 
+# An engine that cleans up on SIGTERM: its trap runs once the foreground sleep (signalled too)
+# has ended, writes a file that must not be pushed, and exits 0.
+TERM_TRAPPING_ENGINE = (
+    "trap 'echo engine cleans up after SIGTERM; echo half > HALF.txt; exit 0' TERM; "
+    "echo engine waiting; while :; do sleep 0.2; done"
+)
+
+
+def wait_for_line(gaffer: Gaffer, run_id: str, line: tuple[str, str]) -> None:
+    """Wait (up to 120 s) until the run log holds ``line`` (stream, message)."""
+    deadline = time.monotonic() + 120
+    while line not in gaffer.logs(run_id):
+        assert time.monotonic() < deadline, gaffer.logs(run_id)
+        time.sleep(0.05)
+
+
+def test_cancel_gives_the_engine_its_grace_and_pushes_nothing(start_gaffer: GafferFactory) -> None:
+    gaffer = start_gaffer()
+    project = gaffer.create_project(command=TERM_TRAPPING_ENGINE)
+    run_id = trigger(gaffer, project)
+    wait_for_line(gaffer, run_id, ("engine", "engine waiting"))
+    pgid = int(gaffer_worker_ref(gaffer, run_id))
+    gaffer.cancel(run_id)
+    run = gaffer.wait_for(run_id)
+    assert run["status"] == "CANCELED"
+    logs = gaffer.logs(run_id)
+    assert ("engine", "engine cleans up after SIGTERM") in logs
+    assert run["branch"] is None and run["commit"] is None
+    assert project.bare is not None
+    refs = subprocess.run(
+        ["git", "for-each-ref", "--format=%(refname)"],
+        cwd=project.bare,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    assert refs == ["refs/heads/main"]
+    assert not group_alive(pgid)
+
+
 def test_job_waits_for_a_slot_and_cancel_while_queued(
     start_gaffer: GafferFactory, tmp_path: Path
 ) -> None:

@@ -10,6 +10,9 @@
 5. Commit what the engine changed and push the branch.
 6. Report the result as the last JSON line on stdout (:mod:`gaffer.worker.events`).
 
+A SIGTERM (timeout, cancel, shutdown) is passed to the engine's process tree, which gets the
+grace period to finish; the run then fails and nothing is pushed (:mod:`gaffer.worker.stop`).
+
 Exit codes: 0 success, 1 the run failed (engine, git), 2 the job could not be loaded.
 """
 
@@ -24,6 +27,7 @@ from gaffer.engines.base import describe_exit
 from gaffer.worker.events import Reporter
 from gaffer.worker.git import GitError, clone, commit_all, create_branch, push
 from gaffer.worker.job import JobLoadError, WorkerStartup, load_job, scrub_environment
+from gaffer.worker.stop import StopSignal
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -34,6 +38,8 @@ def main(workspace: Path | None = None, reporter: Reporter | None = None) -> int
     """Run one job in ``workspace`` (default: the current directory); returns the exit code."""
     reporter = reporter or Reporter()
     workspace = (workspace or Path.cwd()).resolve()
+    stop = StopSignal()
+    stop.install()
     startup = WorkerStartup.read(os.environ)
     try:
         loaded = load_job(startup)
@@ -63,8 +69,16 @@ def main(workspace: Path | None = None, reporter: Reporter | None = None) -> int
         create_branch(checkout, job.branch)
         reporter.emit("repository_cloned", repository=job.repository.full_name, branch=job.branch)
         engine = get_engine(job.engine.name)
+        if stop.requested:
+            return _stopped(reporter, "stopped by SIGTERM before the engine started", None)
         result = engine.run(job, checkout, scratch, reporter)
         reporter.emit("engine_finished", exit_code=result.exit_code)
+        if stop.requested:
+            # Half-done work is not committed: the run was stopped, not finished.
+            error = "stopped by SIGTERM before it finished"
+            if result.exit_code != 0:
+                error += f" ({describe_exit(job.engine.name, result.exit_code)})"
+            return _stopped(reporter, error, result.reported_summary())
         if result.exit_code != 0:
             error = describe_exit(job.engine.name, result.exit_code)
             reporter.emit(
@@ -104,6 +118,13 @@ def main(workspace: Path | None = None, reporter: Reporter | None = None) -> int
     except (GitError, EngineError, OSError) as exc:
         reporter.emit("result", ok=False, error=str(exc), branch=None, commit=None, summary=None)
         return EXIT_FAILED
+
+
+def _stopped(reporter: Reporter, error: str, summary: str | None) -> int:
+    """Report a run stopped by SIGTERM as failed (the dispatcher knows it was its own stop and
+    records TIMED_OUT or CANCELED); returns the exit code."""
+    reporter.emit("result", ok=False, error=error, branch=None, commit=None, summary=summary)
+    return EXIT_FAILED
 
 
 if __name__ == "__main__":  # pragma: no cover
