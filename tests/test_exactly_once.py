@@ -14,6 +14,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -139,10 +140,22 @@ def lock_holder(redis_url: str, project_id: str, work_item: str) -> bytes | None
     return redis.Redis.from_url(redis_url).get(keys.lock)  # type: ignore[no-any-return]
 
 
-def test_killed_dispatcher_leases_expire_and_the_work_item_is_free_again(
-    tmp_path: Path, redis_url: str, postgres_server: PostgresServer, start_gaffer: GafferFactory
-) -> None:
-    database_url = postgres_server.create_database()
+@dataclass
+class OrphanedRun:
+    """A run whose dispatcher was killed (SIGKILL) mid-run, after its lease expired."""
+
+    ingest: Gaffer
+    env: dict[str, str]
+    project: ProjectInfo
+    run_id: str
+    pgid: int
+
+
+def orphan_a_run(
+    tmp_path: Path, redis_url: str, database_url: str, start_gaffer: GafferFactory
+) -> OrphanedRun:
+    """Start a dispatcher, start a run whose engine sleeps (the first time only), SIGKILL the
+    dispatcher, and wait for the run's work-item lock to expire."""
     fast = {
         "GAFFER_LEASE_MS": "2000",
         "GAFFER_JOB_LOCK_MS": "2000",
@@ -161,9 +174,10 @@ def test_killed_dispatcher_leases_expire_and_the_work_item_is_free_again(
     project = ingest.create_project(
         command=f'if [ ! -e "{mark}" ]; then touch "{mark}"; sleep 3600; fi; echo ok > OK.txt'
     )
-    labeled = fixture_body("issues.labeled")
     dispatcher = GafferUp(env, "--role", "dispatch")
-    [first] = ingest.deliver(labeled, "issues", project.secret).json()["runs"]
+    [first] = ingest.deliver(fixture_body("issues.labeled"), "issues", project.secret).json()[
+        "runs"
+    ]
     ingest.wait_for(first, [RunStatus.RUNNING])
     deadline = time.monotonic() + 60
     while not mark.exists():  # the engine is running (sleeping) in the first run's worker
@@ -178,17 +192,46 @@ def test_killed_dispatcher_leases_expire_and_the_work_item_is_free_again(
     while lock_holder(redis_url, project.id, "1") is not None:
         assert time.monotonic() < deadline, "the work-item lock never expired"
         time.sleep(0.1)
+    return OrphanedRun(ingest, env, project, first, pgid)
 
-    second_dispatcher = GafferUp(env, "--role", "dispatch")
+
+def test_killed_dispatcher_leases_expire_and_the_work_item_is_free_again(
+    tmp_path: Path, redis_url: str, postgres_server: PostgresServer, start_gaffer: GafferFactory
+) -> None:
+    orphan = orphan_a_run(tmp_path, redis_url, postgres_server.create_database(), start_gaffer)
+    ingest, project = orphan.ingest, orphan.project
+    second_dispatcher = GafferUp(orphan.env, "--role", "dispatch")
     try:
+        labeled = fixture_body("issues.labeled")
         [second] = ingest.deliver(labeled, "issues", project.secret).json()["runs"]
         assert ingest.wait_for(second)["status"] == "SUCCEEDED"
         # The killed dispatcher's run comes back (its job stalled) and is settled; its worker,
         # orphaned by the kill, is stopped.
-        first_run = ingest.wait_for(first)
+        first_run = ingest.wait_for(orphan.run_id)
         assert first_run["status"] == "SYSTEM_FAILURE"
         assert "dispatcher running this run died" in first_run["error"]
-        assert live_members(pgid) == []
+        assert live_members(orphan.pgid) == []
+    finally:
+        assert second_dispatcher.terminate() == 0
+
+
+def test_a_run_taken_up_again_is_settled_even_while_another_run_holds_its_work_item(
+    tmp_path: Path, redis_url: str, postgres_server: PostgresServer, start_gaffer: GafferFactory
+) -> None:
+    """A run already in progress is not a newcomer waiting for a slot: its worker exists. If
+    the next dispatcher delayed it because another run took the lapsed lock meanwhile, the
+    orphaned worker would go on unsupervised (no timeout, no cancel) for as long as that lock
+    is held."""
+    orphan = orphan_a_run(tmp_path, redis_url, postgres_server.create_database(), start_gaffer)
+    keys = LeaseKeys.of(orphan.project.id, "implementation", "1")
+    redis.Redis.from_url(redis_url).set(keys.lock, "another-run", px=600_000)
+    second_dispatcher = GafferUp(orphan.env, "--role", "dispatch")
+    try:
+        first_run = orphan.ingest.wait_for(orphan.run_id)
+        assert first_run["status"] == "SYSTEM_FAILURE"
+        assert live_members(orphan.pgid) == []
+        # The other run's lock is its own: settling this run did not take it away.
+        assert lock_holder(redis_url, orphan.project.id, "1") == b"another-run"
     finally:
         assert second_dispatcher.terminate() == 0
 

@@ -65,7 +65,7 @@ from gaffer.dispatch.run_log import RunLogWriter
 from gaffer.dispatch.worker_env import build_worker_env
 from gaffer.queue.jobs import JobData
 from gaffer.queue.queues import JOB_ATTEMPTS, bullmq_options
-from gaffer.runs.engine import RunEngine
+from gaffer.runs.engine import IN_PROGRESS, RunEngine
 from gaffer.settings import Settings
 from gaffer.store.db import Database
 from gaffer.store.models import Run, RunStatus, utcnow
@@ -78,7 +78,6 @@ TICK_S = 0.25
 MAX_STALLED_COUNT = 3
 RUN_RETRY_DELAY_MS = 2000
 """Pause of the BullMQ worker loop after a Redis error, before it fetches again."""
-IN_PROGRESS = (RunStatus.STARTING, RunStatus.RUNNING)
 OUTPUT_OVERLAP_S = 1.0
 """A re-attached worker's output starts this long before the last line the dead dispatcher
 recorded (lines are stamped when received, a little after they were written): a line or two may
@@ -260,7 +259,20 @@ class Dispatcher:
         keys = LeaseKeys.of(data.project_id, data.agent_type, data.task.work_item)
         lease = await self.leases.acquire(keys, data.run_id)
         if not lease.acquired:
-            await self._wait_for_slot(job, token, data, lease)
+            if await asyncio.to_thread(self._in_progress, data.run_id):
+                # Its worker exists (a dead or stopped dispatcher's run, taken up again): it
+                # is settled or re-attached now, not delayed behind the lapsed lock another run
+                # took meanwhile, which would leave the worker unsupervised. It takes back its
+                # slots, and the lock too unless that other run holds it.
+                await self.leases.refresh(keys, data.run_id)
+                log.warning(
+                    "run_taken_up_without_its_lease",
+                    run_id=data.run_id,
+                    reason=lease.reason,
+                    detail=lease.detail,
+                )
+            else:
+                await self._wait_for_slot(job, token, data, lease)
         detached = False
         try:
             return await self._run(job, data, keys)
@@ -279,6 +291,12 @@ class Dispatcher:
             # run keeps them, for the dispatcher that re-attaches).
             if not detached:
                 await self.leases.release(keys, data.run_id)
+
+    def _in_progress(self, run_id: str) -> bool:
+        """True when the run is STARTING or RUNNING (a worker may exist for it)."""
+        with self.db.session() as session:
+            status = session.scalar(select(Run.status).where(Run.id == run_id))
+        return status in {s.value for s in IN_PROGRESS}
 
     async def _wait_for_slot(
         self, job: Job, token: str, data: JobData, lease: LeaseResult
