@@ -239,8 +239,15 @@ def test_job_waits_for_a_slot_and_cancel_while_queued(
 
 
 async def _attempts_made(gaffer: Gaffer, run_ids: list[str]) -> list[int]:
+    """Attempts BullMQ counted for each run's job, once the job is completed (the run's row is
+    written before the dispatcher returns the job, so the job may still be active a moment)."""
     queue = Queue(gaffer.settings.queue_name, bullmq_options(gaffer.rt.require_redis()))
     try:
+        deadline = time.monotonic() + 30
+        for run_id in run_ids:
+            while (state := await queue.getJobState(run_id)) != "completed":
+                assert time.monotonic() < deadline, f"job {run_id} is {state}"
+                await asyncio.sleep(0.05)
         jobs = [await queue.getJob(run_id) for run_id in run_ids]
         return [int(job.attemptsMade) for job in jobs]
     finally:
