@@ -9,10 +9,13 @@ Keys live under ``gaffer:<queue name>:`` (BullMQ prefix ``gaffer``).
 
 from __future__ import annotations
 
-from typing import Any
+import asyncio
+from collections.abc import Awaitable
+from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlencode
 
 from bullmq import Queue
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from gaffer.queue.jobs import JobData
 
@@ -37,6 +40,15 @@ wait longer than 5 s times out and is retried with backoff, and a job retried af
 backoff was never picked up again (seen here: attempts 1-4 ran, the 5th never did)."""
 
 
+QUEUE_CALL_TIMEOUT_S = 10.0
+"""How long one queue call (add, state, remove, counts) may take, in seconds. BullMQ's client
+retries a refused connection without end, so with its Redis gone an ``add`` would hang the
+webhook request that made it (GitHub gives up after 10 s and retries) and hold its delivery
+claim; after this long the call raises ``redis.exceptions.TimeoutError`` like any Redis error."""
+
+T = TypeVar("T")
+
+
 def bullmq_connection_url(redis_url: str) -> str:
     """``redis_url`` with ``socket_timeout`` set for BullMQ (unless the URL sets one)."""
     base, _, query_string = redis_url.partition("?")
@@ -53,34 +65,47 @@ def bullmq_options(redis_url: str) -> dict[str, Any]:
 class RunQueue:
     """Adds, inspects and removes run jobs. Create one per process and :meth:`close` it."""
 
-    def __init__(self, redis_url: str, name: str) -> None:
+    def __init__(
+        self, redis_url: str, name: str, *, call_timeout_s: float = QUEUE_CALL_TIMEOUT_S
+    ) -> None:
         self.name = name
+        self.call_timeout_s = call_timeout_s
         self._queue = Queue(name, bullmq_options(redis_url))
 
+    async def _call(self, what: str, call: Awaitable[T]) -> T:
+        """Await ``call`` for at most :attr:`call_timeout_s`; raises
+        ``redis.exceptions.TimeoutError`` after that (see :data:`QUEUE_CALL_TIMEOUT_S`)."""
+        try:
+            return await asyncio.wait_for(call, timeout=self.call_timeout_s)
+        except TimeoutError:
+            raise RedisTimeoutError(
+                f"the queue's Redis did not answer {what} within {self.call_timeout_s:g} s"
+            ) from None
+
     async def add(self, job: JobData) -> None:
-        """Enqueue ``job`` under its run id (a no-op if that job id already exists)."""
-        await self._queue.add(
-            job.agent_type,
-            job.model_dump(mode="json"),
-            {
-                **JOB_OPTIONS,
-                "jobId": job.run_id,
-            },
+        """Enqueue ``job`` under its run id (a no-op if that job id already exists).
+        Raises Redis errors, ``TimeoutError`` after :attr:`call_timeout_s`."""
+        options = {**JOB_OPTIONS, "jobId": job.run_id}
+        await self._call(
+            "add", self._queue.add(job.agent_type, job.model_dump(mode="json"), options)
         )
 
     async def state(self, run_id: str) -> str:
         """BullMQ state of a run's job: ``waiting``, ``active``, ``delayed``, ``completed``,
-        ``failed``, ..., or ``unknown`` when there is no such job."""
-        return str(await self._queue.getJobState(run_id))
+        ``failed``, ..., or ``unknown`` when there is no such job. Raises like :meth:`add`."""
+        return str(await self._call("getJobState", self._queue.getJobState(run_id)))
 
     async def remove(self, run_id: str) -> bool:
-        """Remove a run's job unless a worker holds it. True if a job was removed."""
-        return bool(await self._queue.remove(run_id) == 1)
+        """Remove a run's job unless a worker holds it. True if a job was removed. Raises like
+        :meth:`add`."""
+        return bool(await self._call("remove", self._queue.remove(run_id)) == 1)
 
     async def counts(self) -> dict[str, int]:
-        """Jobs per state (``waiting``, ``active``, ``delayed``, ``completed``, ``failed``)."""
-        counts = await self._queue.getJobCounts(
-            "waiting", "active", "delayed", "completed", "failed"
+        """Jobs per state (``waiting``, ``active``, ``delayed``, ``completed``, ``failed``).
+        Raises like :meth:`add`."""
+        counts = await self._call(
+            "getJobCounts",
+            self._queue.getJobCounts("waiting", "active", "delayed", "completed", "failed"),
         )
         return {k: int(v) for k, v in counts.items()}
 
