@@ -13,16 +13,15 @@ from sqlalchemy import text
 
 from gaffer.demo.repository import create_bare_repository
 from gaffer.settings import Settings
-from gaffer.store.crypto import SecretBox
 from gaffer.store.db import Database
 from gaffer.store.migrate import migrate
-from gaffer.store.models import Run, RunStatus, utcnow
-from gaffer.store.projects import create_project
+from gaffer.store.models import utcnow
 from gaffer.store.runs import append_logs
 from tests.conftest import MASTER_KEY
 from tests.support.harness import FIXTURES
 from tests.support.process import GAFFER, GafferUp, gaffer, gaffer_env, gaffer_json
 from tests.support.servers import PostgresServer
+from tests.support.store import add_runs
 
 
 @pytest.fixture
@@ -259,27 +258,7 @@ def test_logs_follow_prints_the_batch_committed_with_the_final_status(
     db = Database(Settings(home=home, database_url=url, master_key=MASTER_KEY))
     migrate(db)
     run_id = "f" * 32
-    with db.session() as session:
-        project = create_project(
-            session,
-            SecretBox(MASTER_KEY.encode()),
-            name="p",
-            repository="o/r",
-            clone_url="/x",
-            webhook_secret="s",
-            bot_login="b",
-        )
-        session.add(
-            Run(
-                id=run_id,
-                project_id=project.id,
-                agent_type="review",
-                work_item="1",
-                trigger="github:x",
-                status=RunStatus.RUNNING,
-                job_data={},
-            )
-        )
+    add_runs(db, run_id)
     with db.session() as session:
         append_logs(session, run_id, [("engine", "the first line", utcnow())])
 

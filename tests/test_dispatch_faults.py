@@ -10,7 +10,6 @@ import time
 from pathlib import Path
 
 import pytest
-from cryptography.fernet import Fernet
 from sqlalchemy.exc import DBAPIError
 
 from gaffer.coordination.client import connect
@@ -19,14 +18,13 @@ from gaffer.dispatch.run_log import MAX_PENDING_LINES, RunLogWriter
 from gaffer.queue.queues import RunQueue
 from gaffer.runs.engine import RunEngine
 from gaffer.settings import Settings
-from gaffer.store.crypto import SecretBox
 from gaffer.store.db import Database
 from gaffer.store.migrate import migrate
-from gaffer.store.models import Run, RunStatus
-from gaffer.store.projects import create_project
+from gaffer.store.models import RunStatus
 from gaffer.store.runs import RunNotFoundError, get_run, read_logs, transition
 from tests.conftest import GafferFactory
 from tests.support.harness import Gaffer
+from tests.support.store import add_runs
 from tests.test_lifecycle import gaffer_worker_ref, group_alive, trigger
 
 # -- a database that refuses some writes --------------------------------------------------------
@@ -67,31 +65,6 @@ def db(tmp_path: Path, database_url: str | None) -> Database:
     database = Database(Settings(home=tmp_path, database_url=database_url, master_key=None))
     migrate(database)
     return database
-
-
-def add_runs(db: Database, *run_ids: str) -> None:
-    with db.session() as session:
-        project = create_project(
-            session,
-            SecretBox(Fernet.generate_key()),
-            name="p",
-            repository="o/r",
-            clone_url="/x",
-            webhook_secret="s",
-            bot_login="b",
-        )
-        for run_id in run_ids:
-            session.add(
-                Run(
-                    id=run_id,
-                    project_id=project.id,
-                    agent_type="review",
-                    work_item="1",
-                    trigger="github:x",
-                    status=RunStatus.RUNNING,
-                    job_data={},
-                )
-            )
 
 
 def messages(db: Database, run_id: str) -> list[str]:

@@ -15,9 +15,10 @@ from gaffer.settings import Settings
 from gaffer.store.crypto import MasterKeyError, SecretBox, load_master_key
 from gaffer.store.db import Database
 from gaffer.store.migrate import HEAD_REVISION, at_head, head_revision, migrate
-from gaffer.store.models import Base, Project, Run, RunStatus
+from gaffer.store.models import Base, Project, RunStatus
 from gaffer.store.projects import AgentSetup, create_project, get_project
 from gaffer.store.runs import get_run, transition
+from tests.support.store import add_runs
 
 
 @pytest.fixture
@@ -67,28 +68,7 @@ def test_webhook_secret_is_stored_encrypted(db: Database) -> None:
 
 
 def test_transition_is_compare_and_set(db: Database) -> None:
-    box = SecretBox(Fernet.generate_key())
-    with db.session() as session:
-        project = create_project(
-            session,
-            box,
-            name="p",
-            repository="o/r",
-            clone_url="/x",
-            webhook_secret="s",
-            bot_login="b",
-        )
-        session.add(
-            Run(
-                id="a" * 32,
-                project_id=project.id,
-                agent_type="review",
-                work_item="1",
-                trigger="github:x",
-                status=RunStatus.QUEUED,
-                job_data={},
-            )
-        )
+    add_runs(db, "a" * 32, status=RunStatus.QUEUED)
     with db.session() as session:
         assert transition(
             session, "a" * 32, from_statuses=[RunStatus.QUEUED], to_status=RunStatus.STARTING

@@ -125,11 +125,7 @@ class Replayer:
         try:
             project = await self.projects.get(project_id)
         except Exception as exc:
-            if is_retryable(exc):
-                await self._retry(None, entries, lease, exc, result)
-            else:
-                error = f"project not readable: {describe(exc)}"
-                await self._fail(None, entries, lease, error, result)
+            await self._retry_or_fail(None, entries, lease, exc, "project not readable", result)
             return result
         if project is None:
             await self._fail(None, entries, lease, f"project {project_id} no longer exists", result)
@@ -257,11 +253,7 @@ class Replayer:
                     "review already dispatched by another run while this one was buffered",
                 )
             except Exception as exc:
-                if is_retryable(exc):
-                    await self._retry(project, duplicates, lease, exc, result)
-                else:
-                    error = f"cancel failed: {describe(exc)}"
-                    await self._fail(project, duplicates, lease, error, result)
+                await self._retry_or_fail(project, duplicates, lease, exc, "cancel failed", result)
                 return allowed
             await self._ack_terminal(ids, lease)
             result.count("canceled", len(ids))
@@ -280,6 +272,22 @@ class Replayer:
             target = review_target(project, entry.new_run())
             if target is not None:
                 await release_review(self.run_engine.redis, target, run_id=entry.run_id)
+
+    async def _retry_or_fail(
+        self,
+        project: ProjectSnapshot | None,
+        entries: Sequence[Entry],
+        lease: str,
+        exc: BaseException,
+        what: str,
+        result: ReplayResult,
+    ) -> None:
+        """``exc`` stopped ``entries``: requeue them when it is retryable (:meth:`_retry`),
+        else fail them with ``"<what>: <error>"`` (:meth:`_fail`)."""
+        if is_retryable(exc):
+            await self._retry(project, entries, lease, exc, result)
+        else:
+            await self._fail(project, entries, lease, f"{what}: {describe(exc)}", result)
 
     async def _retry(
         self,
