@@ -21,9 +21,13 @@ from tests.test_lifecycle import (
 )
 
 IN_CONTAINER = '{ [ -e /run/.containerenv ] || [ -e /.dockerenv ]; } && echo "in a container"'
-REDIS_PING = (
+# What an agent might try from inside its container: each prints what it could do.
+PROBES = (
+    'echo "engine uid $(id -u)"; '
     "python -c \"import redis; redis.Redis(unix_socket_path='/run/gaffer/redis.sock').ping() "
-    "and print('redis reachable')\""
+    "and print('redis reachable')\" 2>/dev/null || echo 'redis unreachable'; "
+    "{ tr '\\0' '\\n' < /proc/1/environ | grep -q JOB_DATA && echo 'job readable'; } "
+    "2>/dev/null || echo 'job unreadable'"
 )
 
 
@@ -41,7 +45,7 @@ def container_of(gaffers: DockerGaffers, run_id: str) -> dict[str, Any]:
 def test_success_in_a_container_pushes_the_branch(docker_gaffers: DockerGaffers) -> None:
     gaffer = docker_gaffers.start()
     project = gaffer.create_project(
-        command=f"{IN_CONTAINER}; {REDIS_PING}; "
+        command=f"{IN_CONTAINER}; {PROBES}; "
         'printf "%s\\n" "$GAFFER_WORK_ITEM_TITLE" > TASK.txt; echo "engine says hi"'
     )
     run_id = trigger(gaffer, project)
@@ -49,8 +53,11 @@ def test_success_in_a_container_pushes_the_branch(docker_gaffers: DockerGaffers)
     assert_pushed(run, project, "TASK.txt", "Spelling error in the README file\n")
     logs = gaffer.logs(run_id)
     assert ("engine", "in a container") in logs
-    # The dispatcher's Redis socket is mounted for job-data offload.
-    assert ("engine", "redis reachable") in logs
+    # The engine runs as its own user: the Redis socket mounted for the worker's job-data
+    # offload and the job in the init's environment are out of its reach.
+    assert ("engine", "engine uid 1000") in logs
+    assert ("engine", "redis unreachable") in logs
+    assert ("engine", "job unreadable") in logs
     assert ("system", "dispatching to the docker backend") in logs
     started = [m for s, m in logs if s == "system" and m.startswith("worker started (")]
     assert len(started) == 1

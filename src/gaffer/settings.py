@@ -112,6 +112,9 @@ class Settings(BaseSettings):
     """Most processes and threads at once in a worker container (a fork bomb stops there)."""
     worker_network: str = Field(default="bridge", min_length=1, pattern=r"^\S+$")
     """Network mode of worker containers: ``bridge``, ``none``, ``host`` or a network's name."""
+    worker_engine_user: str = Field(default="1000:1000", pattern=r"^(\d+(:\d+)?)?$")
+    """``uid[:gid]`` the engine runs as inside a worker container (the worker stays root to read
+    its job and push); empty runs the engine as the container's root user."""
     instance: str = "default"
     """This installation's name on a shared container engine (the ``gaffer.instance`` label)."""
 

@@ -22,6 +22,10 @@ from datetime import datetime
 
 from gaffer.queue.jobs import JobData
 
+RUN_ID_ENV = "GAFFER_RUN_ID"
+"""Every worker's env carries its run id under this name (the local backend finds a run's
+process group by it in ``/proc``; a person reading ``ps e`` sees whose worker it is)."""
+
 
 class BackendError(RuntimeError):
     """A worker could not be started or controlled (an infrastructure failure, not a run's).

@@ -46,6 +46,7 @@ from docker.errors import APIError, NotFound
 
 from gaffer.aio import in_thread
 from gaffer.backends.base import (
+    RUN_ID_ENV,
     Backend,
     BackendError,
     WorkerHandle,
@@ -64,6 +65,7 @@ from gaffer.backends.docker_spec import (
     worker_redis_access,
 )
 from gaffer.coordination.embedded import socket_url
+from gaffer.engines.base import ENGINE_USER_ENV
 from gaffer.errors import UserError
 from gaffer.queue.jobs import JobData
 from gaffer.settings import Settings
@@ -235,15 +237,20 @@ class DockerBackend(Backend):
             ) from exc
 
     def base_env(self, job: JobData) -> dict[str, str]:
-        """HOME in the container's workspace, UTF-8, unbuffered Python, no git prompts; PATH
-        is the image's (it knows where its Python is)."""
-        return {
+        """HOME in the container's workspace, UTF-8, unbuffered Python, no git prompts, and the
+        user the engine runs as (``worker_engine_user``; see
+        :class:`~gaffer.engines.base.EngineUser`); PATH is the image's (it knows where its
+        Python is)."""
+        env = {
             "HOME": f"{WORKSPACE}/home",
             "LANG": "C.UTF-8",
             "PYTHONUNBUFFERED": "1",
             "GIT_TERMINAL_PROMPT": "0",
-            "GAFFER_RUN_ID": job.run_id,
+            RUN_ID_ENV: job.run_id,
         }
+        if self.settings.worker_engine_user:
+            env[ENGINE_USER_ENV] = self.settings.worker_engine_user
+        return env
 
     def worker_redis_url(self, redis_url: str) -> str:
         """A unix socket URL becomes the mounted socket's; a TCP URL stays (see

@@ -23,12 +23,10 @@ from collections.abc import AsyncIterator, Mapping
 from datetime import datetime
 from pathlib import Path
 
-from gaffer.backends.base import Backend, BackendError, WorkerHandle
+from gaffer.backends.base import RUN_ID_ENV, Backend, BackendError, WorkerHandle
 from gaffer.backends.lines import reader_chunks, split_lines
 from gaffer.queue.jobs import JobData
 from gaffer.settings import Settings
-
-RUN_ID_ENV = "GAFFER_RUN_ID"
 
 
 class LocalWorker(WorkerHandle):

@@ -30,6 +30,31 @@ def cap_utf8(text: str, max_bytes: int, mark: str) -> str:
     return encoded[:room].decode(errors="ignore") + mark
 
 
+ENGINE_USER_ENV = "GAFFER_ENGINE_USER"
+"""Env var through which a backend asks the worker to run the engine as ``uid[:gid]``."""
+
+
+@dataclass(frozen=True)
+class EngineUser:
+    """The unprivileged user (``uid``, ``gid``) an engine runs as, while the worker stays root.
+
+    Why: an agent runs commands of its own choosing. As root beside the worker it could read
+    the job from the environment of the container's init (``/proc/1/environ``: same user, so
+    the kernel allows it) and connect to the dispatcher's Redis socket mounted for offloaded
+    jobs. As another user it can do neither: ``/proc/<pid>/environ`` of another user's process
+    needs ``CAP_SYS_PTRACE``, and the socket is ``0700`` root.
+    """
+
+    uid: int
+    gid: int
+
+    @classmethod
+    def parse(cls, text: str) -> EngineUser:
+        """``"1000:1000"`` or ``"1000"`` (gid = uid). Raises ``ValueError`` for anything else."""
+        uid, _, gid = text.partition(":")
+        return cls(int(uid), int(gid or uid))
+
+
 class EngineError(RuntimeError):
     """The engine is misconfigured or could not be started (not: it ran and failed)."""
 
@@ -92,6 +117,14 @@ class Engine(Protocol):
 
     name: str
 
-    def run(self, job: JobData, checkout: Path, scratch: Path, reporter: Reporter) -> EngineResult:
-        """Run the engine; raises :class:`EngineError` when it cannot start."""
+    def run(
+        self,
+        job: JobData,
+        checkout: Path,
+        scratch: Path,
+        reporter: Reporter,
+        user: EngineUser | None = None,
+    ) -> EngineResult:
+        """Run the engine (as ``user`` when given, with ``HOME`` in ``scratch``, both owned by
+        that user); raises :class:`EngineError` when it cannot start."""
         ...

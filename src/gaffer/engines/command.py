@@ -23,7 +23,7 @@ import os
 import subprocess
 from pathlib import Path
 
-from gaffer.engines.base import EngineError, EngineResult, cap_utf8
+from gaffer.engines.base import EngineError, EngineResult, EngineUser, cap_utf8
 from gaffer.queue.jobs import JobData
 from gaffer.worker.events import Reporter
 
@@ -36,8 +36,16 @@ class CommandEngine:
 
     name = "command"
 
-    def run(self, job: JobData, checkout: Path, scratch: Path, reporter: Reporter) -> EngineResult:
-        """Run the command to completion. Raises :class:`EngineError` if no command is set."""
+    def run(
+        self,
+        job: JobData,
+        checkout: Path,
+        scratch: Path,
+        reporter: Reporter,
+        user: EngineUser | None = None,
+    ) -> EngineResult:
+        """Run the command to completion, as ``user`` when given (see :class:`EngineUser`).
+        Raises :class:`EngineError` if no command is set."""
         command = job.engine.settings.get("command")
         if not isinstance(command, str) or not command.strip():
             raise EngineError("the command engine needs settings.command (a shell command)")
@@ -58,6 +66,10 @@ class CommandEngine:
             "GAFFER_HEAD_SHA": task.head_sha or "",
             "GAFFER_TRIGGER": task.trigger,
         }
+        as_user: dict[str, object] = {}
+        if user is not None:
+            env["HOME"] = str(scratch / "home")
+            as_user = {"user": user.uid, "group": user.gid, "extra_groups": []}
         reporter.emit("engine_started", engine=self.name, command=command)
         last_line: str | None = None
         with subprocess.Popen(
@@ -69,6 +81,7 @@ class CommandEngine:
             stderr=subprocess.STDOUT,
             text=True,
             errors="replace",
+            **as_user,  # type: ignore[call-overload]
         ) as process:
             assert process.stdout is not None
             for line in process.stdout:

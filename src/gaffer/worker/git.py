@@ -2,28 +2,38 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
+
+from gaffer.engines.base import EngineUser
 
 
 class GitError(RuntimeError):
     """A git command failed; the message carries the command and git's stderr."""
 
 
-def git(*args: str, cwd: Path | None = None) -> str:
-    """Run ``git args...`` and return its stdout (stripped). Raises :class:`GitError`."""
+def git(
+    *args: str, cwd: Path | None = None, user: EngineUser | None = None, home: Path | None = None
+) -> str:
+    """Run ``git args...`` (as ``user``, with ``HOME`` at ``home``, when given) and return its
+    stdout (stripped). Raises :class:`GitError`."""
+    env = None if home is None else {**os.environ, "HOME": str(home)}
+    as_user = {} if user is None else {"user": user.uid, "group": user.gid, "extra_groups": []}
     proc = subprocess.run(
         ["git", *args],
         cwd=cwd,
+        env=env,
         stdin=subprocess.DEVNULL,
         capture_output=True,
         text=True,
         check=False,
+        **as_user,  # type: ignore[call-overload]
     )
     if proc.returncode != 0:
         detail = (proc.stderr or proc.stdout).strip()
         raise GitError(f"git {' '.join(args)} failed ({proc.returncode}): {detail}")
-    return proc.stdout.strip()
+    return str(proc.stdout).strip()
 
 
 def clone(url: str, base_branch: str, dest: Path) -> None:
@@ -36,10 +46,44 @@ def create_branch(checkout: Path, branch: str) -> None:
     git("checkout", "--quiet", "-b", branch, cwd=checkout)
 
 
-def commit_all(checkout: Path, message: str, author_name: str, author_email: str) -> str | None:
-    """Commit every change in the working tree; returns the new commit SHA, or None if clean."""
-    git("add", "--all", cwd=checkout)
-    if not git("status", "--porcelain", cwd=checkout):
+def clone_for_engine(
+    checkout: Path, branch: str, tree: Path, user: EngineUser | None, home: Path
+) -> None:
+    """Clone ``branch`` of the worker's ``checkout`` into ``tree`` (an empty directory), as
+    ``user`` when given: the engine's own repository, whose ``.git`` it may change as it likes.
+
+    ``safe.directory`` in ``user``'s global config (``home``) lets it read the worker's
+    repository: git refuses repositories of other owners by default, and a ``-c`` option does
+    not reach the ``upload-pack`` of a local clone. Objects are copied, not hard-linked (the
+    kernel's ``protected_hardlinks`` forbids linking another user's files).
+    """
+    for trusted in (checkout, checkout / ".git"):
+        git("config", "--global", "--add", "safe.directory", str(trusted), user=user, home=home)
+    git(
+        "clone",
+        "--quiet",
+        "--no-hardlinks",
+        "--branch",
+        branch,
+        str(checkout),
+        str(tree),
+        user=user,
+        home=home,
+    )
+
+
+def commit_all(
+    checkout: Path, message: str, author_name: str, author_email: str, work_tree: Path
+) -> str | None:
+    """Commit the files of ``work_tree`` (the engine's tree) in the worker's ``checkout`` as
+    they are; returns the new commit SHA, or None if nothing changed.
+
+    Only the files of ``work_tree`` are read; its ``.git`` (the engine's, which it could have
+    filled with hooks, filters or an ``fsmonitor`` command) is never used: git runs with the
+    worker's own repository and configuration.
+    """
+    git(f"--work-tree={work_tree}", "add", "--all", cwd=checkout)
+    if not git(f"--work-tree={work_tree}", "status", "--porcelain", cwd=checkout):
         return None
     git(
         "-c",

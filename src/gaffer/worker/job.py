@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 from pydantic import ValidationError
 
+from gaffer.engines.base import ENGINE_USER_ENV
 from gaffer.queue.jobs import JobData
 
 JOB_DATA_ENV = "JOB_DATA"
@@ -55,14 +56,17 @@ class WorkerStartup:
     job_data: str | None
     job_data_key: str | None
     redis_url: str | None
+    engine_user: str | None = None
 
     @classmethod
     def read(cls, environ: Mapping[str, str]) -> WorkerStartup:
-        """Capture ``JOB_DATA``, ``JOB_DATA_REDIS_KEY`` and ``GAFFER_WORKER_REDIS_URL``."""
+        """Capture ``JOB_DATA``, ``JOB_DATA_REDIS_KEY``, ``GAFFER_WORKER_REDIS_URL`` and
+        ``GAFFER_ENGINE_USER``."""
         return cls(
             job_data=environ.get(JOB_DATA_ENV),
             job_data_key=environ.get(JOB_DATA_REDIS_KEY_ENV),
             redis_url=environ.get(WORKER_REDIS_URL_ENV),
+            engine_user=environ.get(ENGINE_USER_ENV) or None,
         )
 
 
@@ -128,5 +132,6 @@ def _fetch(data_key: str, redis_url: str | None) -> bytes:
 
 def scrub_environment(environ: MutableMapping[str, str]) -> None:
     """Remove the job, its key, the worker's Redis URL and infrastructure settings."""
-    for name in (JOB_DATA_ENV, JOB_DATA_REDIS_KEY_ENV, WORKER_REDIS_URL_ENV, *INFRASTRUCTURE_ENV):
+    scrubbed = (JOB_DATA_ENV, JOB_DATA_REDIS_KEY_ENV, WORKER_REDIS_URL_ENV, ENGINE_USER_ENV)
+    for name in (*scrubbed, *INFRASTRUCTURE_ENV):
         environ.pop(name, None)
