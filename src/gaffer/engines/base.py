@@ -110,9 +110,10 @@ def describe_exit(engine: str, exit_code: int) -> str:
 class Engine(Protocol):
     """An agent engine. ``run`` blocks until the engine exits.
 
-    ``checkout`` is the repository working tree on the run's branch; ``scratch`` a directory
-    outside it for files that must not be committed (the task file, say). Output goes to
-    ``reporter`` as ``log`` lines on the ``engine`` stream.
+    ``checkout`` is the engine's own clone, on the run's branch: the worker commits the files
+    it leaves there (its ``.git`` is the engine's to use, and is never used by the worker);
+    ``scratch`` a directory outside it for files that must not be committed (the task file,
+    say). Output goes to ``reporter`` as ``log`` lines on the ``engine`` stream.
     """
 
     name: str
