@@ -11,8 +11,10 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from gaffer.store.models import RunStatus, utcnow
-from gaffer.store.runs import set_fields
+from gaffer.store.runs import set_fields, transition
 from tests.conftest import MASTER_KEY, DockerGaffers
 from tests.support.containers import PodmanService
 from tests.support.harness import Gaffer, ProjectInfo
@@ -189,3 +191,38 @@ def test_the_engine_service_restarting_loses_no_output(docker_gaffers: DockerGaf
     assert_finished_after_release(run, project)
     engine = [message for stream, message in logs if stream == "engine"]
     assert engine == ["before", "same", "same", "same", "after"], logs
+
+
+@pytest.mark.parametrize("container", ["created", "none"])
+def test_a_run_whose_worker_never_started_starts_again_instead_of_failing(
+    docker_gaffers: DockerGaffers, container: str
+) -> None:
+    """A dispatcher died after claiming the run (STARTING) and before starting its container:
+    either it had created the container (left in state ``created``) or not even that. The engine
+    never ran, so the next dispatcher starts the run from the beginning."""
+    ingest = docker_gaffers.start(roles=("ingest",))
+    project = ingest.create_project()
+    run_id = trigger(ingest, project)
+    with ingest.rt.db.session() as session:
+        assert transition(
+            session, run_id, from_statuses=[RunStatus.QUEUED], to_status=RunStatus.STARTING
+        )
+    if container == "created":
+        docker_gaffers.podman.client.containers.create(
+            ingest.settings.worker_image,
+            name=f"gaffer-worker-{run_id}",
+            labels={
+                "gaffer.managed": "true",
+                "gaffer.instance": docker_gaffers.instance,
+                "gaffer.run.id": run_id,
+            },
+        )
+
+    with dispatcher(dispatcher_env(docker_gaffers, ingest)):
+        run = ingest.wait_for(run_id)
+    assert run["status"] == "SUCCEEDED", run
+    assert any(
+        stream == "system" and message.startswith("its worker never started")
+        for stream, message in ingest.logs(run_id)
+    )
+    docker_gaffers.wait_until_removed()

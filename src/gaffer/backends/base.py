@@ -42,6 +42,12 @@ class PermanentStartError(BackendError):
     """
 
 
+class WorkerNeverStartedError(BackendError):
+    """:meth:`Backend.recover` found that the run's worker never started (no container was
+    created, or it was created and never started): its engine never ran, so the run can start
+    again from the beginning instead of failing."""
+
+
 class WorkerLostError(BackendError):
     """:meth:`Backend.recover` found that the run's worker is gone (its container vanished).
 
@@ -142,7 +148,8 @@ class Backend(ABC):
 
         ``logs_since`` (aware UTC) is when the dead dispatcher last recorded output: a
         re-attached handle's :meth:`WorkerHandle.output` starts there. Raises
-        :class:`WorkerLostError` when the backend can tell the worker vanished.
+        :class:`WorkerLostError` when the backend can tell the worker vanished, and
+        :class:`WorkerNeverStartedError` when it can tell the worker never started.
         """
 
     async def list_workers(self) -> list[WorkerInfo]:

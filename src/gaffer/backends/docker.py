@@ -52,6 +52,7 @@ from gaffer.backends.base import (
     WorkerHandle,
     WorkerInfo,
     WorkerLostError,
+    WorkerNeverStartedError,
 )
 from gaffer.backends.docker_images import WorkerImages
 from gaffer.backends.docker_logs import ENGINE_ERRORS, RETRY_INTERVAL_S, ContainerLogs
@@ -294,9 +295,10 @@ class DockerBackend(Backend):
     ) -> DockerWorker | None:
         """Re-attach to the run's container (found by ``worker_ref``, else by name).
 
-        Returns None (after removing it) for a container that was created but never started,
-        and when there is no container and none was ever recorded (the dispatcher died before
-        creating it). Raises :class:`WorkerLostError` when the recorded container is gone.
+        Raises :class:`WorkerNeverStartedError` (after removing it) for a container that was
+        created but never started, and when there is no container and none was ever recorded
+        (the dispatcher died before creating it): the engine never ran. Raises
+        :class:`WorkerLostError` when the recorded container is gone.
         """
         name = container_name(run_id)
         attrs = None
@@ -306,13 +308,13 @@ class DockerBackend(Backend):
                 break
         if attrs is None:
             if worker_ref is None:
-                return None
+                raise WorkerNeverStartedError(f"no container {name} was ever created")
             raise WorkerLostError(
                 f"the worker container {name} vanished while no dispatcher was watching it"
             )
         if attrs["State"].get("Status") == "created":
             await remove_container(self.client, attrs["Id"], name)
-            return None
+            raise WorkerNeverStartedError(f"the container {name} was created but never started")
         log.info("docker_worker_reattached", container=name, run_id=run_id)
         return DockerWorker(self.client, attrs["Id"], name, logs_since=logs_since)
 

@@ -56,7 +56,13 @@ from bullmq.custom_errors import DelayedError
 from redis.exceptions import RedisError
 from sqlalchemy import select
 
-from gaffer.backends.base import Backend, PermanentStartError, WorkerHandle, WorkerLostError
+from gaffer.backends.base import (
+    Backend,
+    PermanentStartError,
+    WorkerHandle,
+    WorkerLostError,
+    WorkerNeverStartedError,
+)
 from gaffer.coordination.cancel import cancel_key, cancel_requested
 from gaffer.coordination.client import connect
 from gaffer.coordination.leases import LeaseKeys, LeaseResult, RunLeases
@@ -321,7 +327,7 @@ class Dispatcher:
             self._transition, run_id, [RunStatus.QUEUED], RunStatus.STARTING, started_at=utcnow()
         )
         if not claimed:
-            return await self._not_queued(data, keys)
+            return await self._not_queued(job, data, keys)
         writer = RunLogWriter(self.db, run_id)
         await writer.write("system", f"dispatching to the {self.backend.name} backend")
         try:
@@ -395,7 +401,7 @@ class Dispatcher:
                 session, run_id, from_statuses=from_statuses, to_status=to_status, **fields
             )
 
-    async def _not_queued(self, data: JobData, keys: LeaseKeys) -> dict[str, Any]:
+    async def _not_queued(self, job: Job, data: JobData, keys: LeaseKeys) -> dict[str, Any]:
         """The run was not QUEUED when its job came up."""
         run = await asyncio.to_thread(self._load, data.run_id)
         if run is None:
@@ -404,16 +410,28 @@ class Dispatcher:
         status = RunStatus(run.status)
         if status in IN_PROGRESS:
             # A dispatcher died while running it (its job stalled and came back).
-            return await self._reattach(run, data, keys)
+            return await self._reattach(job, run, data, keys)
         log.info("run_job_skipped", run_id=run.id, status=str(status))
         return {"skipped": str(status)}
 
-    async def _reattach(self, run: Run, data: JobData, keys: LeaseKeys) -> dict[str, Any]:
+    async def _reattach(self, job: Job, run: Run, data: JobData, keys: LeaseKeys) -> dict[str, Any]:
         """Take over the worker of a run whose dispatcher died (see the module docstring)."""
         last_output = await asyncio.to_thread(self._last_output_time, run.id)
         since = last_output - timedelta(seconds=OUTPUT_OVERLAP_S) if last_output else None
         try:
             handle = await self.backend.recover(run.id, run.worker_ref, logs_since=since)
+        except WorkerNeverStartedError as exc:
+            # Its engine never ran: start the run from the beginning rather than fail it.
+            log.warning("run_restarted_never_started", run_id=run.id, reason=str(exc))
+            requeued = await asyncio.to_thread(
+                self._transition, run.id, IN_PROGRESS, RunStatus.QUEUED, worker_ref=None
+            )
+            if not requeued:
+                return {"skipped": "finished meanwhile"}
+            note = RunLogWriter(self.db, run.id)
+            await note.write("system", f"its worker never started ({exc}); starting it again")
+            await note.flush()
+            return await self._run(job, data, keys)
         except WorkerLostError as exc:
             outcome = Outcome(RunStatus.FAILED, error=str(exc))
             await self._finish(data, outcome, from_statuses=IN_PROGRESS)
