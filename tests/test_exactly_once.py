@@ -290,10 +290,14 @@ def test_redis_stopped_mid_test_fails_closed_then_recovers(
     assert gaffer_.wait_for(fresh)["status"] == "SUCCEEDED"
 
 
-async def hook_review(gaffer_: Gaffer, project: ProjectInfo, redis_url: str) -> object:
-    """Fire the post-completion review path of another process while Redis is down."""
+async def hook_review(
+    gaffer_: Gaffer, project: ProjectInfo, redis_url: str, queue_url: str | None = None
+) -> object:
+    """Fire the post-completion review path of another process, with its claims on the Redis at
+    ``redis_url`` and its queue on ``queue_url`` (default: the same); returns the submission, or
+    the exception it raised."""
     client = aioredis.from_url(redis_url)
-    queue = RunQueue(redis_url, gaffer_.settings.queue_name)
+    queue = RunQueue(queue_url or redis_url, gaffer_.settings.queue_name)
     try:
         intake = RunIntake(
             gaffer_.settings, RunEngine(gaffer_.settings, gaffer_.rt.db, queue, client), client
@@ -301,7 +305,10 @@ async def hook_review(gaffer_: Gaffer, project: ProjectInfo, redis_url: str) -> 
         with gaffer_.rt.db.session() as session:
             snapshot = ProjectSnapshot.of(get_project(session, project.id), gaffer_.rt.box)
         follow = FollowUps(intake, client, gaffer_.rt.db, gaffer_.rt.box)
-        return await follow.review(snapshot, 2, HEAD_SHA, after_run="impl-1")
+        try:
+            return await follow.review(snapshot, 2, HEAD_SHA, after_run="impl-1")
+        except Exception as exc:
+            return exc
     finally:
         await queue.close()
         await client.aclose()
@@ -391,29 +398,6 @@ def test_leases_make_runs_wait_their_turn(
     assert done_second["started_at"] >= done_first["finished_at"]
 
 
-async def review_with_queue_full(
-    gaffer_: Gaffer, project: ProjectInfo, queue_url: str, after_run: str
-) -> BaseException | object:
-    """The post-completion review path, with claims on gaffer's Redis but the queue on a Redis
-    out of memory: the run row is written, then the job add fails."""
-    client = aioredis.from_url(gaffer_.rt.require_redis())
-    queue = RunQueue(queue_url, gaffer_.settings.queue_name)
-    try:
-        intake = RunIntake(
-            gaffer_.settings, RunEngine(gaffer_.settings, gaffer_.rt.db, queue, client), client
-        )
-        with gaffer_.rt.db.session() as session:
-            snapshot = ProjectSnapshot.of(get_project(session, project.id), gaffer_.rt.box)
-        follow = FollowUps(intake, client, gaffer_.rt.db, gaffer_.rt.box)
-        try:
-            return await follow.review(snapshot, 2, HEAD_SHA, after_run=after_run)
-        except Exception as exc:
-            return exc
-    finally:
-        await queue.close()
-        await client.aclose()
-
-
 def test_a_review_whose_row_is_written_keeps_its_claim_when_its_job_add_fails(
     start_gaffer: GafferFactory,
 ) -> None:
@@ -427,7 +411,9 @@ def test_a_review_whose_row_is_written_keeps_its_claim_when_its_job_add_fails(
         admin = redis.Redis.from_url(full.url)
         admin.config_set("maxmemory", 1)
         admin.config_set("maxmemory-policy", "noeviction")
-        failed = asyncio.run(review_with_queue_full(gaffer_, project, full.url, "impl-1"))
+        failed = asyncio.run(
+            hook_review(gaffer_, project, gaffer_.rt.require_redis(), queue_url=full.url)
+        )
     finally:
         full.close()
     assert isinstance(failed, redis.exceptions.OutOfMemoryError), failed
