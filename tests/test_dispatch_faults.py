@@ -175,6 +175,15 @@ async def _lease_holders(gaffer: Gaffer, keys: LeaseKeys) -> tuple[object, list[
         await redis.aclose()
 
 
+def wait_for_leases_released(gaffer: Gaffer, keys: LeaseKeys, timeout: float = 30) -> None:
+    """Wait until no run holds the work-item lock or a slot of ``keys``: the repair releases
+    them just after it writes the run's final status, so a reader can come in between."""
+    deadline = time.monotonic() + timeout
+    while (holders := asyncio.run(_lease_holders(gaffer, keys))) != (None, []):
+        assert time.monotonic() < deadline, f"leases still held: {holders}"
+        time.sleep(0.1)
+
+
 def lease_keys(gaffer: Gaffer, run_id: str) -> LeaseKeys:
     run = gaffer.run(run_id)
     return LeaseKeys.of(run["project_id"], run["agent_type"], run["work_item"])
@@ -206,8 +215,7 @@ def test_a_run_whose_job_failed_for_good_is_ended_by_the_repair(
     run = gaffer.wait_for(run_id, timeout=30)
     assert run["status"] == "SYSTEM_FAILURE"
     assert run["error"].startswith("abandoned: its queue job is failed"), run["error"]
-    lock, slots = asyncio.run(_lease_holders(gaffer, keys))
-    assert lock is None and slots == []
+    wait_for_leases_released(gaffer, keys)
 
 
 async def _repair(gaffer: Gaffer) -> list[str]:
