@@ -24,6 +24,7 @@ from gaffer.store.models import RunStatus
 from gaffer.store.runs import RunNotFoundError, get_run, read_logs, transition
 from tests.conftest import GafferFactory
 from tests.support.harness import Gaffer
+from tests.support.jobs import wait_for_job
 from tests.support.store import add_runs
 from tests.test_lifecycle import gaffer_worker_ref, group_alive, trigger
 
@@ -136,21 +137,6 @@ def test_a_log_the_database_refuses_still_kills_the_worker(start_gaffer: GafferF
 
 
 # -- runs whose job will never come back ------------------------------------------------------
-
-
-async def _job_state(gaffer: Gaffer, run_id: str) -> str:
-    queue = RunQueue(gaffer.rt.require_redis(), gaffer.settings.queue_name)
-    try:
-        return await queue.state(run_id)
-    finally:
-        await queue.close()
-
-
-def wait_for_job(gaffer: Gaffer, run_id: str, state: str, timeout: float = 90) -> None:
-    deadline = time.monotonic() + timeout
-    while (current := asyncio.run(_job_state(gaffer, run_id))) != state:
-        assert time.monotonic() < deadline, f"job of {run_id} still {current}"
-        time.sleep(0.2)
 
 
 async def _hold_leases(gaffer: Gaffer, keys: LeaseKeys, run_id: str) -> bool:

@@ -33,9 +33,10 @@ from gaffer.store.models import Run, RunStatus, TriggerConfig
 from gaffer.store.projects import ProjectSnapshot, get_project
 from tests.conftest import MASTER_KEY, GafferFactory
 from tests.support.harness import FIXTURES, Gaffer, ProjectInfo, fixture_body
+from tests.support.jobs import wait_for_job
 from tests.support.process import GafferUp, gaffer_env
 from tests.support.servers import PostgresServer, RedisServer
-from tests.test_lifecycle import barrier_command, live_members
+from tests.test_lifecycle import barrier_command, group_alive
 
 ROOT = Path(__file__).resolve().parents[1]
 HEAD_SHA = "ec26c3e57ca3a959ca5aad62de7213c562f8c821"  # PR 2 in the fixtures
@@ -210,7 +211,7 @@ def test_killed_dispatcher_leases_expire_and_the_work_item_is_free_again(
         first_run = ingest.wait_for(orphan.run_id)
         assert first_run["status"] == "SYSTEM_FAILURE"
         assert "dispatcher running this run died" in first_run["error"]
-        assert live_members(orphan.pgid) == []
+        assert not group_alive(orphan.pgid)
     finally:
         assert second_dispatcher.terminate() == 0
 
@@ -229,7 +230,7 @@ def test_a_run_taken_up_again_is_settled_even_while_another_run_holds_its_work_i
     try:
         first_run = orphan.ingest.wait_for(orphan.run_id)
         assert first_run["status"] == "SYSTEM_FAILURE"
-        assert live_members(orphan.pgid) == []
+        assert not group_alive(orphan.pgid)
         # The other run's lock is its own: settling this run did not take it away.
         assert lock_holder(redis_url, orphan.project.id, "1") == b"another-run"
     finally:
@@ -264,6 +265,8 @@ def test_redis_stopped_mid_test_fails_closed_then_recovers(
     suite = fixture_body("check_suite.completed")
     [review] = gaffer_.deliver(opened, "pull_request", project.secret).json()["runs"]
     assert gaffer_.wait_for(review)["status"] == "SUCCEEDED"
+    # The dispatcher is done with Redis (leases released, job handed back) before it stops.
+    wait_for_job(gaffer_, review, "completed")
 
     persistent_redis.stop()
     try:
@@ -396,6 +399,35 @@ def test_leases_make_runs_wait_their_turn(
     done_second = first_dispatcher.wait_for(second)
     assert done_first["status"] == done_second["status"] == "SUCCEEDED"
     assert done_second["started_at"] >= done_first["finished_at"]
+
+
+def test_a_run_whose_lapsed_work_item_lock_another_run_took_is_stopped(
+    start_gaffer: GafferFactory, tmp_path: Path
+) -> None:
+    """A run's lease lapses (a Redis restart, a dispatcher stalled past the lease) and another
+    run of the same agent type takes its work item: two runs would work on one work item (one
+    branch) at once. The refresh finds the lock taken and stops the older run."""
+    gaffer_ = start_gaffer(lease_ms=1500)
+    project = gaffer_.create_project(command=barrier_command(tmp_path / "never"))
+    [run_id] = gaffer_.deliver(labeled_on(1), "issues", project.secret).json()["runs"]
+    gaffer_.wait_for(run_id, [RunStatus.RUNNING])
+    pgid = int(run_field(gaffer_, run_id, "worker_ref"))
+    keys = LeaseKeys.of(project.id, "implementation", "1")
+    client = redis.Redis.from_url(gaffer_.rt.require_redis())
+    assert client.get(keys.lock) == run_id.encode()
+    # As if the lease had lapsed and another run had acquired the work item.
+    client.set(keys.lock, "another-run", px=600_000)
+    run = gaffer_.wait_for(run_id)
+    assert run["status"] == "SYSTEM_FAILURE", run
+    assert "run another-run took the work item" in run["error"], run["error"]
+    assert not group_alive(pgid)
+    # Its slots are given back (just after the status is written)...
+    deadline = time.monotonic() + 30
+    while client.zscore(keys.project_slots, run_id) or client.zscore(keys.global_slots, run_id):
+        assert time.monotonic() < deadline, "the stopped run kept its slots"
+        time.sleep(0.05)
+    # ... but the other run's lock is its own: stopping this run did not take it away.
+    assert client.get(keys.lock) == b"another-run"
 
 
 def test_a_review_whose_row_is_written_keeps_its_claim_when_its_job_add_fails(

@@ -1,60 +1,27 @@
-"""Jobs for tests that drive the worker directly."""
+"""Waiting on a run's BullMQ job from a test."""
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-import uuid
-from pathlib import Path
-from typing import Any
+import asyncio
+import time
 
-from gaffer.queue.jobs import EngineSpec, JobData, RepositorySpec, TaskSpec
+from gaffer.queue.queues import RunQueue
+from tests.support.harness import Gaffer
 
 
-def make_job(
-    bare: Path, command: str, body: str = "the body", run_id: str | None = None
-) -> JobData:
-    """An implementation job on work item 7 of ``o/r`` (cloned from ``bare``), on the command
-    engine running ``command``."""
-    return JobData(
-        run_id=uuid.uuid4().hex,
-        project_id="p",
-        project_name="hello",
-        agent_type="implementation",
-        repository=RepositorySpec(full_name="o/r", clone_url=str(bare), base_branch="main"),
-        engine=EngineSpec(name="command", settings={"command": command}),
-        task=TaskSpec(
-            agent_type="implementation",
-            repository="o/r",
-            work_item="7",
-            title="Fix it",
-            body=body,
-            trigger="issues.labeled",
-            provider="github",
-        ),
-        branch="gaffer/implementation/7",
-        timeout_s=60,
-    )
+async def _job_state(gaffer: Gaffer, run_id: str) -> str:
+    queue = RunQueue(gaffer.rt.require_redis(), gaffer.settings.queue_name)
+    try:
+        return await queue.state(run_id)
+    finally:
+        await queue.close()
 
 
-def worker_base_env() -> dict[str, str]:
-    """What a backend gives every worker here: this Python's bin first on PATH."""
-    return {"PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}", "LANG": "C.UTF-8"}
-
-
-def run_worker(env: dict[str, str], workspace: Path) -> tuple[int, list[dict[str, Any]]]:
-    """Run ``python -m gaffer.worker`` with exactly ``env`` (plus HOME) in ``workspace``;
-    returns its exit code and its report events (one JSON object per stdout line)."""
-    workspace.mkdir(parents=True, exist_ok=True)
-    proc = subprocess.run(
-        [sys.executable, "-m", "gaffer.worker"],
-        cwd=workspace,
-        env={**env, "HOME": str(workspace)},
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    return proc.returncode, [json.loads(line) for line in proc.stdout.splitlines()]
+def wait_for_job(gaffer: Gaffer, run_id: str, state: str, timeout: float = 90) -> None:
+    """Wait until the job of ``run_id`` is in ``state`` (``completed``, ``failed``, ...). A
+    run's final status is written before its dispatcher hands the job back (and releases the
+    run's leases), so a test that goes on to stop Redis waits for ``completed`` first."""
+    deadline = time.monotonic() + timeout
+    while (current := asyncio.run(_job_state(gaffer, run_id))) != state:
+        assert time.monotonic() < deadline, f"job of {run_id} still {current}"
+        time.sleep(0.2)

@@ -82,9 +82,13 @@ class RunLeases:
         )
         return LeaseResult(bool(int(ok)), _text(reason), _text(detail))
 
-    async def refresh(self, keys: LeaseKeys, run_id: str) -> bool:
-        """Extend the leases; False when another run took the work-item lock meanwhile."""
-        return bool(int(await self._refresh(keys=keys.as_list(), args=[run_id, self.lease_ms])))
+    async def refresh(self, keys: LeaseKeys, run_id: str) -> str | None:
+        """Extend the leases of a running run. Returns None, or the id of the run that holds
+        the work-item lock now (``run_id``'s lease lapsed, for a Redis restart or a dispatcher
+        that stalled longer than ``lease_ms``, and that run took the work item): at most one
+        run per work item, so the caller stops ``run_id``. Redis errors propagate."""
+        kept, holder = await self._refresh(keys=keys.as_list(), args=[run_id, self.lease_ms])
+        return None if int(kept) else _text(holder)
 
     async def release(self, keys: LeaseKeys, run_id: str) -> None:
         """Give the leases back (the lock only if ``run_id`` holds it)."""

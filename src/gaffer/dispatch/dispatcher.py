@@ -490,7 +490,9 @@ class Dispatcher:
         timeout_s: float,
     ) -> Outcome | None:
         """Stream output and wait for the exit, a timeout (``timeout_s`` from now), a cancel,
-        or a dispatcher stop.
+        a dispatcher stop, or the loss of the run's work-item lock to another run (its lease
+        lapsed: the run is stopped and ends SYSTEM_FAILURE, so that at most one run of an
+        agent type works on a work item).
 
         Returns None when the dispatcher is stopping (the run is to be re-queued); raises
         :class:`WorkerDetachedError` when it is stopping and leaves the worker running.
@@ -503,15 +505,17 @@ class Dispatcher:
         refresh_every = self.settings.lease_ms / 3000
         next_refresh = loop.time() + refresh_every
         stopped_for: str | None = None
+        lost_to = ""
         try:
             while not exit_task.done():
                 await asyncio.wait({exit_task}, timeout=TICK_S)
                 if exit_task.done():
                     break
                 await writer.flush()
+                taken_by: str | None = None
                 if loop.time() >= next_refresh:
                     next_refresh = loop.time() + refresh_every
-                    await self._refresh(keys, data.run_id)
+                    taken_by = await self._refresh(keys, data.run_id)
                 if self._stopping.is_set() and self.backend.reattachable:
                     await writer.write(
                         "system", "dispatcher stopping: the worker runs on, to be re-attached"
@@ -519,6 +523,9 @@ class Dispatcher:
                     raise WorkerDetachedError(data.run_id)
                 if self._stopping.is_set():
                     stopped_for = "stopping"
+                elif taken_by is not None:
+                    stopped_for = "lease lost"
+                    lost_to = taken_by
                 elif loop.time() >= deadline:
                     stopped_for = "timeout"
                 elif await cancel_requested(self.redis, [data.run_id]):
@@ -539,6 +546,13 @@ class Dispatcher:
             return Outcome(RunStatus.TIMED_OUT, exit_code, f"timed out after {data.timeout_s:g} s")
         if stopped_for == "cancel":
             return Outcome(RunStatus.CANCELED, exit_code, "canceled while running")
+        if stopped_for == "lease lost":
+            return Outcome(
+                RunStatus.SYSTEM_FAILURE,
+                exit_code,
+                f"stopped: its work-item lease lapsed and run {lost_to} took the work item"
+                " (one run of an agent type per work item at a time)",
+            )
         return _outcome_of_exit(exit_code, report, handle.exit_reason(exit_code))
 
     async def _pump(self, handle: WorkerHandle, writer: RunLogWriter, report: _Report) -> None:
@@ -559,12 +573,18 @@ class Dispatcher:
                 details = " ".join(f"{k}={v}" for k, v in parsed.fields.items() if v is not None)
                 await writer.write("worker", f"{parsed.event} {details}".rstrip())
 
-    async def _refresh(self, keys: LeaseKeys, run_id: str) -> None:
+    async def _refresh(self, keys: LeaseKeys, run_id: str) -> str | None:
+        """Refresh a running run's leases; returns the id of the run that took its work item
+        (the run is then to be stopped), else None. A Redis error is logged and the run goes
+        on: its leases last ``lease_ms`` and the next refresh may get through."""
         try:
-            if not await self.leases.refresh(keys, run_id):
-                log.warning("run_lease_lost", run_id=run_id, lock=keys.lock)
+            taken_by = await self.leases.refresh(keys, run_id)
         except RedisError as exc:
             log.warning("run_lease_refresh_failed", run_id=run_id, error=str(exc))
+            return None
+        if taken_by is not None:
+            log.warning("run_lease_lost", run_id=run_id, lock=keys.lock, taken_by=taken_by)
+        return taken_by
 
     async def _finish(
         self,
