@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy.exc import DBAPIError
 
+from gaffer.backends.base import LogCursor
 from gaffer.coordination.client import connect
 from gaffer.coordination.leases import LeaseKeys, RunLeases
 from gaffer.dispatch.run_log import MAX_PENDING_LINES, RunLogWriter
@@ -94,6 +95,37 @@ async def test_a_batch_the_database_refuses_is_kept_for_the_next_flush(db: Datab
     await writer.write("worker", "third")
     await writer.flush()
     assert messages(db, run_id) == ["first", "second", "third"]
+
+
+def log_cursor(db: Database, run_id: str) -> str | None:
+    with db.session() as session:
+        return get_run(session, run_id).log_cursor
+
+
+@pytest.mark.anyio
+async def test_the_log_cursor_moves_only_with_the_lines_it_counts(db: Database) -> None:
+    """The cursor a re-attaching dispatcher resumes from is committed with its batch: a batch
+    the database refuses moves it not at all (those lines are read again), and a system line
+    (written by the dispatcher, not read from the worker) does not move it."""
+    run_id = "c" * 32
+    add_runs(db, run_id)
+    writer = RunLogWriter(db, run_id)
+    await writer.write("engine", "one", LogCursor(1_700_000_000, 1))
+    await writer.write("engine", "two", LogCursor(1_700_000_000, 2))
+    await writer.flush()
+    assert log_cursor(db, run_id) == "1700000000:2"
+
+    refuse(db, "refuse_three", "run_logs", "INSERT", "NEW.message = 'three'")
+    await writer.write("engine", "three", LogCursor(1_700_000_001, 1))
+    with pytest.raises(DBAPIError, match="refused by the test"):
+        await writer.flush()
+    assert log_cursor(db, run_id) == "1700000000:2"
+    await writer.write("system", "a note")
+    allow(db, "refuse_three", "run_logs")
+    await writer.flush()
+    assert messages(db, run_id) == ["one", "two", "three", "a note"]
+    assert log_cursor(db, run_id) == "1700000001:1"
+    assert LogCursor.parse(log_cursor(db, run_id)) == LogCursor(1_700_000_001, 1)
 
 
 @pytest.mark.anyio

@@ -56,6 +56,33 @@ class WorkerLostError(BackendError):
 
 
 @dataclass(frozen=True)
+class LogCursor:
+    """How far a worker's output has been recorded: the UNIX ``second`` of the engine's
+    timestamp on the last line recorded, and how many ``lines`` of that second were recorded.
+
+    It is stored with each log batch (``runs.log_cursor``) so that a dispatcher that
+    re-attaches to a dead one's worker asks the engine for the output from that second and
+    skips the lines already recorded: every line once, whatever the delay between the engine
+    stamping a line and the dead dispatcher receiving it. Seconds, because Podman stamps log
+    lines to the second (Docker to the nanosecond); a second's lines come back in order.
+    """
+
+    second: int
+    lines: int
+
+    def __str__(self) -> str:
+        return f"{self.second}:{self.lines}"
+
+    @classmethod
+    def parse(cls, text: str | None) -> LogCursor | None:
+        """The cursor written as ``<second>:<lines>``; None for None or anything else."""
+        second, sep, lines = (text or "").partition(":")
+        if not (sep and second.isdigit() and lines.isdigit()):
+            return None
+        return cls(int(second), int(lines))
+
+
+@dataclass(frozen=True)
 class WorkerInfo:
     """A worker the backend knows about, for the orphan sweep.
 
@@ -104,6 +131,11 @@ class WorkerHandle(ABC):
         :attr:`Backend.reattachable` backend). Called instead of :meth:`cleanup`."""
         return None
 
+    def log_cursor(self) -> LogCursor | None:
+        """How far :meth:`output` has got, for the line it yielded last (None when the backend
+        cannot resume output: its worker does not outlive its dispatcher)."""
+        return None
+
     def exit_reason(self, exit_code: int) -> str | None:
         """Why the worker ended with ``exit_code`` when only the backend can tell (for example
         "killed: out of memory"), else None. Called after :meth:`wait` returned, and only
@@ -141,13 +173,13 @@ class Backend(ABC):
 
     @abstractmethod
     async def recover(
-        self, run_id: str, worker_ref: str | None, *, logs_since: datetime | None = None
+        self, run_id: str, worker_ref: str | None, *, logs_from: LogCursor | None = None
     ) -> WorkerHandle | None:
         """After a dispatcher died: re-attach to the run's worker, or stop what is left of it
         and return None when re-attaching is impossible.
 
-        ``logs_since`` (aware UTC) is when the dead dispatcher last recorded output: a
-        re-attached handle's :meth:`WorkerHandle.output` starts there. Raises
+        ``logs_from`` is how far the dead dispatcher recorded the output (None: nothing): a
+        re-attached handle's :meth:`WorkerHandle.output` starts just after it. Raises
         :class:`WorkerLostError` when the backend can tell the worker vanished, and
         :class:`WorkerNeverStartedError` when it can tell the worker never started.
         """

@@ -49,6 +49,7 @@ from gaffer.backends.base import (
     RUN_ID_ENV,
     Backend,
     BackendError,
+    LogCursor,
     WorkerHandle,
     WorkerInfo,
     WorkerLostError,
@@ -102,8 +103,8 @@ async def _call(what: str, fn: Callable[[], T]) -> T:
 
 
 class DockerWorker(WorkerHandle):
-    """A worker container (``ref`` is its id). ``logs_since`` (aware UTC) skips the output
-    before it: a re-attached handle starts where the dead dispatcher stopped recording."""
+    """A worker container (``ref`` is its id). ``logs_from`` skips the output up to it: a
+    re-attached handle starts where the dead dispatcher stopped recording."""
 
     def __init__(
         self,
@@ -111,16 +112,19 @@ class DockerWorker(WorkerHandle):
         container_id: str,
         name: str,
         *,
-        logs_since: datetime | None = None,
+        logs_from: LogCursor | None = None,
     ) -> None:
         self.client = client
         self.ref = container_id
         self.name = name
         self.oom_killed = False
-        self.logs = ContainerLogs(client, container_id, name, logs_since)
+        self.logs = ContainerLogs(client, container_id, name, logs_from)
 
     def output(self) -> AsyncIterator[str]:
         return self.logs.lines()
+
+    def log_cursor(self) -> LogCursor | None:
+        return self.logs.cursor
 
     async def wait(self) -> int:
         """The container's exit code (see the module docstring); notes ``OOMKilled``.
@@ -291,7 +295,7 @@ class DockerBackend(Backend):
         return DockerWorker(self.client, container.id, name)
 
     async def recover(
-        self, run_id: str, worker_ref: str | None, *, logs_since: datetime | None = None
+        self, run_id: str, worker_ref: str | None, *, logs_from: LogCursor | None = None
     ) -> DockerWorker | None:
         """Re-attach to the run's container (found by ``worker_ref``, else by name).
 
@@ -316,7 +320,7 @@ class DockerBackend(Backend):
             await remove_container(self.client, attrs["Id"], name)
             raise WorkerNeverStartedError(f"the container {name} was created but never started")
         log.info("docker_worker_reattached", container=name, run_id=run_id)
-        return DockerWorker(self.client, attrs["Id"], name, logs_since=logs_since)
+        return DockerWorker(self.client, attrs["Id"], name, logs_from=logs_from)
 
     async def _inspect(self, ref: str, name: str) -> dict[str, Any]:
         attrs = await _call(f"inspecting {name}", lambda: self.client.api.inspect_container(ref))

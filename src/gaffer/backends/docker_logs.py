@@ -5,7 +5,9 @@ when the API service goes away while the container runs on (Podman's service is 
 process, restarted by an upgrade or a unit file). So lines are requested with their timestamps,
 and when the stream ends while the container still runs, or breaks, it is opened again from the
 second of the last line received; the lines of that second already received are skipped, by
-count (Podman's API stamps lines to the second, and a second's lines come back in order). It
+count (Podman's API stamps lines to the second, and a second's lines come back in order). The
+same cursor (:class:`~gaffer.backends.base.LogCursor`), recorded with the lines, lets a
+dispatcher that re-attaches after another died start just after the last line recorded. It
 retries every :data:`RETRY_INTERVAL_S` for up to :data:`RESUME_TRIES` tries in a row, then says
 so in the output and ends.
 """
@@ -26,6 +28,7 @@ from docker.errors import DockerException, NotFound
 from requests.exceptions import RequestException
 
 from gaffer.aio import in_thread, iterate_in_thread
+from gaffer.backends.base import LogCursor
 from gaffer.backends.lines import split_lines
 
 log = structlog.get_logger(__name__)
@@ -47,16 +50,17 @@ def stamp_second(stamp: str) -> int | None:
 
 
 class ContainerLogs:
-    """The output of container ``ref`` (stdout and stderr merged), line by line, from
-    ``since`` (aware UTC; None: from the start), until the container exits or :meth:`close`."""
+    """The output of container ``ref`` (stdout and stderr merged), line by line, after
+    ``start`` (None: from the start), until the container exits or :meth:`close`. ``cursor``
+    says how far it has got, for the line yielded last."""
 
     def __init__(
-        self, client: docker.DockerClient, ref: str, name: str, since: datetime | None
+        self, client: docker.DockerClient, ref: str, name: str, start: LogCursor | None
     ) -> None:
         self.client = client
         self.ref = ref
         self.name = name
-        self.since = since
+        self.cursor = start
         self._stream: Any = None
         self._closed = False
 
@@ -69,9 +73,10 @@ class ContainerLogs:
 
     async def lines(self) -> AsyncIterator[str]:
         """The lines (see the class docstring); never raises an engine error."""
-        since: float | None = None if self.since is None else self.since.timestamp()
-        second: int | None = None  # the second of the last line yielded
-        in_second = 0  # how many lines of that second were yielded
+        start = self.cursor
+        since = None if start is None else float(start.second)
+        second = None if start is None else start.second  # the second of the last line yielded
+        in_second = 0 if start is None else start.lines  # how many lines of it were yielded
         tries = 0
         while True:
             skip = in_second
@@ -94,6 +99,7 @@ class ContainerLogs:
                         second, in_second, skip = at, 0, 0
                     in_second += 1
                     tries = 0
+                    self.cursor = LogCursor(at, in_second)
                     yield line
             except ENGINE_ERRORS as exc:
                 error = str(exc)

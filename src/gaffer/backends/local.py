@@ -20,10 +20,9 @@ import shutil
 import signal
 import sys
 from collections.abc import AsyncIterator, Mapping
-from datetime import datetime
 from pathlib import Path
 
-from gaffer.backends.base import RUN_ID_ENV, Backend, BackendError, WorkerHandle
+from gaffer.backends.base import RUN_ID_ENV, Backend, BackendError, LogCursor, WorkerHandle
 from gaffer.backends.lines import reader_chunks, split_lines
 from gaffer.queue.jobs import JobData
 from gaffer.settings import Settings
@@ -151,7 +150,7 @@ class LocalBackend(Backend):
         return LocalWorker(process, workspace, keep=self.settings.keep_workspaces)
 
     async def recover(
-        self, run_id: str, worker_ref: str | None, *, logs_since: datetime | None = None
+        self, run_id: str, worker_ref: str | None, *, logs_from: LogCursor | None = None
     ) -> WorkerHandle | None:
         """Kill the run's leftover process group, if any, and remove its workspace (its pipe
         died with the old dispatcher, so there is nothing to re-attach to)."""

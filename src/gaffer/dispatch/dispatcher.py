@@ -22,8 +22,9 @@ For each job (:meth:`Dispatcher.process`):
 
 When a job comes back whose run is already STARTING or RUNNING (the dispatcher running it died
 and the job's lock lapsed), the backend re-attaches to the run's worker when it can (``docker``:
-the container outlives its dispatcher): output from where the dead dispatcher stopped recording,
-the wait, and the timeout counted from the run's ``started_at``. A worker that vanished makes
+the container outlives its dispatcher): output from just after the last line the dead
+dispatcher recorded (the log cursor written with each batch: every line once), the wait, and
+the timeout counted from the run's ``started_at``. A worker that vanished makes
 the run FAILED with the reason; a backend that cannot re-attach (``local``) stops what is left
 and the run becomes SYSTEM_FAILURE.
 
@@ -46,7 +47,7 @@ import signal
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, NoReturn
 
 import redis.asyncio as aioredis
@@ -58,6 +59,7 @@ from sqlalchemy import select
 
 from gaffer.backends.base import (
     Backend,
+    LogCursor,
     PermanentStartError,
     WorkerHandle,
     WorkerLostError,
@@ -84,10 +86,10 @@ TICK_S = 0.25
 MAX_STALLED_COUNT = 3
 RUN_RETRY_DELAY_MS = 2000
 """Pause of the BullMQ worker loop after a Redis error, before it fetches again."""
-OUTPUT_OVERLAP_S = 1.0
-"""A re-attached worker's output starts this long before the last line the dead dispatcher
-recorded (lines are stamped when received, a little after they were written): a line or two may
-appear twice, none is lost."""
+OUTPUT_OVERLAP_S = 1
+"""Only for a run recorded with no log cursor (by a gaffer from before cursors): its re-attached
+worker's output starts this many seconds before the last line the dead dispatcher recorded
+(lines are stamped when received, a little after they were written)."""
 
 
 class SpawnFailedError(RuntimeError):
@@ -416,10 +418,16 @@ class Dispatcher:
 
     async def _reattach(self, job: Job, run: Run, data: JobData, keys: LeaseKeys) -> dict[str, Any]:
         """Take over the worker of a run whose dispatcher died (see the module docstring)."""
-        last_output = await asyncio.to_thread(self._last_output_time, run.id)
-        since = last_output - timedelta(seconds=OUTPUT_OVERLAP_S) if last_output else None
+        logs_from = LogCursor.parse(run.log_cursor)
+        if logs_from is None:
+            # Recorded by a gaffer that kept no cursor: from a little before the last line's
+            # arrival (a line may be recorded twice, or lost if it arrived over
+            # OUTPUT_OVERLAP_S late).
+            last_output = await asyncio.to_thread(self._last_output_time, run.id)
+            if last_output is not None:
+                logs_from = LogCursor(int(last_output.timestamp()) - OUTPUT_OVERLAP_S, 0)
         try:
-            handle = await self.backend.recover(run.id, run.worker_ref, logs_since=since)
+            handle = await self.backend.recover(run.id, run.worker_ref, logs_from=logs_from)
         except WorkerNeverStartedError as exc:
             # Its engine never ran: start the run from the beginning rather than fail it.
             log.warning("run_restarted_never_started", run_id=run.id, reason=str(exc))
@@ -558,20 +566,21 @@ class Dispatcher:
     async def _pump(self, handle: WorkerHandle, writer: RunLogWriter, report: _Report) -> None:
         async for line in handle.output():
             parsed = parse_line(line)
+            cursor = handle.log_cursor()
             if parsed.event is None:
                 if parsed.raw.strip():
                     report.last_raw = parsed.raw.strip()
-                await writer.write("worker", parsed.raw)
+                await writer.write("worker", parsed.raw, cursor)
             elif parsed.event == "log":
                 stream = str(parsed.fields.get("stream", "worker"))
-                await writer.write(stream, str(parsed.fields.get("message", "")))
+                await writer.write(stream, str(parsed.fields.get("message", "")), cursor)
             else:
                 if parsed.event == "result":
                     report.result = parsed.fields
                 elif parsed.event.startswith("worker_job_data"):
                     report.error_events.append(parsed.event)
                 details = " ".join(f"{k}={v}" for k, v in parsed.fields.items() if v is not None)
-                await writer.write("worker", f"{parsed.event} {details}".rstrip())
+                await writer.write("worker", f"{parsed.event} {details}".rstrip(), cursor)
 
     async def _refresh(self, keys: LeaseKeys, run_id: str) -> str | None:
         """Refresh a running run's leases; returns the id of the run that took its work item

@@ -226,6 +226,9 @@ class Run(Base):
     tags: Mapped[list[str]] = mapped_column(JSONType, default=list, server_default=text("'[]'"))
     run_metadata: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)
     accepted_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    log_cursor: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    """Where the recorded output of the run's worker ends (``<second>:<lines>``, see
+    :class:`gaffer.backends.base.LogCursor`); written with each log batch."""
 
     project: Mapped[Project] = relationship()
 
