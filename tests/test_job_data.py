@@ -11,6 +11,7 @@ import errno
 import hashlib
 import json
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,6 +19,12 @@ import pytest
 import redis
 import redis.asyncio as aioredis
 
+from gaffer.coordination.job_readers import (
+    READER_PREFIX,
+    JobReaderError,
+    reader_name,
+    sweep_job_readers,
+)
 from gaffer.coordination.jobdata import JOB_DATA_INLINE_MAX_BYTES, job_data_key
 from gaffer.demo.repository import create_bare_repository
 from gaffer.dispatch.worker_env import build_worker_env
@@ -86,7 +93,9 @@ def test_the_limit_is_96_kib(
     else:
         assert "JOB_DATA" not in env
         assert env["JOB_DATA_REDIS_KEY"].startswith("gaffer:jobdata:")
-        assert env["GAFFER_WORKER_REDIS_URL"] == redis_url
+        # The same Redis, as the job's own user.
+        url = env["GAFFER_WORKER_REDIS_URL"]
+        assert url.startswith(f"{redis_url}?username=gaffer-job-"), url
 
 
 def test_size_is_measured_in_bytes_not_characters(
@@ -226,3 +235,110 @@ def test_worker_job_data_failures_end_the_run_failed(
     assert run["exit_code"] == 2
     assert run["error"].startswith(f"worker_job_data_{failure}: ")
     assert any(m.startswith(f"worker_job_data_{failure} ") for _, m in gaffer.logs(run_id))
+
+
+# -- the worker's Redis credential ------------------------------------------------------------
+
+ADMIN_PASSWORD = "gaffers-own-redis-password"
+
+
+@pytest.fixture
+def guarded_redis() -> Iterator[str]:
+    """A Redis that wants a password, as one reachable over TCP would; yields gaffer's URL."""
+    server = RedisServer()
+    server.start()
+    redis.Redis(unix_socket_path=str(server.socket)).config_set("requirepass", ADMIN_PASSWORD)
+    yield f"unix://{server.socket}?password={ADMIN_PASSWORD}"
+    server.close()
+
+
+def job_readers(url: str) -> list[str]:
+    users = [str(u) for u in redis.Redis.from_url(url, decode_responses=True).acl_users()]
+    return [u for u in users if u.startswith(READER_PREFIX)]
+
+
+def sweep(url: str) -> int:
+    async def run() -> int:
+        client = aioredis.from_url(url)
+        try:
+            return await sweep_job_readers(client)
+        finally:
+            await client.aclose()
+
+    return asyncio.run(run())
+
+
+def test_a_worker_reads_its_job_as_a_user_that_can_do_nothing_else(
+    bare: Path, make_settings: SettingsFactory, guarded_redis: str, tmp_path: Path
+) -> None:
+    admin = redis.Redis.from_url(guarded_redis)
+    admin.set("gaffer:claim:something", "gaffer's")
+    other = job_of(200 * KIB, bare)
+    build_env(other, make_settings(), guarded_redis)  # another job in flight
+    env = build_env(job_of(200 * KIB, bare), make_settings(), guarded_redis)
+    worker_url = env["GAFFER_WORKER_REDIS_URL"]
+    assert ADMIN_PASSWORD not in "".join(env.values())
+    as_worker = redis.Redis.from_url(worker_url)
+    for command in (
+        ("GET", "gaffer:claim:something"),
+        ("GETDEL", job_data_key(other.run_id)),
+        ("SET", env["JOB_DATA_REDIS_KEY"], "forged"),
+        ("KEYS", "*"),
+        ("FLUSHALL",),
+    ):
+        with pytest.raises(redis.exceptions.NoPermissionError):
+            as_worker.execute_command(*command)
+
+    code, events = run_worker(env, tmp_path / "ws")
+    assert code == 0, events[-1]
+    assert next(e for e in events if e["event"] == "job_loaded")["source"] == "redis"
+    # Its job read, its user is swept; the other job's user stays until that job is read.
+    assert sweep(guarded_redis) == 1
+    assert job_readers(guarded_redis) == [reader_name(other.run_id)]
+    with pytest.raises(redis.exceptions.AuthenticationError):
+        as_worker.ping()
+    assert admin.get("gaffer:claim:something") == b"gaffer's"
+
+
+def test_a_retry_of_the_job_replaces_its_credential(
+    bare: Path, make_settings: SettingsFactory, guarded_redis: str
+) -> None:
+    job = job_of(200 * KIB, bare)
+    first = build_env(job, make_settings(), guarded_redis)["GAFFER_WORKER_REDIS_URL"]
+    second = build_env(job, make_settings(), guarded_redis)["GAFFER_WORKER_REDIS_URL"]
+    with pytest.raises(redis.exceptions.AuthenticationError):
+        redis.Redis.from_url(first).ping()
+    assert redis.Redis.from_url(second).getdel(job_data_key(job.run_id)) is not None
+
+
+def test_a_redis_that_refuses_users_fails_the_offload_with_what_to_do(
+    bare: Path, make_settings: SettingsFactory, guarded_redis: str, tmp_path: Path
+) -> None:
+    admin = redis.Redis.from_url(guarded_redis)
+    admin.acl_setuser(
+        "limited", enabled=True, passwords=["+pw"], keys=["*"], commands=["+@all", "-acl"]
+    )
+    limited = guarded_redis.replace(f"password={ADMIN_PASSWORD}", "username=limited&password=pw")
+    job = job_of(200 * KIB, bare)
+    with pytest.raises(JobReaderError, match="GAFFER_WORKER_REDIS_ACCESS=shared"):
+        build_env(job, make_settings(), limited)
+    # Shared access: the worker gets gaffer's own URL, and reads its job with it.
+    env = build_env(job, make_settings(worker_redis_access="shared"), limited)
+    assert env["GAFFER_WORKER_REDIS_URL"] == limited
+    code, events = run_worker(env, tmp_path / "ws")
+    assert code == 0, events[-1]
+
+
+def test_the_dispatcher_sweeps_the_users_of_jobs_read(
+    start_gaffer: GafferFactory, redis_url: str
+) -> None:
+    gaffer = start_gaffer(repair_interval_s=0.5)
+    project = gaffer.create_project()
+    [run_id] = gaffer.deliver(big_labeled(200 * KIB), "issues", project.secret).json()["runs"]
+    run = gaffer.wait_for(run_id)
+    assert run["status"] == "SUCCEEDED", run
+    assert any("source=redis" in m for _, m in gaffer.logs(run_id))
+    deadline = time.monotonic() + 30
+    while reader_name(run_id) in job_readers(redis_url):
+        assert time.monotonic() < deadline, "the job's Redis user was never swept"
+        time.sleep(0.1)

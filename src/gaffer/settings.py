@@ -127,6 +127,10 @@ class Settings(BaseSettings):
     worker_redis_url: str | None = None
     """The Redis URL workers read offloaded jobs from, when it differs from what the backend
     derives from ``REDIS_URL`` (workers on other hosts, say)."""
+    worker_redis_access: Literal["scoped", "shared"] = "scoped"
+    """What a worker reading an offloaded job connects as: ``scoped``, a per-job Redis user
+    that may only ``GETDEL`` that job's key (needs Redis 6+ and the ``+acl`` right); ``shared``,
+    gaffer's own Redis credentials (see :mod:`gaffer.coordination.job_readers`)."""
     review_claim_ttl_s: int = Field(default=300, ge=1)
     lease_ms: int = Field(default=60_000, ge=500)
     """Length of a run's work-item lock and slot leases; refreshed every third of it."""

@@ -67,6 +67,7 @@ from gaffer.backends.base import (
 )
 from gaffer.coordination.cancel import cancel_key, cancel_requested
 from gaffer.coordination.client import connect
+from gaffer.coordination.job_readers import sweep_job_readers
 from gaffer.coordination.leases import LeaseKeys, LeaseResult, RunLeases
 from gaffer.dispatch.orphans import OrphanSweeper
 from gaffer.dispatch.run_log import RunLogWriter
@@ -220,13 +221,24 @@ class Dispatcher:
     async def _repair(self) -> None:
         """:meth:`RunEngine.repair`; a run it fails has what is left of its worker stopped
         (``local``: its process group and workspace; a container is the orphan sweep's).
-        Then forget the runs logged as waiting for a slot that no longer wait."""
+        Then delete the per-job Redis users whose job was read (or expired), and forget the
+        runs logged as waiting for a slot that no longer wait."""
 
         async def stop_leftover(run_id: str, worker_ref: str | None) -> None:
             if not self.backend.reattachable and run_id not in self.active:
                 await self.backend.recover(run_id, worker_ref)
 
         await self.run_engine.repair(on_abandoned=stop_leftover)
+        if self.settings.worker_redis_access == "scoped":
+            try:
+                swept = await sweep_job_readers(self.redis)
+            except RedisError as exc:
+                # Without ACL rights offloads fail too, and say what to do; runs whose job
+                # fits inline go on.
+                log.warning("job_readers_sweep_failed", error=str(exc))
+            else:
+                if swept:
+                    log.info("job_readers_swept", users=swept)
         # A run canceled while it waited for a slot never comes back to clear its entry.
         waiting = list(self._waiting_logged)
         if waiting:

@@ -9,7 +9,9 @@ The job travels inline as ``JOB_DATA`` when its JSON is at most
 ``settings.job_data_inline_max_bytes`` UTF-8 bytes (96 KiB). A larger job is offloaded to Redis
 (:mod:`gaffer.coordination.jobdata`) and the worker gets ``JOB_DATA_REDIS_KEY`` and the Redis URL
 it can reach (``GAFFER_WORKER_REDIS_URL``) instead: Linux refuses to ``execve`` a process with an
-env string over 128 KiB, and the worker would die before any Python runs.
+env string over 128 KiB, and the worker would die before any Python runs. That URL carries a
+per-job Redis user that may only ``GETDEL`` the job's key (:mod:`gaffer.coordination.job_readers`),
+not gaffer's own credentials, unless ``GAFFER_WORKER_REDIS_ACCESS=shared``.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from collections.abc import Mapping
 import redis.asyncio as aioredis
 import structlog
 
+from gaffer.coordination.job_readers import grant_job_reader, with_credentials
 from gaffer.coordination.jobdata import offload
 from gaffer.queue.jobs import JobData
 from gaffer.settings import Settings
@@ -44,8 +47,9 @@ async def build_worker_env(
     """The complete env of the worker for ``job``: ``base`` plus the job, inline or offloaded.
 
     ``worker_redis_url`` is the Redis URL as the worker can reach it (the backend's view).
-    Raises ValueError when ``base`` carries an infrastructure setting, and Redis errors when an
-    offload write fails (the caller must then not start the worker; the queue retries the job,
+    Raises ValueError when ``base`` carries an infrastructure setting, and Redis errors (or
+    :class:`~gaffer.coordination.job_readers.JobReaderError`) when an offload write or the
+    per-job user fails (the caller must then not start the worker; the queue retries the job,
     and each retry offloads again).
     """
     leaked = sorted(set(base) & set(INFRASTRUCTURE_ENV))
@@ -64,6 +68,9 @@ async def build_worker_env(
         bytes=len(data),
         sha256=hashlib.sha256(data).hexdigest(),
     )
+    if settings.worker_redis_access == "scoped":
+        username, password = await grant_job_reader(redis, job.run_id)
+        worker_redis_url = with_credentials(worker_redis_url, username, password)
     env[JOB_DATA_REDIS_KEY_ENV] = data_key
     env[WORKER_REDIS_URL_ENV] = worker_redis_url
     return env

@@ -118,7 +118,7 @@ def _fetch(data_key: str, redis_url: str | None) -> bytes:
     except redis.RedisError as exc:
         raise JobLoadError(
             "worker_job_data_redis_down",
-            f"cannot read the job data {data_key!r}: Redis is unreachable ({exc})",
+            f"cannot read the job data {data_key!r}: Redis is unreachable or refused ({exc})",
         ) from exc
     finally:
         client.close()
