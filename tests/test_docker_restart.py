@@ -12,13 +12,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 
 from gaffer.store.models import RunStatus, utcnow
 from gaffer.store.runs import set_fields, transition
 from tests.conftest import MASTER_KEY, DockerGaffers
 from tests.support.containers import PodmanService
 from tests.support.harness import Gaffer, ProjectInfo
+from tests.support.jobs import wait_for_job
 from tests.support.process import GafferUp, gaffer_env
+from tests.test_dispatch_faults import lease_keys
 from tests.test_lifecycle import gaffer_worker_ref, git_show, trigger
 
 
@@ -226,4 +229,31 @@ def test_a_run_whose_worker_never_started_starts_again_instead_of_failing(
         stream == "system" and message.startswith("its worker never started")
         for stream, message in ingest.logs(run_id)
     )
+    docker_gaffers.wait_until_removed()
+
+
+def test_a_never_started_run_taken_up_while_another_run_holds_its_work_item_waits_its_turn(
+    docker_gaffers: DockerGaffers,
+) -> None:
+    """Its lease lapsed with its dispatcher, and another run took the work item: the run is
+    taken up (its worker might exist), found never started, and then waits for the work item
+    like any queued run instead of starting a second worker on it."""
+    ingest = docker_gaffers.start(roles=("ingest",))
+    project = ingest.create_project()
+    run_id = trigger(ingest, project)
+    with ingest.rt.db.session() as session:
+        assert transition(
+            session, run_id, from_statuses=[RunStatus.QUEUED], to_status=RunStatus.STARTING
+        )
+    keys = lease_keys(ingest, run_id)
+    client = redis.Redis.from_url(ingest.rt.require_redis())
+    client.set(keys.lock, "another-run", px=600_000)
+
+    with dispatcher(dispatcher_env(docker_gaffers, ingest)):
+        wait_for_job(ingest, run_id, "delayed")
+        assert ingest.run(run_id)["status"] == "QUEUED"
+        assert docker_gaffers.containers() == []
+        client.delete(keys.lock)  # the other run ends
+        run = ingest.wait_for(run_id)
+    assert run["status"] == "SUCCEEDED", run
     docker_gaffers.wait_until_removed()

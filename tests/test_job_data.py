@@ -332,13 +332,31 @@ def test_a_redis_that_refuses_users_fails_the_offload_with_what_to_do(
 def test_the_dispatcher_sweeps_the_users_of_jobs_read(
     start_gaffer: GafferFactory, redis_url: str
 ) -> None:
-    gaffer = start_gaffer(repair_interval_s=0.5)
+    gaffer = start_gaffer(repair_interval_s=3600)
     project = gaffer.create_project()
     [run_id] = gaffer.deliver(big_labeled(200 * KIB), "issues", project.secret).json()["runs"]
     run = gaffer.wait_for(run_id)
     assert run["status"] == "SUCCEEDED", run
     assert any("source=redis" in m for _, m in gaffer.logs(run_id))
+    # The worker read its job as its own user, which outlives the read until a sweep ...
+    assert reader_name(run_id) in job_readers(redis_url)
+    # ... such as the one every dispatcher makes when it starts.
+    start_gaffer(roles=("dispatch",))
     deadline = time.monotonic() + 30
     while reader_name(run_id) in job_readers(redis_url):
         assert time.monotonic() < deadline, "the job's Redis user was never swept"
         time.sleep(0.1)
+
+
+def test_a_sweep_leaves_the_users_of_another_database_alone(
+    bare: Path, make_settings: SettingsFactory, redis_url: str
+) -> None:
+    """ACL users are server-wide, job keys are per database: a gaffer on database 0 must not
+    delete the user of a job another gaffer offloaded on database 5 and has not read yet."""
+    other_db = f"{redis_url}?db=5"
+    job = job_of(200 * KIB, bare)
+    env = build_env(job, make_settings(), other_db)
+    assert sweep(redis_url) == 0
+    assert redis.Redis.from_url(env["GAFFER_WORKER_REDIS_URL"]).getdel(env["JOB_DATA_REDIS_KEY"])
+    assert sweep(other_db) == 1
+    assert reader_name(job.run_id) not in job_readers(redis_url)

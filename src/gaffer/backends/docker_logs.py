@@ -26,6 +26,7 @@ import docker
 import structlog
 from docker.errors import DockerException, NotFound
 from requests.exceptions import RequestException
+from urllib3.exceptions import HTTPError
 
 from gaffer.aio import in_thread, iterate_in_thread
 from gaffer.backends.base import LogCursor
@@ -35,7 +36,9 @@ log = structlog.get_logger(__name__)
 
 RETRY_INTERVAL_S = 1.0
 RESUME_TRIES = 60
-ENGINE_ERRORS = (DockerException, RequestException)
+ENGINE_ERRORS = (DockerException, RequestException, HTTPError)
+"""What a broken stream or an unreachable engine raises (urllib3's ``ProtocolError`` escapes
+``requests`` when a chunked stream is cut mid-read)."""
 _STAMP = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.\d+)?(Z|[+-]\d\d:\d\d)")
 
 
@@ -72,39 +75,55 @@ class ContainerLogs:
                 self._stream.close()
 
     async def lines(self) -> AsyncIterator[str]:
-        """The lines (see the class docstring); never raises an engine error."""
-        start = self.cursor
-        since = None if start is None else float(start.second)
-        second = None if start is None else start.second  # the second of the last line yielded
-        in_second = 0 if start is None else start.lines  # how many lines of it were yielded
+        """The lines (see the class docstring); never raises an engine error.
+
+        Each pass opens the stream from the second of :attr:`cursor` and skips what it already
+        yielded: lines stamped before that second, and that second's first ``cursor.lines``.
+        Once past them, every line is yielded, even one stamped earlier than the line before
+        it (Docker stamps stdout and stderr apart); :attr:`cursor` only moves forward. A pass
+        holds back a last line with no newline (a broken stream may have cut it); when the
+        container has exited, one last pass from the cursor yields it.
+        """
+        second = None if self.cursor is None else self.cursor.second  # newest second yielded
+        in_second = 0 if self.cursor is None else self.cursor.lines  # its lines yielded
         tries = 0
+        final = False
+        unstamped = False
         while True:
             skip = in_second
+            resuming = second is not None
             error: str | None = None
             try:
-                async for stamped in split_lines(
-                    iterate_in_thread(functools.partial(self._open, since), name="gaffer-logs")
-                ):
+                async for stamped in split_lines(self._chunks(second), tail=final):
                     stamp, _, line = stamped.partition(" ")
                     at = stamp_second(stamp)
                     if at is None:
+                        unstamped = True
                         yield stamped  # an engine that sent no timestamp
                         continue
-                    if second is not None and at < second:
-                        continue
-                    if at == second and skip > 0:
-                        skip -= 1  # received before the stream was opened again
-                        continue
-                    if at != second:
-                        second, in_second, skip = at, 0, 0
-                    in_second += 1
+                    if resuming and second is not None:
+                        if at < second:
+                            continue
+                        if at == second and skip > 0:
+                            skip -= 1  # yielded before the stream was opened again
+                            continue
+                        resuming = False
+                    if second is None or at > second:
+                        second, in_second = at, 0
+                    if at == second:
+                        in_second += 1
+                        self.cursor = LogCursor(second, in_second)
                     tries = 0
-                    self.cursor = LogCursor(at, in_second)
                     yield line
             except ENGINE_ERRORS as exc:
                 error = str(exc)
-            if self._closed or (error is None and not await self._running()):
+            if self._closed or final:
                 return
+            if error is None and not await self._running():
+                if unstamped:
+                    return  # no cursor to read again from without repeating lines
+                final = True
+                continue
             tries += 1
             if tries > RESUME_TRIES:
                 yield f"[gaffer: lost the container's log stream: {error or 'it ended early'}]"
@@ -112,8 +131,11 @@ class ContainerLogs:
             if tries == 1:
                 log.warning("docker_log_stream_broke", container=self.name, error=error)
             await asyncio.sleep(RETRY_INTERVAL_S)
-            if second is not None:
-                since = float(second)
+
+    def _chunks(self, since: int | None) -> AsyncIterator[bytes]:
+        """The raw log stream from second ``since`` (None: from the start), read in a thread."""
+        opened = functools.partial(self._open, None if since is None else float(since))
+        return iterate_in_thread(opened, name="gaffer-logs")
 
     def _open(self, since: float | None) -> Iterator[bytes]:
         stream = self.client.api.logs(

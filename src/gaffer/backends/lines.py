@@ -20,11 +20,12 @@ async def reader_chunks(reader: asyncio.StreamReader) -> AsyncIterator[bytes]:
         yield chunk
 
 
-async def split_lines(chunks: AsyncIterable[bytes]) -> AsyncIterator[str]:
+async def split_lines(chunks: AsyncIterable[bytes], *, tail: bool = True) -> AsyncIterator[str]:
     """Lines (without newline, UTF-8 with replacement) of the bytes in ``chunks``.
 
     A line longer than :data:`MAX_LINE_BYTES` is cut there and ends in ``" [line truncated]"``;
-    a last line without a newline is yielded too.
+    a last line without a newline is yielded too, unless ``tail`` is False (a stream that may
+    have been cut mid-line, to be read again).
     """
     pending = bytearray()
     truncated = False
@@ -44,7 +45,7 @@ async def split_lines(chunks: AsyncIterable[bytes]) -> AsyncIterator[str]:
             pending.clear()
             truncated = False
             start = newline + 1
-    if pending:
+    if pending and tail:
         yield _finish(pending, truncated)
 
 

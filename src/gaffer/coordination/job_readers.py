@@ -12,7 +12,14 @@ So for each offloaded job the dispatcher creates a Redis ACL user (Redis 6+)
 (``reset ~gaffer:jobdata:<job id> -@all +getdel +select``; ``SELECT`` for a URL that names a
 database). The worker's URL carries that user.
 Once the key is gone (the worker read it, or its TTL ran out) the user can do nothing at all,
-and :func:`sweep_job_readers`, run periodically by every dispatcher, deletes it.
+and :func:`sweep_job_readers`, run periodically by every dispatcher, deletes it. Users are
+server-wide but keys live in one database, so each user is also recorded in the set
+:data:`READERS_KEY` of the database its key is in, and a sweep looks only at those: gaffers on
+other databases of the same server keep their users.
+
+ACL users live in memory unless Redis has an ``aclfile`` and saves it: after a Redis restart a
+job offloaded before it and not yet read has no user, and its worker ends the run FAILED with
+``worker_job_data_redis_down``. ``GETDEL`` (the worker's read) needs Redis 6.2.
 
 A Redis where gaffer may not create users (a managed service, an ACL without ``+acl``) makes the
 offload fail with :class:`JobReaderError`, saying to grant the right or to set
@@ -29,9 +36,12 @@ import redis.asyncio as aioredis
 from redis.exceptions import ResponseError, WatchError
 
 from gaffer.coordination.jobdata import job_data_key
+from gaffer.coordination.keys import key
 
 READER_PREFIX = "gaffer-job-"
 """Names of the per-job users: ``gaffer-job-<job id>``."""
+READERS_KEY = key("jobdata", "readers")
+"""Set of the per-job users whose job key is (or was) in this database."""
 PASSWORD_BYTES = 32
 
 
@@ -54,6 +64,8 @@ async def grant_job_reader(redis: aioredis.Redis, job_id: str) -> tuple[str, str
     """
     name = reader_name(job_id)
     password = secrets.token_hex(PASSWORD_BYTES)
+    # Recorded before it exists, so the set always holds every user a sweep must look at.
+    await redis.sadd(READERS_KEY, name)
     try:
         await redis.acl_setuser(
             name,
@@ -76,16 +88,15 @@ async def grant_job_reader(redis: aioredis.Redis, job_id: str) -> tuple[str, str
 
 
 async def sweep_job_readers(redis: aioredis.Redis) -> int:
-    """Delete every per-job user whose job key is gone; returns how many were deleted.
+    """Delete every per-job user of this database (:data:`READERS_KEY`) whose job key is
+    gone; returns how many were deleted.
 
     Each deletion is a transaction watching the key, so a retry that writes the key again (and
     resets the user) between the check and the delete keeps its user. Redis errors propagate.
     """
     deleted = 0
-    for raw in await redis.acl_users():
+    for raw in await redis.smembers(READERS_KEY):
         name = raw.decode() if isinstance(raw, bytes) else str(raw)
-        if not name.startswith(READER_PREFIX):
-            continue
         data_key = job_data_key(name.removeprefix(READER_PREFIX))
         async with redis.pipeline(transaction=True) as pipe:
             try:
@@ -94,6 +105,7 @@ async def sweep_job_readers(redis: aioredis.Redis) -> int:
                     continue
                 pipe.multi()  # type: ignore[no-untyped-call]
                 pipe.acl_deluser(name)
+                pipe.srem(READERS_KEY, name)
                 await pipe.execute()
                 deleted += 1
             except WatchError:

@@ -67,7 +67,7 @@ from gaffer.backends.base import (
 )
 from gaffer.coordination.cancel import cancel_key, cancel_requested
 from gaffer.coordination.client import connect
-from gaffer.coordination.job_readers import sweep_job_readers
+from gaffer.coordination.job_readers import JobReaderError, sweep_job_readers
 from gaffer.coordination.leases import LeaseKeys, LeaseResult, RunLeases
 from gaffer.dispatch.orphans import OrphanSweeper
 from gaffer.dispatch.run_log import RunLogWriter
@@ -103,6 +103,15 @@ class DispatcherStoppingError(RuntimeError):
 
 class WorkerDetachedError(RuntimeError):
     """The dispatcher stopped and left the run's worker running; the job is delayed."""
+
+
+class MustWaitForSlotError(RuntimeError):
+    """A run taken up without its leases turned out to have no worker (it never started), so
+    it is QUEUED again and, like any newcomer, waits for the leases ``lease`` says it lacks."""
+
+    def __init__(self, lease: LeaseResult) -> None:
+        super().__init__(f"waiting for a slot: {lease.reason}")
+        self.lease = lease
 
 
 @dataclass
@@ -283,7 +292,9 @@ class Dispatcher:
                 # Its worker exists (a dead or stopped dispatcher's run, taken up again): it
                 # is settled or re-attached now, not delayed behind the lapsed lock another run
                 # took meanwhile, which would leave the worker unsupervised. It takes back its
-                # slots, and the lock too unless that other run holds it.
+                # slots, and the lock too unless that other run holds it: then a re-attached
+                # worker is stopped at the first refresh (one run per work item), and a worker
+                # that never started waits its turn (MustWaitForSlotError).
                 await self.leases.refresh(keys, data.run_id)
                 log.warning(
                     "run_taken_up_without_its_lease",
@@ -301,6 +312,8 @@ class Dispatcher:
             detached = True
             await job.moveToDelayed(int(time.time() * 1000) + self.settings.slot_wait_ms, token)
             raise DelayedError() from None
+        except MustWaitForSlotError as exc:
+            await self._wait_for_slot(job, token, data, exc.lease)
         except (DelayedError, SpawnFailedError, DispatcherStoppingError):
             raise
         except Exception:
@@ -451,6 +464,10 @@ class Dispatcher:
             note = RunLogWriter(self.db, run.id)
             await note.write("system", f"its worker never started ({exc}); starting it again")
             await note.flush()
+            # Taken up without its leases, it starts only once it holds them.
+            lease = await self.leases.acquire(keys, run.id)
+            if not lease.acquired:
+                raise MustWaitForSlotError(lease) from exc
             return await self._run(job, data, keys)
         except WorkerLostError as exc:
             outcome = Outcome(RunStatus.FAILED, error=str(exc))
@@ -487,10 +504,13 @@ class Dispatcher:
     async def _spawn_failed(self, job: Job, data: JobData, exc: Exception) -> dict[str, Any]:
         attempt = int(getattr(job, "attemptsMade", 0)) + 1
         log.error("worker_spawn_failed", run_id=data.run_id, attempt=attempt, error=str(exc))
-        if isinstance(exc, PermanentStartError) or attempt >= JOB_ATTEMPTS:
+        # A set-up error (no image, no right to create the worker's Redis user) fails the same
+        # way on every retry: the run fails at once, with what to do.
+        permanent = isinstance(exc, PermanentStartError | JobReaderError)
+        if permanent or attempt >= JOB_ATTEMPTS:
             error = (
                 str(exc)
-                if isinstance(exc, PermanentStartError)
+                if permanent
                 else f"worker could not be started after {attempt} attempts: {exc}"
             )
             outcome = Outcome(RunStatus.SYSTEM_FAILURE, error=error)
@@ -523,7 +543,9 @@ class Dispatcher:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout_s
         refresh_every = self.settings.lease_ms / 3000
-        next_refresh = loop.time() + refresh_every
+        # The first refresh comes at the first tick: a re-attached run whose work item another
+        # run took meanwhile is stopped at once, not a third of a lease later.
+        next_refresh = loop.time()
         stopped_for: str | None = None
         lost_to = ""
         try:
