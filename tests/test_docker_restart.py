@@ -197,6 +197,19 @@ def test_the_engine_service_restarting_loses_no_output(docker_gaffers: DockerGaf
     assert engine == ["before", "same", "same", "same", "after"], logs
 
 
+def claimed_run(gaffers: DockerGaffers) -> tuple[Gaffer, str]:
+    """An ingest-only gaffer and a run of a project of its left STARTING with no worker, as by a
+    dispatcher that died right after it claimed the run."""
+    ingest = gaffers.start(roles=("ingest",))
+    project = ingest.create_project()
+    run_id = trigger(ingest, project)
+    with ingest.rt.db.session() as session:
+        assert transition(
+            session, run_id, from_statuses=[RunStatus.QUEUED], to_status=RunStatus.STARTING
+        )
+    return ingest, run_id
+
+
 @pytest.mark.parametrize("container", ["created", "none"])
 def test_a_run_whose_worker_never_started_starts_again_instead_of_failing(
     docker_gaffers: DockerGaffers, container: str
@@ -204,13 +217,7 @@ def test_a_run_whose_worker_never_started_starts_again_instead_of_failing(
     """A dispatcher died after claiming the run (STARTING) and before starting its container:
     either it had created the container (left in state ``created``) or not even that. The engine
     never ran, so the next dispatcher starts the run from the beginning."""
-    ingest = docker_gaffers.start(roles=("ingest",))
-    project = ingest.create_project()
-    run_id = trigger(ingest, project)
-    with ingest.rt.db.session() as session:
-        assert transition(
-            session, run_id, from_statuses=[RunStatus.QUEUED], to_status=RunStatus.STARTING
-        )
+    ingest, run_id = claimed_run(docker_gaffers)
     if container == "created":
         docker_gaffers.podman.client.containers.create(
             ingest.settings.worker_image,
@@ -238,13 +245,7 @@ def test_a_never_started_run_taken_up_while_another_run_holds_its_work_item_wait
     """Its lease lapsed with its dispatcher, and another run took the work item: the run is
     taken up (its worker might exist), found never started, and then waits for the work item
     like any queued run instead of starting a second worker on it."""
-    ingest = docker_gaffers.start(roles=("ingest",))
-    project = ingest.create_project()
-    run_id = trigger(ingest, project)
-    with ingest.rt.db.session() as session:
-        assert transition(
-            session, run_id, from_statuses=[RunStatus.QUEUED], to_status=RunStatus.STARTING
-        )
+    ingest, run_id = claimed_run(docker_gaffers)
     keys = lease_keys(ingest, run_id)
     client = redis.Redis.from_url(ingest.rt.require_redis())
     client.set(keys.lock, "another-run", px=600_000)
