@@ -27,8 +27,12 @@ PROBES = (
     "python -c \"import redis; redis.Redis(unix_socket_path='/run/gaffer/redis.sock').ping() "
     "and print('redis reachable')\" 2>/dev/null || echo 'redis unreachable'; "
     "{ tr '\\0' '\\n' < /proc/1/environ | grep -q JOB_DATA && echo 'job readable'; } "
-    "2>/dev/null || echo 'job unreadable'"
+    "2>/dev/null || echo 'job unreadable'; "
+    'echo "capability bounding set $(grep CapBnd /proc/self/status | cut -f2)"'
 )
+# CHOWN (bit 0), DAC_OVERRIDE (1), FOWNER (3), KILL (5), SETGID (6), SETUID (7): no other
+# capability can be had by any process of the container.
+WORKER_CAPABILITY_MASK = f"{(1 << 0) | (1 << 1) | (1 << 3) | (1 << 5) | (1 << 6) | (1 << 7):016x}"
 
 
 def container_of(gaffers: DockerGaffers, run_id: str) -> dict[str, Any]:
@@ -58,6 +62,7 @@ def test_success_in_a_container_pushes_the_branch(docker_gaffers: DockerGaffers)
     assert ("engine", "engine uid 1000") in logs
     assert ("engine", "redis unreachable") in logs
     assert ("engine", "job unreadable") in logs
+    assert ("engine", f"capability bounding set {WORKER_CAPABILITY_MASK}") in logs, logs
     assert ("system", "dispatching to the docker backend") in logs
     started = [m for s, m in logs if s == "system" and m.startswith("worker started (")]
     assert len(started) == 1

@@ -8,7 +8,8 @@ Pure functions (no engine calls), used by :mod:`gaffer.backends.docker`:
   ``gaffer.project.id``, ``gaffer.agent.type``: the orphan sweep lists containers by the first
   two, and never touches those of another installation sharing the engine;
 * limits: memory with swap equal to it (so no swap), a pids limit, a CPU quota;
-  ``no-new-privileges``; the configured network; ``init`` (a tiny init as PID 1 forwards
+  ``no-new-privileges``; every capability dropped but :data:`WORKER_CAPABILITIES`; the
+  configured network; ``init`` (a tiny init as PID 1 forwards
   SIGTERM to the worker and reaps orphaned processes: a PID 1 without a SIGTERM handler ignores
   SIGTERM, and every stop would wait out the whole grace period);
 * mounts: a clone URL that is a local path (a git repository on the dispatcher's host, as in the
@@ -148,6 +149,15 @@ def worker_mounts(job: JobData, redis: RedisAccess) -> list[Mount]:
     return mounts
 
 
+WORKER_CAPABILITIES = ("CHOWN", "DAC_OVERRIDE", "FOWNER", "KILL", "SETGID", "SETUID")
+"""The capabilities a worker container keeps (the rest are dropped): the worker, root, hands
+the engine a home and a clone of its own (CHOWN, FOWNER), reads what the engine wrote whatever
+its modes (DAC_OVERRIDE), starts the engine as another user (SETUID, SETGID) and signals its
+processes (KILL). The engine, an unprivileged user under ``no-new-privileges``, holds none of
+them; what the engine's default set would add (raw sockets, ``mknod``, ``chroot``, binding
+low ports, file capabilities) no process in the container gets."""
+
+
 def create_options(
     job: JobData, env: dict[str, str], image: str, settings: Settings, redis: RedisAccess
 ) -> dict[str, Any]:
@@ -168,6 +178,8 @@ def create_options(
         "pids_limit": settings.worker_pids_limit,
         "nano_cpus": round(settings.worker_cpus * 1e9),
         "security_opt": ["no-new-privileges"],
+        "cap_drop": ["ALL"],
+        "cap_add": list(WORKER_CAPABILITIES),
         "network_mode": settings.worker_network,
         "mounts": worker_mounts(job, redis),
         "init": True,
