@@ -66,6 +66,7 @@ class ContainerLogs:
         self.cursor = start
         self._stream: Any = None
         self._closed = False
+        self._mid_line = False
 
     def close(self) -> None:
         """Stop following: closes the current stream, which ends :meth:`lines`."""
@@ -82,7 +83,8 @@ class ContainerLogs:
         Once past them, every line is yielded, even one stamped earlier than the line before
         it (Docker stamps stdout and stderr apart); :attr:`cursor` only moves forward. A pass
         holds back a last line with no newline (a broken stream may have cut it); when the
-        container has exited, one last pass from the cursor yields it.
+        container has exited and the stream ended mid-line, one last pass from the cursor
+        yields it.
         """
         second = None if self.cursor is None else self.cursor.second  # newest second yielded
         in_second = 0 if self.cursor is None else self.cursor.lines  # its lines yielded
@@ -120,8 +122,8 @@ class ContainerLogs:
             if self._closed or final:
                 return
             if error is None and not await self._running():
-                if unstamped:
-                    return  # no cursor to read again from without repeating lines
+                if unstamped or not self._mid_line:
+                    return  # nothing held back, or no cursor to read again from
                 final = True
                 continue
             tries += 1
@@ -132,10 +134,14 @@ class ContainerLogs:
                 log.warning("docker_log_stream_broke", container=self.name, error=error)
             await asyncio.sleep(RETRY_INTERVAL_S)
 
-    def _chunks(self, since: int | None) -> AsyncIterator[bytes]:
-        """The raw log stream from second ``since`` (None: from the start), read in a thread."""
+    async def _chunks(self, since: int | None) -> AsyncIterator[bytes]:
+        """The raw log stream from second ``since`` (None: from the start), read in a thread;
+        notes whether it stopped mid-line (``_mid_line``)."""
         opened = functools.partial(self._open, None if since is None else float(since))
-        return iterate_in_thread(opened, name="gaffer-logs")
+        self._mid_line = False
+        async for chunk in iterate_in_thread(opened, name="gaffer-logs"):
+            self._mid_line = not chunk.endswith(b"\n")
+            yield chunk
 
     def _open(self, since: float | None) -> Iterator[bytes]:
         stream = self.client.api.logs(
