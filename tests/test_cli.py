@@ -135,14 +135,60 @@ def test_projects_create_list_show(env: dict[str, str], bare: Path) -> None:
             ],
             "unknown agent type(s): wizard",
         ),
-        (["runs", "list", "--status", "DONE"], "unknown status(es): DONE"),
+        (["runs", "list", "--status", "DONE"], "unknown status(es): DONE (known: QUEUED,"),
+        (["runs", "list", "--project", "nope"], "no project named 'nope'"),
+        (["runs", "show", "abc"], "an id prefix needs at least 4 characters"),
+        (
+            ["projects", "create", "x", "--repo", "a/b", "--clone-url", "/x", "--engine", "claude"],
+            "unknown engine 'claude' (known: command)",
+        ),
     ],
 )
 def test_user_errors_are_one_line(env: dict[str, str], args: list[str], message: str) -> None:
     proc = gaffer(*args, env=env, check=False)
     assert proc.returncode == 1
-    assert message in proc.stderr
+    assert message in " ".join(proc.stderr.split())
     assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [
+        ({"GAFFER_MAX_WORKERS": "abc"}, "invalid settings: GAFFER_MAX_WORKERS: Input should be"),
+        ({"DATABASE_URL": "mysql://u@h/db"}, "DATABASE_URL: Value error, unsupported database"),
+        (
+            {"DATABASE_URL": "postgresql://u:p@127.0.0.1:1/db"},
+            "the database cannot be used: connection failed",
+        ),
+        ({"REDIS_URL": "redis://127.0.0.1:1"}, "Redis cannot be reached: Error 111 connecting"),
+    ],
+)
+def test_a_set_up_problem_is_one_line_naming_what_to_fix(
+    env: dict[str, str], setting: dict[str, str], message: str
+) -> None:
+    proc = gaffer("runs", "cancel", "abcd", env={**env, **setting}, check=False)
+    assert proc.returncode == 1
+    assert message in " ".join(proc.stderr.split()), proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_a_manual_run_whose_job_redis_refuses_is_said_to_be_recorded(
+    env: dict[str, str], bare: Path, tmp_path: Path
+) -> None:
+    """The row is written, the job add fails: the user learns the run exists and will be
+    queued by a dispatcher's repair, not a traceback that suggests nothing happened."""
+    create(env, bare, "true")
+    down = {**env, "REDIS_URL": f"unix://{tmp_path / 'no-redis.sock'}"}
+    proc = gaffer(
+        "runs", "start", "--project", "hello", "--agent", "implementation", "--work-item", "3",
+        env=down, check=False,
+    )  # fmt: skip
+    said = " ".join(proc.stderr.split())
+    assert proc.returncode == 1, proc.stderr
+    assert "is recorded (QUEUED), but Redis did not take its job" in said, said
+    assert "Traceback" not in proc.stderr
+    [run] = gaffer_json("runs", "list", env=env)
+    assert run["status"] == "QUEUED" and run["id"] in said
 
 
 def test_duplicate_project_name(env: dict[str, str], bare: Path) -> None:

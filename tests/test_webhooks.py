@@ -222,6 +222,15 @@ def test_per_project_url_and_repository_mismatch(start_gaffer: GafferFactory) ->
     # The right secret on another project's URL does not verify.
     wrong_url = gaffer.deliver(body, "issues", hello.secret, path=f"/webhooks/github/{other.name}")
     assert wrong_url.status_code == 401
+    assert wrong_url.json()["reason"] == (
+        f"no project {other.name!r} whose secret matches the signature"
+    )
+    # A name that is no project's reads the same: callers do not learn which names exist.
+    nobody = gaffer.deliver(body, "issues", hello.secret, path="/webhooks/github/nobody")
+    assert (nobody.status_code, nobody.json()["reason"]) == (
+        401,
+        "no project 'nobody' whose secret matches the signature",
+    )
 
 
 def test_healthz(start_gaffer: GafferFactory, redis_server: RedisServer) -> None:

@@ -204,6 +204,17 @@ class Settings(BaseSettings):
             )
         return value
 
+    @field_validator("database_url", mode="after")
+    @classmethod
+    def _supported_database(cls, value: str | None) -> str | None:
+        scheme = (value or "").partition("://")[0].partition("+")[0]
+        if value is not None and scheme not in ("sqlite", "postgres", "postgresql"):
+            raise ValueError(
+                f"unsupported database {scheme or value!r}: gaffer runs on SQLite (sqlite:///path)"
+                " or PostgreSQL (postgresql://user:password@host/db)"
+            )
+        return value
+
     @field_validator("home", mode="after")
     @classmethod
     def _absolute_home(cls, value: Path) -> Path:

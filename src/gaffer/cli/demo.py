@@ -126,6 +126,6 @@ def demo_command(
     else:
         _print_report(report)
         if keep or home is not None:
-            console.print(f"inspect it: GAFFER_HOME={demo_home} gaffer runs list")
+            console.print(f"inspect it: GAFFER_HOME={demo_home} ./gaffer runs list")
     if not report.ok:
         raise typer.Exit(1)

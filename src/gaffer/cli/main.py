@@ -7,6 +7,8 @@ from pathlib import Path
 
 import typer
 from pydantic import ValidationError
+from redis.exceptions import RedisError
+from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 
 from gaffer.cli import context
 from gaffer.cli.deliveries import deliveries_app
@@ -17,6 +19,7 @@ from gaffer.cli.runs import runs_app
 from gaffer.cli.webhook import webhook_app
 from gaffer.errors import UserError
 from gaffer.logs import configure_logging
+from gaffer.settings import Settings
 
 app = typer.Typer(
     name="gaffer",
@@ -82,12 +85,45 @@ def keygen() -> None:
 
 
 def main() -> None:
-    """Console entry point: run the app, print user errors as one line."""
+    """Console entry point: run the app; print what a user can fix as one line (exit 1).
+
+    User errors, invalid settings (named by their environment variable), and a database,
+    Redis or data directory that cannot be reached are such; anything else is a bug and keeps
+    its traceback.
+    """
     try:
         app()
     except UserError as exc:
-        err_console.print(f"[red]error:[/red] {exc}", highlight=False)
-        sys.exit(1)
+        _fail(str(exc))
     except ValidationError as exc:
-        err_console.print(f"[red]error:[/red] invalid settings: {exc}", highlight=False)
-        sys.exit(1)
+        _fail(f"invalid settings: {settings_problems(exc)}")
+    except (DBAPIError, NoSuchModuleError, ArgumentError) as exc:
+        _fail(f"the database cannot be used: {_first_line(exc)}")
+    except RedisError as exc:
+        _fail(f"Redis cannot be reached: {_first_line(exc)}")
+    except OSError as exc:
+        _fail(str(exc))
+
+
+def settings_problems(exc: ValidationError) -> str:
+    """``exc``'s errors as ``VARIABLE: message; ...``, each named by the environment variable
+    a user sets (``GAFFER_MAX_WORKERS``, ``DATABASE_URL``), not by the field."""
+    problems = []
+    for error in exc.errors():
+        where = str(error["loc"][0]) if error["loc"] else ""
+        if where in Settings.model_fields:
+            where = f"GAFFER_{where.upper()}"
+        problems.append(f"{where}: {error['msg']}" if where else str(error["msg"]))
+    return "; ".join(problems)
+
+
+def _first_line(exc: BaseException) -> str:
+    # DBAPIError's text carries the statement and a link after the driver's first line.
+    origin = getattr(exc, "orig", None) or exc
+    lines = str(origin).strip().splitlines()
+    return lines[0] if lines else type(origin).__name__
+
+
+def _fail(message: str) -> None:
+    err_console.print(f"[red]error:[/red] {message}", highlight=False)
+    sys.exit(1)

@@ -9,6 +9,7 @@ import typer
 from gaffer.agents import AgentType
 from gaffer.cli import context
 from gaffer.cli.output import console, print_json, table
+from gaffer.engines import ENGINES
 from gaffer.runs.views import project_view
 from gaffer.runtime import open_runtime
 from gaffer.store.projects import AgentSetup, create_project, get_project, list_projects
@@ -20,9 +21,11 @@ projects_app = typer.Typer(help="Create and inspect projects.", no_args_is_help=
 def agent_setups(agents: list[str], engine: str, command: str | None) -> list[AgentSetup]:
     """Setups for ``agents`` (all known agent types when empty) with their default events.
 
-    Raises :class:`context.CliError` for an unknown agent type, or the ``command`` engine
-    without a command.
+    Raises :class:`context.CliError` for an unknown agent type or engine, or the ``command``
+    engine without a command.
     """
+    if engine not in ENGINES:
+        raise context.CliError(f"unknown engine {engine!r} (known: {', '.join(sorted(ENGINES))})")
     known = {a.value for a in AgentType}
     chosen = agents or sorted(known)
     unknown = sorted(set(chosen) - known)

@@ -13,12 +13,14 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import typer
+from redis.exceptions import RedisError
 
 from gaffer.cli import context
 from gaffer.cli.output import console, print_json, short, styled_status, table
 from gaffer.runs.views import log_view, run_view
 from gaffer.runtime import Runtime, open_runtime
-from gaffer.store.models import RunStatus
+from gaffer.store.models import Run, RunStatus, new_id
+from gaffer.store.projects import get_project
 from gaffer.store.runs import RunNotFoundError, get_run, list_runs, read_logs
 
 if TYPE_CHECKING:
@@ -44,8 +46,12 @@ def list_command(
     statuses = [s.upper() for s in status or []]
     bad = [s for s in statuses if s not in RunStatus.__members__]
     if bad:
-        raise context.CliError(f"unknown status(es): {', '.join(bad)}")
+        raise context.CliError(
+            f"unknown status(es): {', '.join(bad)} (known: {', '.join(RunStatus.__members__)})"
+        )
     with open_runtime(context.settings(), redis=False) as rt, rt.db.session() as session:
+        if project is not None:
+            get_project(session, project)  # an unknown name is an error, not an empty list
         views = [
             run_view(r) for r in list_runs(session, project=project, status=statuses, limit=limit)
         ]
@@ -124,7 +130,7 @@ def _print_line(view: dict[str, object], as_json: bool) -> None:
 
 @runs_app.command("logs")
 def logs(
-    run_id: str = typer.Argument(..., help="Run id (or a unique prefix)."),
+    run_id: str = typer.Argument(..., help="Run id (or a unique prefix of 4+ characters)."),
     follow: bool = typer.Option(False, "--follow", "-f", help="Keep printing until the run ends."),
     as_json: bool = typer.Option(False, "--json", help="One JSON object per line."),
 ) -> None:
@@ -160,7 +166,9 @@ async def _cancel(rt: Runtime, run_id: str, wait_s: float) -> tuple[CancelResult
     return result, status
 
 
-async def _start(rt: Runtime, project_name: str, request_fields: dict[str, Any]) -> Submission:
+async def _start(
+    rt: Runtime, project_name: str, request_fields: dict[str, Any], run_id: str
+) -> Submission:
     from gaffer.buffer.gate import BufferGate
     from gaffer.buffer.scripts import BufferStore
     from gaffer.coordination.client import connect
@@ -168,7 +176,6 @@ async def _start(rt: Runtime, project_name: str, request_fields: dict[str, Any])
     from gaffer.runs.engine import NewRun, RunEngine
     from gaffer.runs.intake import RunIntake
     from gaffer.runs.requests import AgentRequest
-    from gaffer.store.models import new_id
     from gaffer.store.projects import ProjectSnapshot, get_project
 
     with rt.db.session() as session:
@@ -191,7 +198,7 @@ async def _start(rt: Runtime, project_name: str, request_fields: dict[str, Any])
             gate=BufferGate(rt.settings, redis),
             buffer=BufferStore(redis),
         )
-        return await intake.submit(project, [NewRun(new_id(), request)])
+        return await intake.submit(project, [NewRun(run_id, request)])
     finally:
         await queue.close()
         await redis.aclose()
@@ -221,8 +228,19 @@ def start(
         "title": title,
         "body": body,
     }
+    run_id = new_id()
     with open_runtime(context.settings()) as rt:
-        submission = run_async(_start(rt, project, fields))
+        try:
+            submission = run_async(_start(rt, project, fields, run_id))
+        except RedisError as exc:
+            with rt.db.session() as session:
+                if session.get(Run, run_id) is None:
+                    raise
+            # The row is written: the periodic repair of any dispatcher adds its job.
+            raise context.CliError(
+                f"run {run_id} is recorded (QUEUED), but Redis did not take its job ({exc}); "
+                "a dispatcher queues it once Redis is back"
+            ) from exc
     result = {
         "runs": submission.run_ids,
         "skipped": submission.reasons or None,
@@ -247,7 +265,7 @@ def start(
 
 @runs_app.command("cancel")
 def cancel(
-    run_id: str = typer.Argument(..., help="Run id (or a unique prefix)."),
+    run_id: str = typer.Argument(..., help="Run id (or a unique prefix of 4+ characters)."),
     wait: float = typer.Option(30.0, help="Seconds to wait for the run to stop (0: don't wait)."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:

@@ -278,6 +278,9 @@ async def _wait_for_runs(
         outcome.runs = [runs.get(r, {"id": r, "status": "MISSING"}) for r in outcome.run_ids]
 
 
+IN_PROGRESS_OR_QUEUED = {s.value for s in RunStatus if not s.terminal}
+
+
 def _check(outcome: DeliveryOutcome, bare: Path, pushed_by_runs: dict[str, set[str]]) -> None:
     """Compare one delivery with its expectation. ``pushed_by_runs`` maps each branch to the
     commits runs reported for it: the branch must be at one of them (the last push wins when
@@ -290,6 +293,12 @@ def _check(outcome: DeliveryOutcome, bare: Path, pushed_by_runs: dict[str, set[s
     if len(outcome.run_ids) != expected.expect_runs:
         outcome.problems.append(f"{len(outcome.run_ids)} runs, expected {expected.expect_runs}")
     for run in outcome.runs:
+        if run["status"] in IN_PROGRESS_OR_QUEUED:
+            outcome.problems.append(
+                f"run {run['id'][:8]} still {run['status']} when --timeout ran out"
+                " (give the runs more time with a larger --timeout)"
+            )
+            continue
         if run["status"] != RunStatus.SUCCEEDED:
             outcome.problems.append(f"run {run['id'][:8]} {run['status']}: {run.get('error')}")
             continue

@@ -208,7 +208,13 @@ class GitHubIngest:
         except SQLAlchemyError as exc:
             return answer.conclude(503, "error", f"database unavailable: {exc.__class__.__name__}")
         if not candidates:
-            return answer.conclude(401, "rejected", "signature does not match any project's secret")
+            # Which names exist is not told to an unsigned caller.
+            reason = (
+                "signature does not match any project's secret"
+                if project_name is None
+                else f"no project {project_name!r} whose secret matches the signature"
+            )
+            return answer.conclude(401, "rejected", reason)
         if len(candidates) == 1:
             answer.project_id = candidates[0].id
 

@@ -35,7 +35,7 @@ def get_run(session: Session, run_id: str) -> Run:
     if run is not None:
         return run
     if len(run_id) < 4:
-        raise RunNotFoundError(f"no run {run_id!r}")
+        raise RunNotFoundError(f"no run {run_id!r} (an id prefix needs at least 4 characters)")
     # autoescape: "_" and "%" in the prefix are themselves, not LIKE wildcards.
     matches = list(
         session.scalars(select(Run).where(Run.id.startswith(run_id, autoescape=True)).limit(2))
