@@ -189,6 +189,9 @@ def test_a_manual_run_whose_job_redis_refuses_is_said_to_be_recorded(
     assert "Traceback" not in proc.stderr
     [run] = gaffer_json("runs", "list", env=env)
     assert run["status"] == "QUEUED" and run["id"] in said
+    # Its log is empty, and says so.
+    empty = gaffer("runs", "logs", run["id"], env=env)
+    assert (empty.stdout, empty.stderr.strip()) == ("", "(no log lines; the run is QUEUED)")
 
 
 def test_duplicate_project_name(env: dict[str, str], bare: Path) -> None:
@@ -238,6 +241,10 @@ def test_webhook_send_then_runs_list_show_logs(
     assert unsigned["status_code"] == 401
     decisions = [d["decision"] for d in gaffer_json("deliveries", "list", env=env)]
     assert decisions == ["rejected", "duplicate", "queued"]
+    # The shortened id a listing shows finds the delivery and its redelivery.
+    prefix = str(answer["delivery_id"])[:12]
+    found = gaffer_json("deliveries", "list", "--delivery-id", prefix, env=env)
+    assert [d["decision"] for d in found] == ["duplicate", "queued"]
 
 
 def test_runs_cancel_stops_a_running_run(env: dict[str, str], bare: Path, up: GafferUp) -> None:

@@ -15,7 +15,9 @@ deliveries_app = typer.Typer(help="Inspect received webhook deliveries.", no_arg
 
 @deliveries_app.command("list")
 def list_command(
-    delivery_id: str | None = typer.Option(None, help="Only this X-GitHub-Delivery id."),
+    delivery_id: str | None = typer.Option(
+        None, help="Only this X-GitHub-Delivery id (or those starting with it)."
+    ),
     limit: int = typer.Option(50, help="At most this many, newest first."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:

@@ -66,6 +66,9 @@ def _print_report(report: DemoReport) -> None:
         )
     )
     for outcome in report.outcomes:
+        if not outcome.run_ids and outcome.reason:
+            console.print(f"  {outcome.delivery.label}: {outcome.reason}", highlight=False)
+    for outcome in report.outcomes:
         for problem in outcome.problems:
             console.print(f"[red]✗ {outcome.delivery.label}: {problem}[/red]", highlight=False)
     verdict = "[green]all as expected[/green]" if report.ok else "[red]NOT as expected[/red]"

@@ -16,7 +16,7 @@ import typer
 from redis.exceptions import RedisError
 
 from gaffer.cli import context
-from gaffer.cli.output import console, print_json, short, styled_status, table
+from gaffer.cli.output import console, err_console, print_json, short, styled_status, table
 from gaffer.runs.views import log_view, run_view
 from gaffer.runtime import Runtime, open_runtime
 from gaffer.store.models import Run, RunStatus, new_id
@@ -153,6 +153,8 @@ def logs(
             if not follow or status.terminal:
                 break
             time.sleep(FOLLOW_POLL_S)
+    if last_id == 0 and not as_json:
+        err_console.print(f"(no log lines; the run is {status})", highlight=False)
 
 
 async def _cancel(rt: Runtime, run_id: str, wait_s: float) -> tuple[CancelResult, str]:

@@ -67,8 +67,10 @@ def update_delivery(
 def list_deliveries(
     session: Session, *, delivery_id: str | None = None, limit: int = 100
 ) -> list[WebhookDelivery]:
-    """Newest deliveries first, optionally only those with ``delivery_id``."""
+    """Newest deliveries first, optionally only those whose delivery id is or starts with
+    ``delivery_id`` (so the shortened id a listing shows finds its delivery)."""
     query = select(WebhookDelivery).order_by(WebhookDelivery.id.desc()).limit(limit)
     if delivery_id is not None:
-        query = query.where(WebhookDelivery.delivery_id == delivery_id)
+        # autoescape: "_" and "%" in the prefix are themselves, not LIKE wildcards.
+        query = query.where(WebhookDelivery.delivery_id.startswith(delivery_id, autoescape=True))
     return list(session.scalars(query))
