@@ -155,7 +155,7 @@ def test_user_errors_are_one_line(env: dict[str, str], args: list[str], message:
     ("setting", "message"),
     [
         ({"GAFFER_MAX_WORKERS": "abc"}, "invalid settings: GAFFER_MAX_WORKERS: Input should be"),
-        ({"DATABASE_URL": "mysql://u@h/db"}, "DATABASE_URL: Value error, unsupported database"),
+        ({"DATABASE_URL": "mysql://u@h/db"}, "DATABASE_URL: unsupported database"),
         (
             {"DATABASE_URL": "postgresql://u:p@127.0.0.1:1/db"},
             "the database cannot be used: connection failed",

@@ -113,7 +113,8 @@ def settings_problems(exc: ValidationError) -> str:
         where = str(error["loc"][0]) if error["loc"] else ""
         if where in Settings.model_fields:
             where = f"GAFFER_{where.upper()}"
-        problems.append(f"{where}: {error['msg']}" if where else str(error["msg"]))
+        message = str(error["msg"]).removeprefix("Value error, ")
+        problems.append(f"{where}: {message}" if where else message)
     return "; ".join(problems)
 
 
@@ -125,5 +126,6 @@ def _first_line(exc: BaseException) -> str:
 
 
 def _fail(message: str) -> None:
-    err_console.print(f"[red]error:[/red] {message}", highlight=False)
+    # soft_wrap: one line however narrow the terminal, so it can be searched and copied whole.
+    err_console.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
     sys.exit(1)
