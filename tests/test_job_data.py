@@ -18,12 +18,14 @@ from pathlib import Path
 import pytest
 import redis
 import redis.asyncio as aioredis
+from redis.connection import parse_url
 
 from gaffer.coordination.job_readers import (
     READER_PREFIX,
     JobReaderError,
     reader_name,
     sweep_job_readers,
+    with_credentials,
 )
 from gaffer.coordination.jobdata import JOB_DATA_INLINE_MAX_BYTES, job_data_key
 from gaffer.demo.repository import create_bare_repository
@@ -360,3 +362,21 @@ def test_a_sweep_leaves_the_users_of_another_database_alone(
     assert redis.Redis.from_url(env["GAFFER_WORKER_REDIS_URL"]).getdel(env["JOB_DATA_REDIS_KEY"])
     assert sweep(other_db) == 1
     assert reader_name(job.run_id) not in job_readers(redis_url)
+
+
+@pytest.mark.parametrize(
+    ("url", "where"),
+    [
+        ("redis://:gaffers@host:6379/2?socket_timeout=5", {"host": "host", "db": 2}),
+        ("unix:///run/r.sock?db=3&password=gaffers", {"path": "/run/r.sock", "db": 3}),
+        ("rediss://gaffer:gaffers@[::1]:6380/0", {"host": "::1", "port": 6380}),
+    ],
+)
+def test_the_workers_url_carries_only_the_job_users_credentials(
+    url: str, where: dict[str, object]
+) -> None:
+    """Whatever credentials gaffer's own URL has (in the netloc or the query), the worker's
+    URL has the job user's instead, as redis-py reads it; the rest of the URL is kept."""
+    parsed = parse_url(with_credentials(url, "gaffer-job-x", "p@ss/w&rd"))
+    assert (parsed["username"], parsed["password"]) == ("gaffer-job-x", "p@ss/w&rd")
+    assert where.items() <= parsed.items()
