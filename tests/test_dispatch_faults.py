@@ -25,7 +25,7 @@ from gaffer.store.models import RunStatus
 from gaffer.store.runs import RunNotFoundError, get_run, read_logs, transition
 from tests.conftest import GafferFactory
 from tests.support.harness import Gaffer
-from tests.support.jobs import wait_for_job
+from tests.support.jobs import run_queue, wait_for_job
 from tests.support.store import add_runs
 from tests.test_lifecycle import gaffer_worker_ref, group_alive, trigger
 
@@ -248,11 +248,8 @@ async def _repair(gaffer: Gaffer) -> list[str]:
 
 
 async def _remove_job(gaffer: Gaffer, run_id: str) -> bool:
-    queue = RunQueue(gaffer.rt.require_redis(), gaffer.settings.queue_name)
-    try:
+    async with run_queue(gaffer) as queue:
         return await queue.remove(run_id)
-    finally:
-        await queue.close()
 
 
 def _set_status(gaffer: Gaffer, run_id: str, status: RunStatus) -> None:

@@ -13,10 +13,11 @@ from typing import Any
 import pytest
 from bullmq import Queue
 
-from gaffer.queue.queues import RunQueue, bullmq_options
+from gaffer.queue.queues import bullmq_options
 from gaffer.store.models import RunStatus
 from tests.conftest import GafferFactory
 from tests.support.harness import Gaffer, ProjectInfo, fixture_body
+from tests.support.jobs import run_queue
 
 LABELED = fixture_body("issues.labeled")
 
@@ -272,13 +273,10 @@ def test_dispatcher_restart_repairs_queued_runs_without_jobs(
 
 
 async def _drop_job(gaffer: Gaffer, run_id: str) -> str:
-    queue = RunQueue(gaffer.rt.require_redis(), gaffer.settings.queue_name)
-    try:
+    async with run_queue(gaffer) as queue:
         assert await queue.state(run_id) == "waiting"
         assert await queue.remove(run_id)
         return await queue.state(run_id)
-    finally:
-        await queue.close()
 
 
 @pytest.mark.parametrize("status", ["SUCCEEDED", "CANCELED"])

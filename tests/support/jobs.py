@@ -9,6 +9,8 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -64,12 +66,19 @@ def run_worker(env: dict[str, str], workspace: Path) -> tuple[int, list[dict[str
     return proc.returncode, [json.loads(line) for line in proc.stdout.splitlines()]
 
 
-async def _job_state(gaffer: Gaffer, run_id: str) -> str:
+@asynccontextmanager
+async def run_queue(gaffer: Gaffer) -> AsyncIterator[RunQueue]:
+    """The run queue of ``gaffer``'s Redis, closed after the block."""
     queue = RunQueue(gaffer.rt.require_redis(), gaffer.settings.queue_name)
     try:
-        return await queue.state(run_id)
+        yield queue
     finally:
         await queue.close()
+
+
+async def _job_state(gaffer: Gaffer, run_id: str) -> str:
+    async with run_queue(gaffer) as queue:
+        return await queue.state(run_id)
 
 
 def wait_for_job(gaffer: Gaffer, run_id: str, state: str, timeout: float = 90) -> None:
