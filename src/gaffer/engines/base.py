@@ -1,9 +1,22 @@
-"""The engine interface: play an agent on a checked-out repository."""
+"""The engine interface: play an agent on a checked-out repository.
+
+The worker calls :meth:`Engine.run` once per *turn* of a run: the first with the rendered task
+prompt, then (when the engine exited 0 and the agent's finish rule is not met) up to
+``continuation_turns`` more with a message saying what is missing, each continuing the engine's
+session where its CLI can (:attr:`Invocation.resume`). Each engine module (one per agent CLI)
+builds its command line, environment and config files, runs the CLI through
+:func:`gaffer.engines.process.run_cli`, parses its machine-readable output as it streams into
+run-log lines, and returns an :class:`EngineResult` that says whether the CLI itself reported
+success (``error``), what it said last (``summary``) and its own figures
+(:class:`EngineFigures`).
+"""
 
 from __future__ import annotations
 
+import os
 import signal
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
@@ -59,16 +72,123 @@ class EngineError(RuntimeError):
     """The engine is misconfigured or could not be started (not: it ran and failed)."""
 
 
+ENGINE_API_KEY_ENV = "GAFFER_ENGINE_API_KEY"
+"""Env var through which the dispatcher hands the worker the engine's API key (read once at
+start-up and scrubbed from the worker's env; only the engine's own env gets it, under the name
+its CLI reads)."""
+
+
+@dataclass(frozen=True)
+class ModelEndpoint:
+    """Where the engine's model calls go: ``model`` name (None: the CLI's default),
+    ``base_url`` of the provider API (None: the CLI's default) and ``api_key`` (None: none
+    given; never logged, never on a command line)."""
+
+    model: str | None = None
+    base_url: str | None = None
+    api_key: str | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
+class Invocation:
+    """One turn of an engine in a run.
+
+    * ``checkout``: the engine's own clone, on the run's branch (its ``.git`` is the engine's);
+    * ``scratch``: the run's scratch directory (outside the checkout: task, output and context
+      files); ``home``: the engine's ``HOME`` inside it, owned by ``user``;
+    * ``system_prompt`` / ``prompt``: rendered text; on a continuation turn ``prompt`` is the
+      message saying what is missing;
+    * ``turn``: 1 for the first invocation, 2, 3... for continuations; ``resume``: continue the
+      previous turn's session (when the CLI can: ``claude --continue``, ``codex exec resume``);
+      ``session_id``: the id the previous turn reported, if any;
+    * ``max_turns``: the most model turns within this invocation;
+    * ``env``: variables the engine's process must get besides its own (``GAFFER_REVIEW_FILE``,
+      ``GAFFER_REPLY_FILE``, ``GAFFER_PLAN_FILE``, ``GAFFER_CONTEXT_DIR``...).
+    """
+
+    job: JobData
+    checkout: Path
+    scratch: Path
+    home: Path
+    reporter: Reporter
+    system_prompt: str
+    prompt: str
+    model: ModelEndpoint = field(default_factory=ModelEndpoint)
+    user: EngineUser | None = None
+    turn: int = 1
+    resume: bool = False
+    session_id: str | None = None
+    max_turns: int = 30
+    env: Mapping[str, str] = field(default_factory=dict)
+
+    def base_env(self) -> dict[str, str]:
+        """The engine process's environment before engine-specific entries: the worker's own
+        (already scrubbed of the job and every infrastructure setting), ``HOME`` at
+        :attr:`home`, and :attr:`env`."""
+        return {**os.environ, "HOME": str(self.home), **self.env}
+
+
+@dataclass
+class EngineFigures:
+    """What the CLI itself reported about its work (None: it did not say).
+
+    ``turns``: model turns; tokens as the CLI counted them; ``cost_usd``: its own cost estimate
+    in USD (Claude Code, opencode and aider print one; Codex does not).
+    """
+
+    turns: int | None = None
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    cache_read_tokens: int | None = None
+    cache_write_tokens: int | None = None
+    cost_usd: float | None = None
+
+    def add(self, other: EngineFigures) -> EngineFigures:
+        """The sum of two turns' figures (None + None stays None)."""
+
+        def plus(a: float | None, b: float | None) -> float | None:
+            return None if a is None and b is None else (a or 0) + (b or 0)
+
+        return EngineFigures(
+            turns=_int(plus(self.turns, other.turns)),
+            input_tokens=_int(plus(self.input_tokens, other.input_tokens)),
+            output_tokens=_int(plus(self.output_tokens, other.output_tokens)),
+            cache_read_tokens=_int(plus(self.cache_read_tokens, other.cache_read_tokens)),
+            cache_write_tokens=_int(plus(self.cache_write_tokens, other.cache_write_tokens)),
+            cost_usd=plus(self.cost_usd, other.cost_usd),
+        )
+
+    def as_dict(self) -> dict[str, int | float]:
+        """The figures that were reported, by field name."""
+        return {k: v for k, v in vars(self).items() if v is not None}
+
+
+def _int(value: float | None) -> int | None:
+    return None if value is None else int(value)
+
+
 @dataclass(frozen=True)
 class EngineResult:
-    """How the engine ended: ``exit_code`` 0 is success; ``summary`` is one paragraph or None.
+    """How one engine invocation ended.
 
-    :meth:`reported_summary` is the summary as the worker reports it, cut at
-    :data:`SUMMARY_MAX_BYTES`.
+    ``exit_code`` is the CLI's; ``error`` the CLI's own message when it reported a failure
+    even if it exited 0 (Claude Code's ``is_error``, Codex's ``turn.failed``, opencode's
+    ``error`` events, aider's error lines); ``summary`` its final message (one paragraph or
+    None); ``figures`` what it reported of turns, tokens and cost; ``session_id`` the id a
+    continuation can resume. :meth:`reported_summary` is the summary as the worker reports it,
+    cut at :data:`SUMMARY_MAX_BYTES`.
     """
 
     exit_code: int
     summary: str | None = None
+    error: str | None = None
+    figures: EngineFigures | None = None
+    session_id: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        """True when the CLI exited 0 and reported no failure."""
+        return self.exit_code == 0 and self.error is None
 
     def reported_summary(self) -> str | None:
         """The summary cut at :data:`SUMMARY_MAX_BYTES` UTF-8 bytes, or None."""
@@ -110,22 +230,24 @@ def describe_exit(engine: str, exit_code: int) -> str:
 class Engine(Protocol):
     """An agent engine. ``run`` blocks until the engine exits.
 
-    ``checkout`` is the engine's own clone, on the run's branch: the worker commits the files
-    it leaves there (its ``.git`` is the engine's to use, and is never used by the worker);
-    ``scratch`` a directory outside it for files that must not be committed (the task file,
-    say). Output goes to ``reporter`` as ``log`` lines on the ``engine`` stream.
+    The checkout is the engine's own clone, on the run's branch: the worker commits the files
+    it leaves there (its ``.git`` is the engine's to use, and is never used by the worker).
+    Output goes to the invocation's reporter as ``log`` lines on the ``engine`` stream: one
+    line per assistant message, tool call and tool result (each capped, with the tool's name;
+    :func:`gaffer.engines.process.engine_log`).
+
+    ``cli`` is the executable it runs (None for ``command``), ``install_hint`` how to install
+    it when missing; :func:`gaffer.engines.discovery.find_cli` finds it.
     """
 
     name: str
+    cli: str | None
+    install_hint: str
+    can_resume: bool
+    """True when a continuation turn continues the CLI's session (else it starts afresh with
+    the continuation message and the original task)."""
 
-    def run(
-        self,
-        job: JobData,
-        checkout: Path,
-        scratch: Path,
-        reporter: Reporter,
-        user: EngineUser | None = None,
-    ) -> EngineResult:
-        """Run the engine (as ``user`` when given, with ``HOME`` in ``scratch``, both owned by
-        that user); raises :class:`EngineError` when it cannot start."""
+    def run(self, invocation: Invocation) -> EngineResult:
+        """Run one turn (as ``invocation.user`` when given, with ``HOME`` at
+        ``invocation.home``); raises :class:`EngineError` when it cannot start."""
         ...

@@ -27,7 +27,7 @@ import sys
 from pathlib import Path
 
 from gaffer.engines import EngineError, get_engine
-from gaffer.engines.base import EngineUser, describe_exit
+from gaffer.engines.base import EngineUser, Invocation, describe_exit
 from gaffer.worker.events import Reporter
 from gaffer.worker.git import GitError, clone, clone_for_engine, commit_all, create_branch, push
 from gaffer.worker.job import JobLoadError, WorkerStartup, load_job, scrub_environment
@@ -86,7 +86,18 @@ def main(workspace: Path | None = None, reporter: Reporter | None = None) -> int
         engine = get_engine(job.engine.name)
         if stop.requested:
             return _stopped(reporter, "stopped by SIGTERM before the engine started", None)
-        result = engine.run(job, tree, scratch, reporter, user)
+        result = engine.run(
+            Invocation(
+                job=job,
+                checkout=tree,
+                scratch=scratch,
+                home=scratch / "home",
+                reporter=reporter,
+                system_prompt="",
+                prompt="",
+                user=user,
+            )
+        )
         reporter.emit("engine_finished", exit_code=result.exit_code)
         if stop.requested:
             # Half-done work is not committed: the run was stopped, not finished.
