@@ -1,0 +1,414 @@
+"""The ``opencode`` engine: sst's opencode CLI (``opencode run --format json``), one turn each.
+
+Configuration: the whole config as JSON in ``OPENCODE_CONFIG_CONTENT`` (:func:`opencode_config`),
+holding no secret: one provider, ``gaffer``, on opencode's built-in ``@ai-sdk/openai-compatible``
+(OpenAI Chat Completions, streamed) at ``invocation.model.base_url`` (None:
+:data:`DEFAULT_BASE_URL`), whose ``options.apiKey`` is ``{env:GAFFER_OPENCODE_API_KEY}``:
+opencode substitutes the env var :data:`API_KEY_ENV` when it loads the config, so the key is in
+the CLI's environment only, never on its command line, in a file or in a log line (every log
+line is redacted too). ``model`` and ``small_model`` (the tool-less side calls: the session's
+title) are ``gaffer/<invocation.model.model>`` (None: :data:`DEFAULT_MODEL`); the engine
+setting ``cost`` (``{"input": USD, "output": USD, "cache_read": USD, "cache_write": USD}`` per
+million tokens) prices the model, else opencode counts its cost as 0 and the run's cost is
+left unreported. ``permission``: edits, shell commands and paths outside the checkout (the
+output files in the scratch directory) are allowed, questions and the doom-loop prompt denied
+(nobody is there to answer); ``agent.build.steps`` = ``invocation.max_turns`` (opencode's own
+limit of model turns); ``instructions`` = a file holding the system prompt (added after
+opencode's own system prompt, which describes its tools and so is kept); ``autoupdate`` and
+``snapshot`` off, ``share`` disabled.
+
+Environment: :data:`OFFLINE_ENV` (no models.dev fetch, no update check, no default plugins, no
+LSP download, no share, no project config: a repository's own ``opencode.json`` or
+``.opencode/`` must not change the provider or the permissions), and ``HOME`` plus the XDG
+directories inside the engine's home (opencode keeps its sessions there, so a continuation
+finds the previous turn's session). Command line: ``opencode run --format json --pure
+--print-logs --log-level ERROR`` with the prompt on stdin (no length limit of argv), and on a
+continuation turn ``--session <id>`` (``--continue`` when the previous turn reported none).
+
+Output (:class:`OpencodeEvents`): JSON lines ``step_start``, ``text`` (an ``assistant`` log
+line; the texts of the last message are the summary), ``tool_use`` (a ``tool`` line with its
+input and a ``result`` line with its output or error, by tool name), ``step_finish`` (its
+``tokens`` and ``cost`` are summed into the figures; ``turns`` counts them) and ``error`` (the
+run's error: opencode's message, e.g. the provider's 401 text). Other lines (opencode's error
+log) are ``output`` lines.
+
+Retries: opencode retries a failed model call (a 5xx, a 429, a cut connection) itself, five
+times with backoff from 2 s (about 70 s in all), and no setting or env var bounds it. Its error
+log prints ``message="stream error" ... small=false ... error.error="..."`` at each failure, so
+this engine counts the failures of the agent's own calls since its last completed step and,
+at :data:`MAX_MODEL_ATTEMPTS`, stops opencode (SIGTERM to its process, whose pid the launching
+shell prints first) with the provider's message as the run's error: a dead model server fails
+the run after one retry, in a few seconds; a single cut stream is still retried and recovered.
+A 401 is not retried by opencode: its ``error`` event ends the turn at once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import signal
+from typing import Any
+
+from gaffer.engines.base import EngineFigures, EngineResult, Invocation
+from gaffer.engines.discovery import find_cli
+from gaffer.engines.process import engine_log, run_cli
+from gaffer.worker.events import Reporter
+
+API_KEY_ENV = "GAFFER_OPENCODE_API_KEY"
+"""The env var the provider's ``options.apiKey`` names (``{env:...}``): opencode sends it as
+``Authorization: Bearer <key>``."""
+
+PROVIDER = "gaffer"
+
+DEFAULT_BASE_URL = "https://api.openai.com/v1"
+"""The Chat Completions base URL when the agent names none (OpenAI's own; the SDK appends
+``/chat/completions``)."""
+
+DEFAULT_MODEL = "gpt-4.1"
+"""The model when the agent names none."""
+
+MAX_MODEL_ATTEMPTS = 2
+"""Failed attempts of one model call (in a row, without a completed step between them) after
+which the engine stops opencode: the first failure and one retry."""
+
+OFFLINE_ENV = {
+    "OPENCODE_DISABLE_MODELS_FETCH": "1",
+    "OPENCODE_DISABLE_AUTOUPDATE": "1",
+    "OPENCODE_DISABLE_DEFAULT_PLUGINS": "1",
+    "OPENCODE_DISABLE_LSP_DOWNLOAD": "1",
+    "OPENCODE_DISABLE_SHARE": "1",
+    "OPENCODE_DISABLE_PROJECT_CONFIG": "1",
+}
+"""Everything that would make opencode call out, or read config from the repository."""
+
+PID_PREFIX = "gaffer-engine-pid "
+"""The first line the launching shell prints: the pid of the ``opencode`` process it becomes."""
+
+SYSTEM_PROMPT_FILE = "opencode-instructions.md"
+"""In the scratch directory: the rendered system prompt (the config's ``instructions``)."""
+
+_STREAM_ERROR = re.compile(r'message="stream error"')
+_LOG_FIELD = re.compile(r'(\S+?)=("(?:[^"\\]|\\.)*"|\S+)')
+
+
+def opencode_config(invocation: Invocation, instructions: str | None) -> dict[str, Any]:
+    """The config for one turn (``OPENCODE_CONFIG_CONTENT``), as a dict; see the module
+    docstring for each key. ``instructions``: path of the system prompt file, or None.
+
+    Holds no secret: ``options.apiKey`` names :data:`API_KEY_ENV` only when the invocation has
+    a key. Raises ValueError when the ``cost`` setting is not a mapping of numbers.
+    """
+    endpoint = invocation.model
+    name = endpoint.model or DEFAULT_MODEL
+    options: dict[str, Any] = {"baseURL": (endpoint.base_url or DEFAULT_BASE_URL).rstrip("/")}
+    if endpoint.api_key:
+        options["apiKey"] = "{env:" + API_KEY_ENV + "}"
+    model: dict[str, Any] = {"name": name}
+    cost = invocation.job.engine.settings.get("cost")
+    if cost is not None:
+        model["cost"] = _cost(cost)
+    config: dict[str, Any] = {
+        "$schema": "https://opencode.ai/config.json",
+        "autoupdate": False,
+        "share": "disabled",
+        "snapshot": False,
+        "model": f"{PROVIDER}/{name}",
+        "small_model": f"{PROVIDER}/{name}",
+        "enabled_providers": [PROVIDER],
+        "provider": {
+            PROVIDER: {
+                "npm": "@ai-sdk/openai-compatible",
+                "name": PROVIDER,
+                "options": options,
+                "models": {name: model},
+            }
+        },
+        "permission": {
+            "edit": "allow",
+            "bash": "allow",
+            "external_directory": "allow",
+            "question": "deny",
+            "doom_loop": "deny",
+        },
+        "agent": {"build": {"steps": invocation.max_turns}},
+    }
+    if instructions:
+        config["instructions"] = [instructions]
+    return config
+
+
+COST_KEYS = ("input", "output", "cache_read", "cache_write")
+"""The prices of a model in opencode's config, USD per million tokens (input and output
+required)."""
+
+
+def _cost(value: object) -> dict[str, float]:
+    if not isinstance(value, dict) or not {"input", "output"} <= set(value):
+        raise ValueError("opencode: settings.cost needs input and output (USD per 1M tokens)")
+    out: dict[str, float] = {}
+    for key, price in value.items():
+        if key not in COST_KEYS or not isinstance(price, int | float) or isinstance(price, bool):
+            raise ValueError(f"opencode: settings.cost.{key} is not a price in USD (per 1M)")
+        out[key] = float(price)
+    return out
+
+
+def opencode_argv(executable: str, invocation: Invocation) -> list[str]:
+    """The command line of one turn, through ``/bin/sh`` so that its first line is the pid
+    (:data:`PID_PREFIX`) of the process it then ``exec``\\ s into. The prompt goes on stdin.
+    Never holds the API key."""
+    options = ["run", "--format", "json", "--pure", "--print-logs", "--log-level", "ERROR"]
+    if invocation.resume:
+        options += ["--session", invocation.session_id] if invocation.session_id else ["-c"]
+    script = f'echo "{PID_PREFIX}$$"; exec "$0" "$@"'
+    return ["/bin/sh", "-c", script, executable, *options]
+
+
+class OpencodeEvents:
+    """Parses the lines ``opencode run --format json --print-logs`` prints (:meth:`on_line`).
+
+    Writes one run-log line per text, tool call and tool result; collects the session id
+    (``session_id``), the texts of the last assistant message (``summary``), the summed
+    ``step_finish`` figures (``figures``), opencode's ``error`` events (``errors``) and, when
+    the agent's model calls kept failing, why it was stopped (``stopped``). ``secret`` (the
+    API key) is replaced by ``***`` in every log line.
+    """
+
+    def __init__(self, reporter: Reporter, secret: str | None = None) -> None:
+        self.reporter = reporter
+        self.secret = secret
+        self.pid: int | None = None
+        self.session_id: str | None = None
+        self.errors: list[str] = []
+        self.stopped: str | None = None
+        self.failures = 0
+        self.turns = 0
+        self.tokens = {"input": 0, "output": 0, "cache_read": 0, "cache_write": 0}
+        self.cost = 0.0
+        self._texts: dict[str, list[str]] = {}
+        self._last_message: str | None = None
+
+    def redact(self, text: str) -> str:
+        """``text`` with the API key replaced by ``***``."""
+        return text.replace(self.secret, "***") if self.secret else text
+
+    def log(self, kind: str, text: str, tool: str | None = None) -> None:
+        """One engine log line (see :func:`engine_log`), the key redacted."""
+        engine_log(self.reporter, kind, self.redact(text), tool=tool)
+
+    @property
+    def summary(self) -> str | None:
+        """The text of the last assistant message that had any, or None."""
+        if self._last_message is None:
+            return None
+        return "\n\n".join(self._texts[self._last_message]).strip() or None
+
+    def on_line(self, line: str) -> None:
+        """Handle one printed line: the pid line, a JSON event, or a log line."""
+        if self.pid is None and line.startswith(PID_PREFIX):
+            with contextlib.suppress(ValueError):
+                self.pid = int(line.removeprefix(PID_PREFIX))
+            return
+        try:
+            event = json.loads(line) if line.startswith("{") else None
+        except json.JSONDecodeError:
+            event = None
+        if not isinstance(event, dict) or not isinstance(event.get("type"), str):
+            if line.strip():
+                self._log_line(line)
+            return
+        if isinstance(event.get("sessionID"), str):
+            self.session_id = event["sessionID"]
+        part = _dict(event.get("part"))
+        kind = event["type"]
+        if kind == "text":
+            text = str(part.get("text") or "")
+            self.log("assistant", text)
+            if text.strip():
+                message = str(part.get("messageID"))
+                self._texts.setdefault(message, []).append(text.strip())
+                self._last_message = message
+            self.failures = 0
+        elif kind == "tool_use":
+            self._tool(part)
+            self.failures = 0
+        elif kind == "step_finish":
+            self._step(part)
+            self.failures = 0
+        elif kind == "reasoning":
+            self.log("assistant", f"(reasoning) {part.get('text') or ''}")
+        elif kind == "error":
+            message = _error_message(event.get("error"))
+            self.errors.append(message)
+            self.log("error", message)
+        elif kind != "step_start":
+            self.log("output", line)
+
+    def _tool(self, part: dict[str, Any]) -> None:
+        name = str(part.get("tool") or "tool")
+        state = _dict(part.get("state"))
+        given = state.get("input")
+        if isinstance(given, dict) and set(given) <= {"command", "description"}:
+            text = str(given.get("command", ""))
+        else:
+            text = json.dumps(given)
+        self.log("tool", text, tool=name)
+        if state.get("status") == "error":
+            self.log("result", f"error: {state.get('error')}", tool=name)
+        else:
+            self.log("result", str(state.get("output") or ""), tool=name)
+
+    def _step(self, part: dict[str, Any]) -> None:
+        self.turns += 1
+        tokens = _dict(part.get("tokens"))
+        cache = _dict(tokens.get("cache"))
+        for key, value in (
+            ("input", tokens.get("input")),
+            ("output", tokens.get("output")),
+            ("output", tokens.get("reasoning")),
+            ("cache_read", cache.get("read")),
+            ("cache_write", cache.get("write")),
+        ):
+            if isinstance(value, int | float):
+                self.tokens[key] += int(value)
+        cost = part.get("cost")
+        if isinstance(cost, int | float):
+            self.cost += float(cost)
+
+    def _log_line(self, line: str) -> None:
+        self.log("output", line)
+        if not _STREAM_ERROR.search(line):
+            return
+        fields = {key: _unquote(value) for key, value in _LOG_FIELD.findall(line)}
+        if fields.get("small") == "true":
+            return  # the title call: opencode gives up on it by itself, the turn goes on
+        self.failures += 1
+        if self.failures >= MAX_MODEL_ATTEMPTS and self.stopped is None:
+            reason = fields.get("error.error") or fields.get("error") or "stream error"
+            self.stopped = (
+                f"the model call failed {self.failures} times, stopped retrying: "
+                f"{self.redact(reason)}"
+            )
+            self.log("error", self.stopped)
+            if self.pid is not None:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(self.pid, signal.SIGTERM)
+
+    def figures(self, *, priced: bool) -> EngineFigures:
+        """The summed figures of the turn (``cost_usd`` only when the model is ``priced``:
+        opencode counts an unpriced model's cost as 0)."""
+        if self.turns == 0:
+            return EngineFigures()
+        return EngineFigures(
+            turns=self.turns,
+            input_tokens=self.tokens["input"],
+            output_tokens=self.tokens["output"],
+            cache_read_tokens=self.tokens["cache_read"],
+            cache_write_tokens=self.tokens["cache_write"],
+            cost_usd=self.cost if priced else None,
+        )
+
+
+def _dict(value: object) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _unquote(value: str) -> str:
+    if len(value) >= 2 and value[0] == value[-1] == '"':
+        with contextlib.suppress(ValueError):
+            return str(json.loads(value))
+        return value[1:-1]
+    return value
+
+
+def _error_message(error: object) -> str:
+    """opencode's words for an ``error`` event: ``error.data.message`` (the provider's
+    message for an API error), else the error's name, else the event as JSON."""
+    if isinstance(error, dict):
+        data = error.get("data")
+        if isinstance(data, dict) and data.get("message"):
+            status = data.get("statusCode")
+            message = str(data["message"])
+            return f"{message} (HTTP {status})" if isinstance(status, int) else message
+        if error.get("name"):
+            return str(error["name"])
+    return json.dumps(error)
+
+
+class OpencodeEngine:
+    """Runs one turn of ``opencode run`` (see the module docstring). Settings:
+    ``{"path": "/path/to/opencode"}`` (optional; default: ``opencode`` on ``PATH``),
+    ``{"cost": {...}}`` (optional; the model's prices, USD per million tokens)."""
+
+    name: str = "opencode"
+    cli: str | None = "opencode"
+    install_hint: str = "scripts/install-engines opencode"
+    can_resume: bool = True
+
+    def run(self, invocation: Invocation) -> EngineResult:
+        """Run one turn to completion, as the invocation's user.
+
+        Raises :class:`~gaffer.engines.base.EngineError` when the CLI is missing or cannot
+        start, ValueError for a malformed ``cost`` setting. The result's ``error`` is
+        opencode's own message when it reported a failure (or the provider's, when the engine
+        stopped its retries).
+        """
+        settings = invocation.job.engine.settings
+        explicit = settings.get("path")
+        executable = find_cli("opencode", explicit=explicit if isinstance(explicit, str) else None)
+        instructions: str | None = None
+        if invocation.system_prompt.strip():
+            path = invocation.scratch / SYSTEM_PROMPT_FILE
+            path.write_text(invocation.system_prompt)
+            instructions = str(path)
+        config = opencode_config(invocation, instructions)
+        home = invocation.home
+        env = invocation.base_env()
+        env.update(OFFLINE_ENV)
+        env.update(
+            {
+                "OPENCODE_CONFIG_CONTENT": json.dumps(config),
+                "XDG_CONFIG_HOME": str(home / ".config"),
+                "XDG_DATA_HOME": str(home / ".local" / "share"),
+                "XDG_STATE_HOME": str(home / ".local" / "state"),
+                "XDG_CACHE_HOME": str(home / ".cache"),
+            }
+        )
+        for name in (API_KEY_ENV, "OPENCODE_CONFIG", "OPENCODE_CONFIG_DIR"):
+            env.pop(name, None)
+        api_key = invocation.model.api_key
+        if api_key:
+            env[API_KEY_ENV] = api_key
+        invocation.reporter.emit(
+            "engine_started",
+            engine=self.name,
+            turn=invocation.turn,
+            resume=invocation.resume,
+            session_id=invocation.session_id,
+            model=config["model"],
+            base_url=config["provider"][PROVIDER]["options"]["baseURL"],
+        )
+        events = OpencodeEvents(invocation.reporter, secret=api_key)
+        exit_code = run_cli(
+            opencode_argv(executable, invocation),
+            invocation,
+            env,
+            events.on_line,
+            stdin=invocation.prompt,
+        )
+        error: str | None = None
+        if events.errors:
+            error = "; ".join(events.errors)
+        elif events.stopped:
+            error = events.stopped
+            exit_code = exit_code if exit_code > 0 else 1  # stopped by the engine, not a signal
+        summary = events.summary
+        return EngineResult(
+            exit_code=exit_code,
+            summary=events.redact(summary) if summary else None,
+            error=f"opencode: {events.redact(error)}" if error else None,
+            figures=events.figures(priced="cost" in settings),
+            session_id=events.session_id or invocation.session_id,
+        )

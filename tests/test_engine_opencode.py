@@ -1,0 +1,301 @@
+"""The opencode engine: the real ``opencode`` CLI, in a real git checkout, against the scripted
+model server (OpenAI Chat Completions, streamed). The CLI is the one
+``scripts/install-engines opencode`` puts in ``$GAFFER_ENGINES_DIR/bin``; a missing CLI fails
+these tests (it is never a skip)."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import stat
+import subprocess
+import uuid
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gaffer.engines.base import EngineResult, Invocation, ModelEndpoint
+from gaffer.engines.opencode import API_KEY_ENV, MAX_MODEL_ATTEMPTS, OpencodeEngine
+from gaffer.queue.jobs import EngineSpec, JobData, RepositorySpec, TaskSpec
+from gaffer.worker.events import Reporter
+from tests.support.model_server import ModelServer, Say, Shell, Usage
+
+ENGINES_BIN = Path(os.environ.get("GAFFER_ENGINES_DIR", "/opt/gaffer-engines")) / "bin"
+KEY = "sk-test-" + uuid.uuid4().hex
+TITLE_CALLS = 3
+"""The most tool-less title calls one opencode run makes (the AI SDK's own retries of it)."""
+
+
+@pytest.fixture(scope="module")
+def opencode_cli() -> Path:
+    cli = ENGINES_BIN / "opencode"
+    assert os.access(cli, os.X_OK), f"{cli} is missing: run scripts/install-engines opencode"
+    return cli
+
+
+@pytest.fixture
+def server() -> Any:
+    with ModelServer() as server:
+        yield server
+
+
+class Run:
+    """One engine invocation's inputs and what it reported."""
+
+    def __init__(self, tmp_path: Path, cli: Path, base_url: str) -> None:
+        self.checkout = tmp_path / "tree"
+        self.scratch = tmp_path / "scratch"
+        (self.scratch / "home").mkdir(parents=True)
+        subprocess.run(["git", "init", "-q", "-b", "main", str(self.checkout)], check=True)
+        (self.checkout / "README.md").write_text("# r\n")
+        git = ["git", "-C", str(self.checkout), "-c", "user.name=t", "-c", "user.email=t@t"]
+        subprocess.run([*git, "add", "-A"], check=True)
+        subprocess.run([*git, "commit", "-q", "-m", "init"], check=True)
+        # A wrapper that records the argv and the environment the CLI really got.
+        self.argv_file = tmp_path / "argv.txt"
+        self.env_file = tmp_path / "cli-env.txt"
+        wrapper = tmp_path / "opencode-wrapper"
+        wrapper.write_text(
+            f'#!/bin/sh\nprintf "%s\\n" "$@" >> {self.argv_file}\nenv > {self.env_file}\n'
+            f'exec {cli} "$@"\n'
+        )
+        wrapper.chmod(wrapper.stat().st_mode | stat.S_IXUSR)
+        self.out = io.StringIO()
+        job = JobData(
+            run_id=uuid.uuid4().hex,
+            project_id="p",
+            project_name="hello",
+            agent_type="implementation",
+            repository=RepositorySpec(full_name="o/r", clone_url=str(self.checkout)),
+            engine=EngineSpec(name="opencode", settings={"path": str(wrapper)}),
+            task=TaskSpec(
+                agent_type="implementation",
+                repository="o/r",
+                work_item="7",
+                trigger="issues.labeled",
+                provider="github",
+            ),
+            branch="gaffer/implementation/7",
+            timeout_s=60,
+        )
+        self.invocation = Invocation(
+            job=job,
+            checkout=self.checkout,
+            scratch=self.scratch,
+            home=self.scratch / "home",
+            reporter=Reporter(self.out),
+            system_prompt="You are gaffer's implementation agent.",
+            prompt="Write HELLO.md saying hi.",
+            model=ModelEndpoint(model="gpt-test", base_url=base_url, api_key=KEY),
+        )
+
+    def run(self, **changes: Any) -> EngineResult:
+        return OpencodeEngine().run(replace(self.invocation, **changes))
+
+    def events(self) -> list[dict[str, Any]]:
+        return [json.loads(line) for line in self.out.getvalue().splitlines()]
+
+    def log(self) -> list[str]:
+        return [e["message"] for e in self.events() if e["event"] == "log"]
+
+
+@pytest.fixture
+def run(tmp_path: Path, opencode_cli: Path, server: Any) -> Run:
+    return Run(tmp_path, opencode_cli, server.openai_url)
+
+
+def test_a_turn_edits_the_file_and_reports_summary_and_figures(run: Run, server: Any) -> None:
+    server.usage = Usage(input_tokens=120, output_tokens=30, cache_read=20, cache_write=0)
+    env_dump = run.scratch / "agent-env.txt"
+    server.script([Shell(f"printf 'hi\\n' > HELLO.md; env > {env_dump}", then="Done: HELLO.md")])
+
+    result = run.run()
+
+    assert result.ok, (result, run.log())
+    assert (run.checkout / "HELLO.md").read_text() == "hi\n"
+    assert result.summary == "Done: HELLO.md"
+    agent_calls = server.agent_requests
+    assert len(agent_calls) == 2  # the tool call, then the final text once the result is in
+    assert result.figures is not None
+    assert result.figures.as_dict() == {
+        "turns": 2,  # opencode's steps: one per model call of the agent
+        "input_tokens": 120 * 2,
+        "output_tokens": 30 * 2,
+        "cache_read_tokens": 20 * 2,
+        "cache_write_tokens": 0,
+    }  # no cost: the model has no price, and opencode's 0 is not reported as one
+    assert result.session_id and result.session_id.startswith("ses_")
+    log = run.log()
+    assert any(line.startswith("tool bash: printf") and "HELLO.md" in line for line in log), log
+    assert any(line.startswith("result bash: ") for line in log), log
+    assert "assistant: Done: HELLO.md" in log
+    # The model and the system prompt reached the server, after opencode's own prompt.
+    first = agent_calls[0].json
+    assert first["model"] == "gpt-test"
+    system = [m for m in first["messages"] if m["role"] == "system"]
+    assert "You are gaffer's implementation agent." in json.dumps(system)
+    assert "Write HELLO.md saying hi." in json.dumps(first["messages"])  # the prompt, by stdin
+    # The key reached the server, and nowhere else: not the argv, not the log, not the config.
+    calls = server.model_requests
+    assert all(c.headers["authorization"] == f"Bearer {KEY}" for c in calls)
+    argv = run.argv_file.read_text()
+    assert argv.splitlines()[:3] == ["run", "--format", "json"] and KEY not in argv
+    assert KEY not in run.out.getvalue()
+    cli_env = dict(line.split("=", 1) for line in run.env_file.read_text().splitlines() if "=" in line)
+    assert cli_env[API_KEY_ENV] == KEY  # in the CLI's env, by the name its config names
+    config = json.loads(cli_env["OPENCODE_CONFIG_CONTENT"])
+    assert KEY not in cli_env["OPENCODE_CONFIG_CONTENT"]
+    assert config["provider"]["gaffer"]["options"] == {
+        "baseURL": server.openai_url,
+        "apiKey": "{env:" + API_KEY_ENV + "}",
+    }
+    assert cli_env["HOME"] == str(run.scratch / "home")
+    assert env_dump.is_file()
+
+
+def test_a_repository_config_cannot_change_the_provider(run: Run, server: Any) -> None:
+    # An agent-controlled opencode.json must not redirect the key or the permissions.
+    (run.checkout / "opencode.json").write_text(
+        json.dumps({"provider": {"gaffer": {"options": {"baseURL": "http://127.0.0.1:9/v1"}}}})
+    )
+    server.script([Shell("printf 'hi\\n' > HELLO.md", then="Done")])
+
+    result = run.run()
+
+    assert result.ok, (result, run.log())
+    assert len(server.agent_requests) == 2
+
+
+def test_an_unauthorised_key_fails_the_turn_with_opencode_message(run: Run, server: Any) -> None:
+    server.fail(status=401, times=None)
+    server.script([Shell("touch NOPE", then="never")])
+
+    result = run.run()
+
+    assert not result.ok and result.exit_code != 0
+    assert result.error is not None and result.error.startswith("opencode: ")
+    assert "Incorrect API key provided" in result.error and "HTTP 401" in result.error
+    agent_calls = [r for r in server.model_requests if r.json.get("tools")]
+    assert len(agent_calls) == 1  # a 401 is not retried
+    assert len(server.model_requests) <= 1 + TITLE_CALLS
+    assert not (run.checkout / "NOPE").exists()
+    assert any(line.startswith("error: ") and "401" in line for line in run.log())
+    assert KEY not in run.out.getvalue()
+
+
+def test_a_server_error_fails_the_turn_after_one_retry(run: Run, server: Any) -> None:
+    server.fail(status=500, times=None, message="The server had an error (scripted)")
+
+    result = run.run()
+
+    assert not result.ok and result.exit_code != 0
+    assert result.error is not None and result.error.startswith("opencode: ")
+    assert "The server had an error (scripted)" in result.error, result.error
+    assert f"failed {MAX_MODEL_ATTEMPTS} times" in result.error
+    agent_calls = [r for r in server.model_requests if r.json.get("tools")]
+    assert len(agent_calls) == MAX_MODEL_ATTEMPTS  # retried once, then stopped
+    assert len(server.model_requests) <= MAX_MODEL_ATTEMPTS + TITLE_CALLS
+
+
+def test_a_server_error_that_passes_is_retried(run: Run, server: Any) -> None:
+    server.script([Shell("printf 'hi\\n' > HELLO.md", then="Done after a 500")])
+    tools_calls = 0
+
+    # The first two model calls (the title's and the agent's, in either order) fail once.
+    server.fail(status=500, times=2)
+
+    result = run.run()
+
+    assert result.ok, (result, run.log())
+    assert result.summary == "Done after a 500"
+    tools_calls = len([r for r in server.model_requests if r.json.get("tools")])
+    assert tools_calls >= 2
+
+
+def test_one_cut_stream_is_retried_and_the_turn_finishes(run: Run, server: Any) -> None:
+    server.script([Shell("printf 'hi\\n' > HELLO.md", then="Done after a cut")])
+    # Cut every stream once: the title call's and the agent's first (opencode sends them at
+    # the same time, so which is first is not known).
+    server.cut_stream(after_events=1, times=2)
+
+    result = run.run()
+
+    assert result.ok, (result, run.log())
+    assert (run.checkout / "HELLO.md").read_text() == "hi\n"
+    assert result.summary == "Done after a cut"
+
+
+def test_streams_cut_every_time_fail_the_turn(run: Run, server: Any) -> None:
+    server.cut_stream(after_events=1, times=None)
+
+    result = run.run()
+
+    assert not result.ok
+    assert result.error is not None and result.error.startswith("opencode: "), result.error
+    agent_calls = [r for r in server.model_requests if r.json.get("tools")]
+    assert len(agent_calls) <= MAX_MODEL_ATTEMPTS
+
+
+def test_a_continuation_continues_the_session(run: Run, server: Any) -> None:
+    server.usage = Usage(input_tokens=100, output_tokens=10, cache_read=0, cache_write=0)
+    review = run.scratch / "review.json"
+    server.script(
+        [
+            Shell("printf 'hi\\n' > HELLO.md", then="Wrote HELLO.md"),
+            Shell(
+                f"""printf '{{"event":"COMMENT","body":"ok","comments":[]}}' > {review}""",
+                then="Review written",
+            ),
+        ]
+    )
+    first = run.run()
+    assert first.ok and first.session_id, (first, run.log())
+    before = len(server.agent_requests)
+
+    second = run.run(
+        prompt="You wrote no review file: write it to $GAFFER_REVIEW_FILE.",
+        turn=2,
+        resume=True,
+        session_id=first.session_id,
+        env={"GAFFER_REVIEW_FILE": str(review)},
+    )
+
+    assert second.ok, (second, run.log())
+    assert second.session_id == first.session_id
+    assert second.summary == "Review written"
+    assert json.loads(review.read_text())["event"] == "COMMENT"
+    calls = server.agent_requests[before:]
+    # The continued session sends the first turn's messages again, then the new prompt.
+    history = json.dumps(calls[0].json["messages"])
+    assert "HELLO.md" in history and "Wrote HELLO.md" in history
+    assert "You wrote no review file" in history
+    argv = run.argv_file.read_text().splitlines()
+    assert argv[-2:] == ["--session", first.session_id]
+    assert second.figures is not None and second.figures.input_tokens == 100 * len(calls)
+
+
+def test_a_text_only_answer_is_the_summary(run: Run, server: Any) -> None:
+    server.script([Say("Nothing to change.")])
+
+    result = run.run()
+
+    assert result.ok and result.summary == "Nothing to change."
+    assert result.figures is not None and result.figures.turns == 1
+
+
+def test_a_priced_model_reports_opencode_cost(run: Run, server: Any) -> None:
+    server.usage = Usage(input_tokens=1_000_000, output_tokens=100_000, cache_read=0)
+    server.script([Say("Priced.")])
+    settings = {**run.invocation.job.engine.settings, "cost": {"input": 2.0, "output": 8.0}}
+    job = run.invocation.job.model_copy(
+        update={"engine": EngineSpec(name="opencode", settings=settings)}
+    )
+
+    result = run.run(job=job)
+
+    assert result.ok, (result, run.log())
+    assert result.figures is not None
+    assert result.figures.cost_usd == pytest.approx(2.0 + 0.8)
