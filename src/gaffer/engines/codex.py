@@ -30,10 +30,12 @@ line with its command and a ``result shell`` line with its exit code and output,
 ``turn.completed`` carries ``usage``. ``turn.failed`` (and, when the CLI exits non-zero without
 one, the last ``error`` event or line it printed) is the run's error, in Codex's words (a 401,
 a 500 after its retries, a quota error). Codex reports no cost; ``turns`` counts its
-``turn.completed`` events. Its ``usage`` is the session's running total, so a resumed turn
-reports the difference from the total the previous turn of the session ended with (kept in
-``<scratch>/codex-usage.json``). ``max_turns``: Codex has no such limit; the run's timeouts
-bound it.
+``turn.completed`` events; tokens are given in the terms of :class:`EngineFigures` (those of
+Anthropic and Claude Code): ``input_tokens`` without the cached input, which OpenAI counts
+inside its ``input_tokens`` and which is ``cache_read_tokens`` here. Codex's ``usage`` is the
+session's running total, so a resumed turn reports the difference from the total the previous
+turn of the session ended with (kept in ``<scratch>/codex-usage.json``). ``max_turns``: Codex
+has no such limit; the run's timeouts bound it.
 """
 
 from __future__ import annotations
@@ -249,9 +251,10 @@ def _figures(turns: int, usage: dict[str, int] | None, before: dict[str, int]) -
     def delta(key: str) -> int:
         return max(0, usage.get(key, 0) - before.get(key, 0))
 
+    cached = delta("cached_input_tokens")
     return EngineFigures(
         turns=turns,
-        input_tokens=delta("input_tokens"),
+        input_tokens=max(0, delta("input_tokens") - cached),
         output_tokens=delta("output_tokens"),
         cache_read_tokens=delta("cached_input_tokens"),
         cache_write_tokens=delta("cache_write_input_tokens"),

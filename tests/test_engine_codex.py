@@ -1,0 +1,255 @@
+"""The codex engine: the real ``codex`` CLI, in a real git checkout, against the scripted model
+server (OpenAI Responses, streamed). The CLI is the one ``scripts/install-engines codex`` puts
+in ``$GAFFER_ENGINES_DIR/bin``; a missing CLI fails these tests (it is never a skip)."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import stat
+import subprocess
+import tomllib
+import uuid
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gaffer.engines.base import EngineResult, Invocation, ModelEndpoint
+from gaffer.engines.codex import API_KEY_ENV, CodexEngine
+from gaffer.queue.jobs import EngineSpec, JobData, RepositorySpec, TaskSpec
+from gaffer.worker.events import Reporter
+from tests.support.model_server import ModelServer, Say, Shell, Usage
+
+ENGINES_BIN = Path(os.environ.get("GAFFER_ENGINES_DIR", "/opt/gaffer-engines")) / "bin"
+KEY = "sk-test-" + uuid.uuid4().hex
+MAX_REQUESTS = 4
+"""The most requests a failing model call may cost: a dead server fails the turn in about a
+second (Codex's defaults, 4 request retries and 5 stream retries with backoff, take minutes)."""
+
+
+@pytest.fixture(scope="module")
+def codex_cli() -> Path:
+    cli = ENGINES_BIN / "codex"
+    assert os.access(cli, os.X_OK), f"{cli} is missing: run scripts/install-engines codex"
+    return cli
+
+
+@pytest.fixture
+def server() -> Any:
+    with ModelServer() as server:
+        yield server
+
+
+class Run:
+    """One engine invocation's inputs and what it reported."""
+
+    def __init__(self, tmp_path: Path, cli: Path, base_url: str) -> None:
+        self.root = tmp_path
+        self.checkout = tmp_path / "tree"
+        self.scratch = tmp_path / "scratch"
+        (self.scratch / "home").mkdir(parents=True)
+        subprocess.run(["git", "init", "-q", "-b", "main", str(self.checkout)], check=True)
+        (self.checkout / "README.md").write_text("# r\n")
+        git = ["git", "-C", str(self.checkout), "-c", "user.name=t", "-c", "user.email=t@t"]
+        subprocess.run([*git, "add", "-A"], check=True)
+        subprocess.run([*git, "commit", "-q", "-m", "init"], check=True)
+        # A wrapper that records the argv the engine really ran the CLI with.
+        self.argv_file = tmp_path / "argv.txt"
+        wrapper = tmp_path / "codex-wrapper"
+        wrapper.write_text(f'#!/bin/sh\nprintf "%s\\n" "$@" >> {self.argv_file}\nexec {cli} "$@"\n')
+        wrapper.chmod(wrapper.stat().st_mode | stat.S_IXUSR)
+        self.out = io.StringIO()
+        job = JobData(
+            run_id=uuid.uuid4().hex,
+            project_id="p",
+            project_name="hello",
+            agent_type="implementation",
+            repository=RepositorySpec(full_name="o/r", clone_url=str(self.checkout)),
+            engine=EngineSpec(name="codex", settings={"path": str(wrapper)}),
+            task=TaskSpec(
+                agent_type="implementation",
+                repository="o/r",
+                work_item="7",
+                trigger="issues.labeled",
+                provider="github",
+            ),
+            branch="gaffer/implementation/7",
+            timeout_s=60,
+        )
+        self.invocation = Invocation(
+            job=job,
+            checkout=self.checkout,
+            scratch=self.scratch,
+            home=self.scratch / "home",
+            reporter=Reporter(self.out),
+            system_prompt="You are gaffer's implementation agent.",
+            prompt="Write HELLO.md saying hi.",
+            model=ModelEndpoint(model="gpt-test", base_url=base_url, api_key=KEY),
+        )
+
+    def run(self, **changes: Any) -> EngineResult:
+        return CodexEngine().run(replace(self.invocation, **changes))
+
+    def events(self) -> list[dict[str, Any]]:
+        return [json.loads(line) for line in self.out.getvalue().splitlines()]
+
+    def log(self) -> list[str]:
+        return [e["message"] for e in self.events() if e["event"] == "log"]
+
+
+@pytest.fixture
+def run(tmp_path: Path, codex_cli: Path, server: Any) -> Run:
+    return Run(tmp_path, codex_cli, server.openai_url)
+
+
+def responses_calls(server: Any) -> list[Any]:
+    return [r for r in server.requests if r.path.startswith("/v1/responses")]
+
+
+def test_a_turn_edits_the_file_and_reports_summary_and_figures(run: Run, server: Any) -> None:
+    server.usage = Usage(input_tokens=120, output_tokens=30, cache_read=20, cache_write=0)
+    env_dump = run.scratch / "agent-env.txt"
+    server.script([Shell(f"printf 'hi\\n' > HELLO.md; env > {env_dump}", then="Done: HELLO.md")])
+
+    result = run.run()
+
+    assert result.ok, (result, run.log())
+    assert (run.checkout / "HELLO.md").read_text() == "hi\n"
+    assert result.summary == "Done: HELLO.md"
+    calls = responses_calls(server)
+    assert len(calls) == 2  # the tool call, then the final text once the result is in
+    assert result.figures is not None
+    assert result.figures.as_dict() == {
+        "turns": 1,
+        "input_tokens": 120 * len(calls),  # without the cached input
+        "output_tokens": 30 * len(calls),
+        "cache_read_tokens": 20 * len(calls),
+        "cache_write_tokens": 0,
+    }
+    assert result.session_id
+    log = run.log()
+    assert any(line.startswith("tool shell: ") and "HELLO.md" in line for line in log), log
+    assert any(line.startswith("result shell: exit 0") for line in log), log
+    assert "assistant: Done: HELLO.md" in log
+    # The system prompt went to the model, after Codex's own instructions.
+    assert "You are gaffer's implementation agent." in json.dumps(calls[0].json["input"])
+    # The key reached the server, and nowhere else: not the argv, the log, the config file,
+    # nor the environment of the commands the agent ran.
+    assert all(c.headers["authorization"] == f"Bearer {KEY}" for c in calls)
+    argv = run.argv_file.read_text()
+    assert argv.splitlines()[:2] == ["exec", "--json"] and KEY not in argv
+    assert KEY not in run.out.getvalue()
+    config = run.scratch / "home" / ".codex" / "config.toml"
+    assert KEY not in config.read_text()
+    assert stat.S_IMODE(config.stat().st_mode) == 0o600
+    assert tomllib.loads(config.read_text())["model_providers"]["gaffer"]["env_key"] == API_KEY_ENV
+    assert env_dump.is_file() and KEY not in env_dump.read_text()
+
+
+def test_an_unauthorised_key_fails_the_turn_with_codex_message(run: Run, server: Any) -> None:
+    server.fail(status=401, times=None)
+    server.script([Shell("touch NOPE", then="never")])
+
+    result = run.run()
+
+    assert not result.ok and result.exit_code != 0
+    assert result.error is not None and result.error.startswith("codex: ")
+    assert "401" in result.error and "Incorrect API key provided" in result.error, result.error
+    assert 1 <= len(responses_calls(server)) <= MAX_REQUESTS
+    assert not (run.checkout / "NOPE").exists()
+    assert any(line.startswith("error: ") and "401" in line for line in run.log())
+
+
+def test_a_server_error_fails_the_turn_after_bounded_retries(run: Run, server: Any) -> None:
+    server.fail(status=500, times=None)
+
+    result = run.run()
+
+    assert not result.ok and result.exit_code != 0
+    assert result.error is not None and result.error.startswith("codex: ")
+    assert "high demand" in result.error, result.error  # Codex's own words for a 5xx
+    assert 1 < len(responses_calls(server)) <= MAX_REQUESTS  # retried, and bounded
+
+
+def test_an_exhausted_quota_fails_the_turn_with_codex_message(run: Run, server: Any) -> None:
+    server.fail(status=429, times=None)
+
+    result = run.run()
+
+    assert not result.ok
+    assert result.error is not None and "quota" in result.error.lower(), result.error
+    assert len(responses_calls(server)) <= MAX_REQUESTS
+
+
+def test_one_cut_stream_is_retried_and_the_turn_finishes(run: Run, server: Any) -> None:
+    server.script([Shell("printf 'hi\\n' > HELLO.md", then="Done after a cut")])
+    server.cut_stream(after_events=1, times=1)
+
+    result = run.run()
+
+    assert result.ok, (result, run.log())
+    assert (run.checkout / "HELLO.md").read_text() == "hi\n"
+    assert result.summary == "Done after a cut"
+    assert any("stream disconnected" in line for line in run.log()), run.log()
+
+
+def test_streams_cut_every_time_fail_the_turn(run: Run, server: Any) -> None:
+    server.cut_stream(after_events=1, times=None)
+
+    result = run.run()
+
+    assert not result.ok
+    assert result.error is not None and "stream disconnected" in result.error, result.error
+    assert len(responses_calls(server)) <= MAX_REQUESTS
+
+
+def test_a_continuation_resumes_the_session(run: Run, server: Any) -> None:
+    server.usage = Usage(input_tokens=100, output_tokens=10, cache_read=0, cache_write=0)
+    review = run.scratch / "review.json"
+    server.script(
+        [
+            Shell("printf 'hi\\n' > HELLO.md", then="Wrote HELLO.md"),
+            Shell(
+                f"""printf '{{"event":"COMMENT","body":"ok","comments":[]}}' > {review}""",
+                then="Review written",
+            ),
+        ]
+    )
+    first = run.run()
+    assert first.ok and first.session_id, (first, run.log())
+    before = len(responses_calls(server))
+
+    second = run.run(
+        prompt="You wrote no review file: write it to $GAFFER_REVIEW_FILE.",
+        turn=2,
+        resume=True,
+        session_id=first.session_id,
+        env={"GAFFER_REVIEW_FILE": str(review)},
+    )
+
+    assert second.ok, (second, run.log())
+    assert second.session_id == first.session_id
+    assert second.summary == "Review written"
+    assert json.loads(review.read_text())["event"] == "COMMENT"
+    calls = responses_calls(server)[before:]
+    # The resumed session sends the first turn's items again: its tool call and final text.
+    history = json.dumps(calls[0].json["input"])
+    assert "HELLO.md" in history and "Wrote HELLO.md" in history
+    assert "You wrote no review file" in history
+    argv = run.argv_file.read_text().splitlines()
+    assert argv[-2:] == [first.session_id, "-"] and "resume" in argv
+    # Codex reports the session's running totals; the turn reports only its own.
+    assert second.figures is not None
+    assert second.figures.input_tokens == 100 * len(calls)
+
+
+def test_a_text_only_answer_is_the_summary(run: Run, server: Any) -> None:
+    server.script([Say("Nothing to change.")])
+
+    result = run.run()
+
+    assert result.ok and result.summary == "Nothing to change."
+    assert (run.scratch / "codex-last-message-1.txt").read_text().strip() == "Nothing to change."
