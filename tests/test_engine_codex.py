@@ -118,6 +118,9 @@ def test_a_turn_edits_the_file_and_reports_summary_and_figures(run: Run, server:
 
     assert result.ok, (result, run.log())
     assert (run.checkout / "HELLO.md").read_text() == "hi\n"
+    status = ["git", "-C", str(run.checkout), "status", "--porcelain", "--untracked-files=all"]
+    changed = subprocess.run(status, capture_output=True, text=True, check=True).stdout
+    assert changed == "?? HELLO.md\n"  # Codex leaves nothing of its own in the checkout
     assert result.summary == "Done: HELLO.md"
     calls = responses_calls(server)
     assert len(calls) == 2  # the tool call, then the final text once the result is in
@@ -244,6 +247,22 @@ def test_a_continuation_resumes_the_session(run: Run, server: Any) -> None:
     # Codex reports the session's running totals; the turn reports only its own.
     assert second.figures is not None
     assert second.figures.input_tokens == 100 * len(calls)
+
+
+def test_a_continuation_without_a_session_id_resumes_the_last_session(
+    run: Run, server: Any
+) -> None:
+    server.script([Say("First answer."), Say("Second answer.")])
+    first = run.run()
+    assert first.ok and first.session_id
+
+    second = run.run(prompt="And then?", turn=2, resume=True, session_id=None)
+
+    assert second.ok and second.summary == "Second answer."
+    assert second.session_id == first.session_id
+    assert "--last" in run.argv_file.read_text().splitlines()
+    history = json.dumps(responses_calls(server)[-1].json["input"])
+    assert "First answer." in history and "And then?" in history
 
 
 def test_a_text_only_answer_is_the_summary(run: Run, server: Any) -> None:
