@@ -99,6 +99,9 @@ class RecordedRequest:
         return self.answer is not None and self.answer.kind == "agent"
 
 
+ANY_METHOD = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
 class _Cut(Exception):
     """Raised inside a streamed body to drop the connection mid-stream."""
 
@@ -257,9 +260,10 @@ class ModelServer:
             self._fail = self._cut = self._stall = None
 
     def cut_stream(self, after_events: int = 3, times: int | None = 1) -> None:
-        """Close the next ``times`` streamed answers after ``after_events`` SSE events, with
-        no end to the HTTP body (the client sees the connection drop mid-stream). A plain
-        (non-streamed) answer is never cut and does not count."""
+        """Close the next ``times`` streamed agent-turn answers after ``after_events`` SSE
+        events, with no end to the HTTP body (the client sees the connection drop mid-stream).
+        Plain (non-streamed) answers and side calls are never cut and do not count. The
+        resent request gets the same answer (the plan is not consumed twice)."""
         with self._lock:
             self._cut = _Budget(times, after_events)
 
@@ -305,15 +309,14 @@ class ModelServer:
             Route("/responses", self._responses, methods=["POST"]),
             Route("/v1/chat/completions", self._chat, methods=["POST"]),
             Route("/chat/completions", self._chat, methods=["POST"]),
+            Route("/{path:path}", self._unknown, methods=[*ANY_METHOD]),
         ]
-        app = Starlette(routes=routes)
+        return Starlette(routes=routes)
 
-        async def not_found(request: Request, exc: Exception) -> Response:
-            return JSONResponse({"error": {"message": f"no route {request.url.path}"}}, 404)
-
-        app.add_exception_handler(404, not_found)
-        app.add_exception_handler(405, not_found)
-        return app
+    async def _unknown(self, request: Request) -> Response:
+        record = await self._record(request, None)
+        record.status = 404
+        return JSONResponse({"error": {"message": f"no route {request.url.path}"}}, 404)
 
     async def _record(self, request: Request, protocol: Protocol | None) -> RecordedRequest:
         body = await request.body()
@@ -380,7 +383,8 @@ class ModelServer:
         with self._lock:
             answer = self._planner.answer(turn)
             cut = None
-            if body.get("stream") and self._cut is not None and self._cut.take():
+            streamed = bool(body.get("stream")) and answer.kind == "agent"
+            if streamed and self._cut is not None and self._cut.take():
                 cut = int(self._cut.value)
         record.answer = answer
         return record, None, turn, answer, cut
@@ -395,7 +399,7 @@ class ModelServer:
         return StreamingResponse(
             body(),
             media_type="text/event-stream",
-            headers={"cache-control": "no-cache", "x-request-id": wire._id("req")},
+            headers={"cache-control": "no-cache", "x-request-id": wire.new_id("req")},
         )
 
     async def _anthropic(self, request: Request) -> Response:

@@ -39,7 +39,8 @@ def sse(event: Event) -> bytes:
     return f"{head}data: {payload}\n\n".encode()
 
 
-def _id(prefix: str) -> str:
+def new_id(prefix: str) -> str:
+    """A fresh id in the provider's style: ``PREFIX_<24 hex>`` (msg_, resp_, fc_, chatcmpl_)."""
     return f"{prefix}_{uuid.uuid4().hex[:24]}"
 
 
@@ -72,7 +73,7 @@ def _anthropic_blocks(answer: Answer) -> list[dict[str, Any]]:
 def anthropic_message(answer: Answer, model: str, usage: Usage) -> dict[str, Any]:
     """The plain (``stream: false``) Messages response."""
     return {
-        "id": _id("msg"),
+        "id": new_id("msg"),
         "type": "message",
         "role": "assistant",
         "model": model,
@@ -152,7 +153,7 @@ def anthropic_error(status: int, message: str | None) -> dict[str, Any]:
     return {
         "type": "error",
         "error": {"type": kind, "message": message or default},
-        "request_id": _id("req"),
+        "request_id": new_id("req"),
     }
 
 
@@ -176,7 +177,7 @@ def _responses_items(answer: Answer) -> list[dict[str, Any]]:
     if answer.text or answer.tool_call is None:
         items.append(
             {
-                "id": _id("msg"),
+                "id": new_id("msg"),
                 "type": "message",
                 "status": "completed",
                 "role": "assistant",
@@ -187,7 +188,7 @@ def _responses_items(answer: Answer) -> list[dict[str, Any]]:
         call = answer.tool_call
         items.append(
             {
-                "id": _id("fc"),
+                "id": new_id("fc"),
                 "type": "function_call",
                 "status": "completed",
                 "call_id": call.call_id,
@@ -200,7 +201,7 @@ def _responses_items(answer: Answer) -> list[dict[str, Any]]:
 
 def responses_events(answer: Answer, model: str, usage: Usage) -> list[Event]:
     """The streamed Responses answer, event by event (``sequence_number`` from 0)."""
-    response_id = _id("resp")
+    response_id = new_id("resp")
     items = _responses_items(answer)
     base = {
         "id": response_id,
@@ -301,7 +302,7 @@ def chat_completion(answer: Answer, model: str, usage: Usage) -> dict[str, Any]:
     if calls:
         message["tool_calls"] = calls
     return {
-        "id": _id("chatcmpl"),
+        "id": new_id("chatcmpl"),
         "object": "chat.completion",
         "created": int(time.time()),
         "model": model,
@@ -320,7 +321,7 @@ def chat_completion(answer: Answer, model: str, usage: Usage) -> dict[str, Any]:
 def chat_events(answer: Answer, model: str, usage: Usage, include_usage: bool) -> list[Event]:
     """The streamed Chat Completions answer: chunks, then ``[DONE]``."""
     head = {
-        "id": _id("chatcmpl"),
+        "id": new_id("chatcmpl"),
         "object": "chat.completion.chunk",
         "created": int(time.time()),
         "model": model,
