@@ -56,7 +56,15 @@ def test_demo_succeeds_and_leaves_no_process(tmp_path: Path) -> None:
     assert "review of PR #2 at ec26c3e57ca3 was already dispatched" in check_suite["reason"]
     runs = [r for d in report["deliveries"] for r in d["runs"]]
     assert {r["status"] for r in runs} == {"SUCCEEDED"}
-    assert {r["branch"] for r in runs} == {"gaffer/implementation/1", "gaffer/review/2"}
+    # Implementation pushes its branch; review is read-only: it pushes nothing and leaves a
+    # review, validated against its schema.
+    assert {r["agent_type"]: r["branch"] for r in runs} == {
+        "implementation": "gaffer/implementation/1",
+        "review": None,
+    }
+    review = next(r for r in runs if r["agent_type"] == "review")
+    assert review["outputs"]["review"]["event"] == "COMMENT"
+    assert "Looked at #2" in review["outputs"]["review"]["body"]
     # The implementation run pushed PLAN.md with the title to the bare repository.
     implementation = next(r for r in runs if r["agent_type"] == "implementation")
     plan = subprocess.run(

@@ -95,6 +95,9 @@ def test_no_change_means_no_commit_and_no_push(bare: Path, tmp_path: Path) -> No
         "branch": None,
         "commit": None,
         "summary": "looked around",
+        "figures": None,
+        "outputs": {},
+        "invocations": 1,
     }
     refs = subprocess.run(
         ["git", "for-each-ref", "--format=%(refname)"],

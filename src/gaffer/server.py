@@ -138,6 +138,7 @@ async def serve(
                 redis_url,
                 make_backend(settings),
                 run_engine,
+                box=runtime.box,
                 on_run_finished=follow_ups.after_run,
             )
             await dispatcher.start()

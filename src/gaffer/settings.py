@@ -18,6 +18,8 @@ Environment variables (all optional):
                          ``docker`` (a container per run, through the Docker Engine API).
 ``GAFFER_MAX_WORKERS``   workers running at once in one dispatch process (default 3).
 ``GAFFER_RUN_TIMEOUT_S`` wall-clock limit of one run in seconds (default 1800).
+``GAFFER_STALL_TIMEOUT_S`` no engine output for this long ends the run TIMED_OUT (default 300).
+``GAFFER_ENGINES_DIR``   where the agent CLIs are installed (default ``/opt/gaffer-engines``).
 ``GAFFER_MASTER_KEY``    Fernet key that encrypts stored secrets. With the embedded default
                          (SQLite) it is generated on first start into ``$GAFFER_HOME/master.key``
                          (mode 0600). With a shared database it must be given, because every
@@ -98,6 +100,12 @@ class Settings(BaseSettings):
     """How often a dispatcher looks for stalled jobs (BullMQ ``stalledInterval``)."""
     orphan_sweep_interval_s: float = Field(default=300.0, gt=0)
     """Period of the sweep that removes worker containers no live run owns (also at start)."""
+    stall_timeout_s: float = Field(default=300.0, gt=0)
+    """A running engine that prints nothing for this many seconds is stopped and its run ends
+    TIMED_OUT ("stalled: ..."), whatever is left of the wall-clock timeout."""
+    engines_dir: Path = Field(default=Path("/opt/gaffer-engines"))
+    """Where ``scripts/install-engines`` puts the agent CLIs; ``<engines_dir>/bin`` comes first
+    on the ``local`` backend's worker ``PATH`` (the worker image has its own copy)."""
 
     # Container workers (the ``docker`` backend).
     docker_host: str | None = Field(

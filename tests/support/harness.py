@@ -34,6 +34,23 @@ from gaffer.store.runs import read_logs
 from gaffer.triggers.github import default_agent_setups
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "github-webhooks"
+
+OUTPUTS_EPILOGUE = """
+__gaffer_rc=$?
+write_output() { [ -n "$1" ] && [ ! -e "$1" ] && printf '%s' "$2" > "$1"; }
+write_output "$GAFFER_REVIEW_FILE" '{"event": "COMMENT", "body": "looked at it"}'
+write_output "$GAFFER_REPLY_FILE" '{"body": "done"}'
+write_output "$GAFFER_PLAN_FILE" '{"title": "a plan", "body": "steps"}'
+exit $__gaffer_rc
+"""
+
+
+def with_outputs(command: str) -> str:
+    """``command`` followed by writing a valid review, reply and plan file where the agent
+    has them and the command wrote none, keeping the command's exit status: tests of the
+    machinery (leases, containers, logs) run every agent type on one shell command, and each
+    agent's finish rule must be met by it (see :mod:`gaffer.worker.turns`)."""
+    return f"{command}{OUTPUTS_EPILOGUE}"
 WAIT_S = 90.0
 
 
@@ -113,8 +130,12 @@ class Gaffer:
         bot_login: str = "gaffer-bot",
         trigger_label: str = "bug",
         with_repository: bool = True,
+        raw_command: bool = False,
     ) -> ProjectInfo:
-        """Create a project (and a bare repository to clone) with agents on ``command``."""
+        """Create a project (and a bare repository to clone) with agents on ``command``,
+        extended by :func:`with_outputs` unless ``raw_command``."""
+        if not raw_command:
+            command = with_outputs(command)
         name = name or f"p-{uuid.uuid4().hex[:8]}"
         bare = None
         clone_url = "/nonexistent"

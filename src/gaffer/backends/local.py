@@ -110,11 +110,13 @@ class LocalBackend(Backend):
         return self.settings.workspaces_dir / run_id
 
     def base_env(self, job: JobData) -> dict[str, str]:
-        """PATH (this Python's bin first, so ``python`` is gaffer's), HOME (the workspace)."""
+        """PATH (this Python's bin first, so ``python`` is gaffer's, then the agent CLIs of
+        ``engines_dir``), HOME (the workspace)."""
         python_bin = str(Path(sys.executable).parent)
+        engines_bin = str(self.settings.engines_dir / "bin")
         path = os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin")
         return {
-            "PATH": f"{python_bin}:{path}",
+            "PATH": f"{python_bin}:{engines_bin}:{path}",
             "HOME": str(self.workspace(job.run_id) / "home"),
             "LANG": "C.UTF-8",
             "PYTHONUNBUFFERED": "1",

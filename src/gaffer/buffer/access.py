@@ -78,6 +78,8 @@ def buffered_view(entry: Entry) -> dict[str, Any]:
         "branch": None,
         "commit": None,
         "summary": None,
+        "engine_usage": None,
+        "outputs": None,
         "batch_id": row["batch_id"],
         "batch_index": row["batch_index"],
         "tags": row["tags"],

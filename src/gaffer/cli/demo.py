@@ -38,17 +38,27 @@ def _progress_table(runs: list[dict[str, Any]]) -> Any:
     return table(f"runs: {done}/{len(runs)} finished", ["run", "agent", "item", "status"], rows)
 
 
+def _result_cell(run: dict[str, Any] | None) -> str | None:
+    """What a run left: the branch it pushed, or its outputs (a review's event...)."""
+    if run is None:
+        return None
+    if run.get("branch"):
+        return f"{run['branch']} @ {short(run['commit'], 8)}"
+    outputs = run.get("outputs") or {}
+    if "review" in outputs:
+        return f"review: {outputs['review'].get('event')}"
+    if outputs:
+        return ", ".join(sorted(outputs))
+    return None
+
+
 def _print_report(report: DemoReport) -> None:
     rows = []
     for outcome in report.outcomes:
         mark = "[green]✓[/green]" if outcome.ok else "[red]✗[/red]"
         runs: list[dict[str, Any] | None] = list(outcome.runs) or [None]
         for run in runs:
-            pushed = (
-                f"{run['branch']} @ {short(run['commit'], 8)}"
-                if run and run.get("branch")
-                else None
-            )
+            pushed = _result_cell(run)
             rows.append(
                 (
                     f"{mark} {outcome.delivery.label}",
@@ -61,7 +71,7 @@ def _print_report(report: DemoReport) -> None:
     console.print(
         table(
             "gaffer demo: delivery → decision → run → outcome",
-            ["delivery", "answer", "run", "outcome", "pushed"],
+            ["delivery", "answer", "run", "outcome", "result"],
             rows,
         )
     )

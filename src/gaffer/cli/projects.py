@@ -13,7 +13,7 @@ from gaffer.engines import ENGINES
 from gaffer.runs.views import project_view
 from gaffer.runtime import open_runtime
 from gaffer.store.projects import AgentSetup, create_project, get_project, list_projects
-from gaffer.triggers.github import default_agent_setups
+from gaffer.triggers.github import default_agent_setups, default_agents
 
 projects_app = typer.Typer(help="Create and inspect projects.", no_args_is_help=True)
 
@@ -27,7 +27,7 @@ def agent_setups(agents: list[str], engine: str, command: str | None) -> list[Ag
     if engine not in ENGINES:
         raise context.CliError(f"unknown engine {engine!r} (known: {', '.join(sorted(ENGINES))})")
     known = {a.value for a in AgentType}
-    chosen = agents or sorted(known)
+    chosen = agents or default_agents()
     unknown = sorted(set(chosen) - known)
     if unknown:
         raise context.CliError(

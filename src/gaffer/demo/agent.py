@@ -1,8 +1,10 @@
 """The demo's agent: a small script the ``command`` engine runs in the checkout.
 
-It reads the task file (``GAFFER_TASK_FILE``) and writes one Markdown file from it: ``PLAN.md``
-for implementation (the issue's title and body), ``REVIEW.md`` for review, ``NOTES.md`` for the
-other agents. Run as ``python -m gaffer.demo.agent``.
+It reads the task file (``GAFFER_TASK_FILE``) and leaves what the agent's finish rule asks for:
+``PLAN.md`` in the checkout for implementation (the issue's title and body); a review (JSON, to
+``$GAFFER_REVIEW_FILE``) for review; a plan (``$GAFFER_PLAN_FILE``) for planning; a reply
+(``$GAFFER_REPLY_FILE``) and ``NOTES.md`` for the other agents. Run as
+``python -m gaffer.demo.agent``.
 """
 
 from __future__ import annotations
@@ -12,15 +14,13 @@ import os
 import sys
 from pathlib import Path
 
-FILES = {"implementation": "PLAN.md", "review": "REVIEW.md", "planning": "PLAN.md"}
-
 
 def main() -> int:
-    """Write the file for the task; returns the exit code (0)."""
+    """Write the files for the task; returns the exit code (0)."""
     task = json.loads(Path(os.environ["GAFFER_TASK_FILE"]).read_text())
-    name = FILES.get(task["agent_type"], "NOTES.md")
+    agent, item = task["agent_type"], task["work_item"]
     lines = [
-        f"# {task['agent_type']}: {task['repository']}#{task['work_item']}",
+        f"# {agent}: {task['repository']}#{item}",
         "",
         f"Triggered by `{task['trigger']}`.",
         "",
@@ -31,11 +31,27 @@ def main() -> int:
         lines += [task["body"], ""]
     if task.get("head_sha"):
         lines += [f"Head commit: `{task['head_sha']}`", ""]
-    Path(name).write_text("\n".join(lines))
-    print(f"wrote {name} for {task['agent_type']} on #{task['work_item']}")
+    text = "\n".join(lines)
+    if agent == "review":
+        review = {"event": "COMMENT", "body": f"Looked at #{item}.\n\n{text}", "comments": []}
+        Path(os.environ["GAFFER_REVIEW_FILE"]).write_text(json.dumps(review))
+        wrote = "a review"
+    elif agent == "planning":
+        plan = {"title": f"Plan for #{item}", "body": text}
+        Path(os.environ["GAFFER_PLAN_FILE"]).write_text(json.dumps(plan))
+        wrote = "a plan"
+    elif agent == "implementation":
+        Path("PLAN.md").write_text(text)
+        wrote = "PLAN.md"
+    else:
+        Path("NOTES.md").write_text(text)
+        reply = {"body": f"Done: wrote NOTES.md for #{item}."}
+        Path(os.environ["GAFFER_REPLY_FILE"]).write_text(json.dumps(reply))
+        wrote = "NOTES.md and a reply"
+    print(f"wrote {wrote} for {agent} on #{item}")
     summary = os.environ.get("GAFFER_SUMMARY_FILE")
     if summary:
-        Path(summary).write_text(f"Wrote {name} from the task of #{task['work_item']}.")
+        Path(summary).write_text(f"Wrote {wrote} from the task of #{item}.")
     return 0
 
 

@@ -18,8 +18,18 @@ def _git(*args: str, cwd: Path | None = None) -> str:
     ).stdout.strip()
 
 
-def create_bare_repository(root: Path, branch: str = "main") -> Path:
-    """Create ``root/Hello-World.git`` (bare) with one commit on ``branch``; returns its path."""
+PR_BRANCH = "changes"
+"""The head branch of the pull request in the fixture payloads (``pull_request.opened``)."""
+PR_FILES = {"README.md": FILES["README.md"] + "\nA change proposed in a pull request.\n"}
+
+
+def create_bare_repository(
+    root: Path, branch: str = "main", *, pr_branch: str | None = None
+) -> Path:
+    """Create ``root/Hello-World.git`` (bare) with one commit on ``branch``; returns its path.
+
+    ``pr_branch``: also create that branch, one commit ahead (:data:`PR_FILES`), as the head
+    of a pull request."""
     bare = root / "Hello-World.git"
     seed = root / "seed"
     _git("init", "--quiet", "--bare", f"--initial-branch={branch}", str(bare))
@@ -39,6 +49,23 @@ def create_bare_repository(root: Path, branch: str = "main") -> Path:
         cwd=seed,
     )
     _git("push", "--quiet", str(bare), f"{branch}:{branch}", cwd=seed)
+    if pr_branch is not None:
+        _git("checkout", "--quiet", "-b", pr_branch, cwd=seed)
+        for name, text in PR_FILES.items():
+            (seed / name).write_text(text)
+        _git("add", "--all", cwd=seed)
+        _git(
+            "-c",
+            "user.name=Codertocat",
+            "-c",
+            "user.email=codertocat@example.com",
+            "commit",
+            "--quiet",
+            "-m",
+            "Propose a change",
+            cwd=seed,
+        )
+        _git("push", "--quiet", str(bare), f"{pr_branch}:{pr_branch}", cwd=seed)
     return bare
 
 

@@ -23,7 +23,12 @@ from typing import Any
 import httpx
 
 from gaffer.demo import DEFAULT_FIXTURES
-from gaffer.demo.repository import branch_commit, commit_exists, create_bare_repository
+from gaffer.demo.repository import (
+    PR_BRANCH,
+    branch_commit,
+    commit_exists,
+    create_bare_repository,
+)
 from gaffer.providers.github import delivery_headers
 from gaffer.runtime import Runtime
 from gaffer.server import Listening, serve
@@ -148,7 +153,7 @@ ProgressCallback = Callable[[list[dict[str, Any]]], None]
 
 def setup_project(rt: Runtime, workdir: Path) -> tuple[Path, str]:
     """Create the bare repository and the project; returns (bare repo path, webhook secret)."""
-    bare = create_bare_repository(workdir)
+    bare = create_bare_repository(workdir, pr_branch=PR_BRANCH)
     secret = secrets.token_hex(32)
     with rt.db.session() as session:
         create_project(
@@ -254,6 +259,9 @@ def _run_dicts(rt: Runtime, run_ids: list[str]) -> dict[str, dict[str, Any]]:
                     "commit": run.commit_sha,
                     "error": run.error,
                     "summary": run.summary,
+                    "outputs": run.outputs or {},
+                    "read_only": (run.job_data.get("agent") or {}).get("branch_mode")
+                    == "read-only",
                 }
         return result
 
@@ -301,6 +309,12 @@ def _check(outcome: DeliveryOutcome, bare: Path, pushed_by_runs: dict[str, set[s
             continue
         if run["status"] != RunStatus.SUCCEEDED:
             outcome.problems.append(f"run {run['id'][:8]} {run['status']}: {run.get('error')}")
+            continue
+        if run.get("read_only"):
+            if run.get("branch"):
+                outcome.problems.append(f"read-only run {run['id'][:8]} pushed {run['branch']}")
+            elif not run.get("outputs"):
+                outcome.problems.append(f"read-only run {run['id'][:8]} left no output")
             continue
         if not run.get("branch") or not run.get("commit"):
             outcome.problems.append(f"run {run['id'][:8]} pushed no branch")

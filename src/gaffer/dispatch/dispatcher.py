@@ -43,10 +43,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import signal
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NoReturn
 
@@ -69,13 +67,16 @@ from gaffer.coordination.cancel import cancel_key, cancel_requested
 from gaffer.coordination.client import connect
 from gaffer.coordination.job_readers import JobReaderError, sweep_job_readers
 from gaffer.coordination.leases import LeaseKeys, LeaseResult, RunLeases
+from gaffer.dispatch.engine_secrets import engine_secret_env
 from gaffer.dispatch.orphans import OrphanSweeper
+from gaffer.dispatch.outcome import Outcome, WorkerReport, outcome_of_exit
 from gaffer.dispatch.run_log import RunLogWriter
 from gaffer.dispatch.worker_env import build_worker_env
 from gaffer.queue.jobs import JobData
 from gaffer.queue.queues import JOB_ATTEMPTS, bullmq_options
 from gaffer.runs.engine import IN_PROGRESS, RunEngine
 from gaffer.settings import Settings
+from gaffer.store.crypto import SecretBox
 from gaffer.store.db import Database
 from gaffer.store.models import Run, RunStatus, utcnow
 from gaffer.store.runs import last_output_time, transition
@@ -114,36 +115,6 @@ class MustWaitForSlotError(RuntimeError):
         self.lease = lease
 
 
-@dataclass
-class Outcome:
-    """How a run ended, as the dispatcher records it."""
-
-    status: RunStatus
-    exit_code: int | None = None
-    error: str | None = None
-    branch: str | None = None
-    commit_sha: str | None = None
-    summary: str | None = None
-
-    def columns(self) -> dict[str, Any]:
-        """The run columns this outcome sets."""
-        return {
-            "exit_code": self.exit_code,
-            "error": self.error,
-            "branch": self.branch,
-            "commit_sha": self.commit_sha,
-            "summary": self.summary,
-        }
-
-
-@dataclass
-class _Report:
-    result: dict[str, Any] | None = None
-    error_events: list[str] = field(default_factory=list)
-    last_raw: str | None = None
-    """The last non-empty line that was not a report event (a crash's last words)."""
-
-
 RunFinishedHook = Callable[[JobData, RunStatus], Awaitable[object]]
 """Called once a run's final status is recorded (post-completion follow-ups)."""
 
@@ -159,9 +130,11 @@ class Dispatcher:
         backend: Backend,
         run_engine: RunEngine,
         *,
+        box: SecretBox | None = None,
         on_run_finished: RunFinishedHook | None = None,
     ) -> None:
         self.settings = settings
+        self.box = box
         self.db = db
         self.redis_url = redis_url
         self.backend = backend
@@ -358,9 +331,10 @@ class Dispatcher:
         writer = RunLogWriter(self.db, run_id)
         await writer.write("system", f"dispatching to the {self.backend.name} backend")
         try:
+            secrets = await asyncio.to_thread(engine_secret_env, self.db, self.box, data)
             env = await build_worker_env(
                 data,
-                self.backend.base_env(data),
+                {**self.backend.base_env(data), **secrets},
                 settings=self.settings,
                 redis=self.redis,
                 worker_redis_url=self.settings.worker_redis_url
@@ -537,7 +511,7 @@ class Dispatcher:
         Returns None when the dispatcher is stopping (the run is to be re-queued); raises
         :class:`WorkerDetachedError` when it is stopping and leaves the worker running.
         """
-        report = _Report()
+        report = WorkerReport()
         pump = asyncio.create_task(self._pump(handle, writer, report))
         exit_task = asyncio.create_task(handle.wait())
         loop = asyncio.get_running_loop()
@@ -570,6 +544,8 @@ class Dispatcher:
                     lost_to = taken_by
                 elif loop.time() >= deadline:
                     stopped_for = "timeout"
+                elif report.stalled_for() >= self.settings.stall_timeout_s:
+                    stopped_for = "stall"
                 elif await cancel_requested(self.redis, [data.run_id]):
                     stopped_for = "cancel"
                 if stopped_for:
@@ -586,6 +562,11 @@ class Dispatcher:
             return None
         if stopped_for == "timeout":
             return Outcome(RunStatus.TIMED_OUT, exit_code, f"timed out after {data.timeout_s:g} s")
+        if stopped_for == "stall":
+            stall = self.settings.stall_timeout_s
+            return Outcome(
+                RunStatus.TIMED_OUT, exit_code, f"stalled: no engine output for {stall:g} s"
+            )
         if stopped_for == "cancel":
             return Outcome(RunStatus.CANCELED, exit_code, "canceled while running")
         if stopped_for == "lease lost":
@@ -595,24 +576,19 @@ class Dispatcher:
                 f"stopped: its work-item lease lapsed and run {lost_to} took the work item"
                 " (one run of an agent type per work item at a time)",
             )
-        return _outcome_of_exit(exit_code, report, handle.exit_reason(exit_code))
+        return outcome_of_exit(exit_code, report, handle.exit_reason(exit_code))
 
-    async def _pump(self, handle: WorkerHandle, writer: RunLogWriter, report: _Report) -> None:
+    async def _pump(self, handle: WorkerHandle, writer: RunLogWriter, report: WorkerReport) -> None:
         async for line in handle.output():
             parsed = parse_line(line)
+            report.note(parsed)
             cursor = handle.log_cursor()
             if parsed.event is None:
-                if parsed.raw.strip():
-                    report.last_raw = parsed.raw.strip()
                 await writer.write("worker", parsed.raw, cursor)
             elif parsed.event == "log":
                 stream = str(parsed.fields.get("stream", "worker"))
                 await writer.write(stream, str(parsed.fields.get("message", "")), cursor)
             else:
-                if parsed.event == "result":
-                    report.result = parsed.fields
-                elif parsed.event.startswith("worker_job_data"):
-                    report.error_events.append(parsed.event)
                 details = " ".join(f"{k}={v}" for k, v in parsed.fields.items() if v is not None)
                 await writer.write("worker", f"{parsed.event} {details}".rstrip(), cursor)
 
@@ -653,30 +629,3 @@ class Dispatcher:
                 await self.on_run_finished(data, outcome.status)
             except Exception:
                 log.exception("run_finished_hook_failed", run_id=run_id)
-
-
-def _outcome_of_exit(exit_code: int, report: _Report, reason: str | None = None) -> Outcome:
-    """The outcome of a worker that exited by itself. ``reason`` is the backend's reading of
-    the exit (:meth:`WorkerHandle.exit_reason`); it wins over the worker's own report."""
-    result = report.result or {}
-    common = {
-        "branch": result.get("branch"),
-        "commit_sha": result.get("commit"),
-        "summary": result.get("summary"),
-    }
-    if exit_code == 0 and result.get("ok"):
-        return Outcome(RunStatus.SUCCEEDED, exit_code, None, **common)
-    if reason:
-        error = reason
-    elif exit_code < 0:
-        name = signal.Signals(-exit_code).name if -exit_code in signal.valid_signals() else "?"
-        error = f"worker killed by signal {-exit_code} ({name})"
-    elif result.get("error"):
-        error = str(result["error"])
-    elif exit_code == 0:
-        error = "worker exited 0 without reporting a result"
-    else:
-        error = f"worker exited with code {exit_code}"
-        if report.last_raw:
-            error += f": {report.last_raw}"
-    return Outcome(RunStatus.FAILED, exit_code, error, **common)

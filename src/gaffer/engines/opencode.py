@@ -3,27 +3,36 @@
 Configuration: the whole config as JSON in ``OPENCODE_CONFIG_CONTENT`` (:func:`opencode_config`),
 holding no secret: one provider, ``gaffer``, on opencode's built-in ``@ai-sdk/openai-compatible``
 (OpenAI Chat Completions, streamed) at ``invocation.model.base_url`` (None:
-:data:`DEFAULT_BASE_URL`), whose ``options.apiKey`` is ``{env:GAFFER_OPENCODE_API_KEY}``:
-opencode substitutes the env var :data:`API_KEY_ENV` when it loads the config, so the key is in
-the CLI's environment only, never on its command line, in a file or in a log line (every log
-line is redacted too). ``model`` and ``small_model`` (the tool-less side calls: the session's
-title) are ``gaffer/<invocation.model.model>`` (None: :data:`DEFAULT_MODEL`); the engine
-setting ``cost`` (``{"input": USD, "output": USD, "cache_read": USD, "cache_write": USD}`` per
-million tokens) prices the model, else opencode counts its cost as 0 and the run's cost is
-left unreported. ``permission``: edits, shell commands and paths outside the checkout (the
-output files in the scratch directory) are allowed, questions and the doom-loop prompt denied
-(nobody is there to answer); ``agent.build.steps`` = ``invocation.max_turns`` (opencode's own
-limit of model turns); ``instructions`` = a file holding the system prompt (added after
-opencode's own system prompt, which describes its tools and so is kept); ``autoupdate`` and
-``snapshot`` off, ``share`` disabled.
+:data:`DEFAULT_BASE_URL`). ``model`` and ``small_model`` (the tool-less side calls: the
+session's title) are ``gaffer/<invocation.model.model>`` (None: :data:`DEFAULT_MODEL`); the
+engine setting ``cost`` (``{"input": USD, "output": USD, "cache_read": USD, "cache_write":
+USD}`` per million tokens) prices the model, else opencode counts its cost as 0 and the run's
+cost is left unreported. ``permission``: edits, shell commands and paths outside the checkout
+(the output files in the scratch directory) are allowed, questions and the doom-loop prompt
+denied (nobody is there to answer); ``agent.build.steps`` = ``invocation.max_turns``
+(opencode's own limit of model turns); ``instructions`` = a file holding the system prompt
+(added after opencode's own system prompt, which describes its tools and so is kept);
+``autoupdate`` and ``snapshot`` off, ``share`` disabled.
+
+The API key: ``options.apiKey`` is ``{file:<home>/.gaffer/opencode-api-key}``, a 0600 file of
+the engine user that opencode reads when it loads its config, and that this engine deletes as
+soon as opencode logs its first model call (``llm runtime selected``, before the request is
+sent, so before any tool of the agent can run) and in any case when the turn ends. So the key
+is never on the command line, in a log line (each is redacted too), in opencode's environment
+(``/proc/<pid>/environ`` is readable by the agent, same user) or in the environment of the
+commands the agent runs, and not on disk while the agent works.
 
 Environment: :data:`OFFLINE_ENV` (no models.dev fetch, no update check, no default plugins, no
 LSP download, no share, no project config: a repository's own ``opencode.json`` or
 ``.opencode/`` must not change the provider or the permissions), and ``HOME`` plus the XDG
 directories inside the engine's home (opencode keeps its sessions there, so a continuation
-finds the previous turn's session). Command line: ``opencode run --format json --pure
---print-logs --log-level ERROR`` with the prompt on stdin (no length limit of argv), and on a
-continuation turn ``--session <id>`` (``--continue`` when the previous turn reported none).
+finds the previous turn's session). opencode's global config (``~/.config/opencode``,
+``~/.opencode``) is removed before each turn: what an agent left there in one turn (an MCP
+server, a plugin, a provider) must not run in the next. Command line: ``opencode run --format
+json --pure --print-logs --log-level INFO`` (INFO: the line that says the key has been read;
+INFO lines are not copied to the run log) with the prompt on stdin (no length limit of argv),
+and on a continuation turn ``--session <id>`` (``--continue`` when the previous turn reported
+none).
 
 Output (:class:`OpencodeEvents`): JSON lines ``step_start``, ``text`` (an ``assistant`` log
 line; the texts of the last message are the summary), ``tool_use`` (a ``tool`` line with its
@@ -48,17 +57,19 @@ import contextlib
 import json
 import os
 import re
+import shutil
 import signal
+from pathlib import Path
 from typing import Any
 
 from gaffer.engines.base import EngineFigures, EngineResult, Invocation
 from gaffer.engines.discovery import find_cli
-from gaffer.engines.process import engine_log, run_cli
+from gaffer.engines.process import engine_log, run_cli, write_private
 from gaffer.worker.events import Reporter
 
-API_KEY_ENV = "GAFFER_OPENCODE_API_KEY"
-"""The env var the provider's ``options.apiKey`` names (``{env:...}``): opencode sends it as
-``Authorization: Bearer <key>``."""
+KEY_FILE = ".gaffer/opencode-api-key"
+"""In the engine's home: the API key, for the provider's ``options.apiKey`` (``{file:...}``);
+opencode sends it as ``Authorization: Bearer <key>``. Deleted once opencode has read it."""
 
 PROVIDER = "gaffer"
 
@@ -90,21 +101,25 @@ SYSTEM_PROMPT_FILE = "opencode-instructions.md"
 """In the scratch directory: the rendered system prompt (the config's ``instructions``)."""
 
 _STREAM_ERROR = re.compile(r'message="stream error"')
+_KEY_READ = re.compile(r'message="llm runtime selected"')
+_QUIET_LEVEL = re.compile(r"^timestamp=\S+ level=(INFO|DEBUG) ")
 _LOG_FIELD = re.compile(r'(\S+?)=("(?:[^"\\]|\\.)*"|\S+)')
 
 
-def opencode_config(invocation: Invocation, instructions: str | None) -> dict[str, Any]:
+def opencode_config(
+    invocation: Invocation, instructions: str | None, key_file: Path | None
+) -> dict[str, Any]:
     """The config for one turn (``OPENCODE_CONFIG_CONTENT``), as a dict; see the module
-    docstring for each key. ``instructions``: path of the system prompt file, or None.
+    docstring for each key. ``instructions``: path of the system prompt file, or None;
+    ``key_file``: path of the API key file, or None (no key: no ``Authorization`` header).
 
-    Holds no secret: ``options.apiKey`` names :data:`API_KEY_ENV` only when the invocation has
-    a key. Raises ValueError when the ``cost`` setting is not a mapping of numbers.
+    Holds no secret. Raises ValueError when the ``cost`` setting is not a mapping of numbers.
     """
     endpoint = invocation.model
     name = endpoint.model or DEFAULT_MODEL
     options: dict[str, Any] = {"baseURL": (endpoint.base_url or DEFAULT_BASE_URL).rstrip("/")}
-    if endpoint.api_key:
-        options["apiKey"] = "{env:" + API_KEY_ENV + "}"
+    if key_file is not None:
+        options["apiKey"] = "{file:" + str(key_file) + "}"
     model: dict[str, Any] = {"name": name}
     cost = invocation.job.engine.settings.get("cost")
     if cost is not None:
@@ -159,7 +174,7 @@ def opencode_argv(executable: str, invocation: Invocation) -> list[str]:
     """The command line of one turn, through ``/bin/sh`` so that its first line is the pid
     (:data:`PID_PREFIX`) of the process it then ``exec``\\ s into. The prompt goes on stdin.
     Never holds the API key."""
-    options = ["run", "--format", "json", "--pure", "--print-logs", "--log-level", "ERROR"]
+    options = ["run", "--format", "json", "--pure", "--print-logs", "--log-level", "INFO"]
     if invocation.resume:
         options += ["--session", invocation.session_id] if invocation.session_id else ["-c"]
     script = f'echo "{PID_PREFIX}$$"; exec "$0" "$@"'
@@ -173,12 +188,16 @@ class OpencodeEvents:
     (``session_id``), the texts of the last assistant message (``summary``), the summed
     ``step_finish`` figures (``figures``), opencode's ``error`` events (``errors``) and, when
     the agent's model calls kept failing, why it was stopped (``stopped``). ``secret`` (the
-    API key) is replaced by ``***`` in every log line.
+    API key) is replaced by ``***`` in every log line; ``key_file`` is deleted when opencode
+    logs that it has read it (:meth:`forget_key`).
     """
 
-    def __init__(self, reporter: Reporter, secret: str | None = None) -> None:
+    def __init__(
+        self, reporter: Reporter, secret: str | None = None, key_file: Path | None = None
+    ) -> None:
         self.reporter = reporter
         self.secret = secret
+        self.key_file = key_file
         self.pid: int | None = None
         self.session_id: str | None = None
         self.errors: list[str] = []
@@ -277,7 +296,17 @@ class OpencodeEvents:
         if isinstance(cost, int | float):
             self.cost += float(cost)
 
+    def forget_key(self) -> None:
+        """Delete the API key file (opencode has read it, or the turn is over)."""
+        if self.key_file is not None:
+            self.key_file.unlink(missing_ok=True)
+            self.key_file = None
+
     def _log_line(self, line: str) -> None:
+        if _KEY_READ.search(line):
+            self.forget_key()
+        if _QUIET_LEVEL.match(line):
+            return  # opencode's INFO log: its own progress, not the agent's
         self.log("output", line)
         if not _STREAM_ERROR.search(line):
             return
@@ -309,6 +338,14 @@ class OpencodeEvents:
             cache_write_tokens=self.tokens["cache_write"],
             cost_usd=self.cost if priced else None,
         )
+
+
+def _remove(path: Path) -> None:
+    """Remove ``path`` (a file, a symlink or a directory tree; absent: nothing)."""
+    if path.is_symlink() or path.is_file():
+        path.unlink()
+    elif path.is_dir():
+        shutil.rmtree(path)
 
 
 def _dict(value: object) -> dict[str, Any]:
@@ -363,8 +400,14 @@ class OpencodeEngine:
             path = invocation.scratch / SYSTEM_PROMPT_FILE
             path.write_text(invocation.system_prompt)
             instructions = str(path)
-        config = opencode_config(invocation, instructions)
         home = invocation.home
+        # What the agent may have left in its home: opencode's global config (run by the next
+        # turn), a symlink where the key file goes (written as the worker's user).
+        for stale in (home / ".config" / "opencode", home / ".opencode", home / ".gaffer"):
+            _remove(stale)
+        api_key = invocation.model.api_key
+        key_file = write_private(home / KEY_FILE, api_key, invocation) if api_key else None
+        config = opencode_config(invocation, instructions, key_file)
         env = invocation.base_env()
         env.update(OFFLINE_ENV)
         env.update(
@@ -376,11 +419,8 @@ class OpencodeEngine:
                 "XDG_CACHE_HOME": str(home / ".cache"),
             }
         )
-        for name in (API_KEY_ENV, "OPENCODE_CONFIG", "OPENCODE_CONFIG_DIR"):
+        for name in ("OPENCODE_CONFIG", "OPENCODE_CONFIG_DIR"):
             env.pop(name, None)
-        api_key = invocation.model.api_key
-        if api_key:
-            env[API_KEY_ENV] = api_key
         invocation.reporter.emit(
             "engine_started",
             engine=self.name,
@@ -390,14 +430,17 @@ class OpencodeEngine:
             model=config["model"],
             base_url=config["provider"][PROVIDER]["options"]["baseURL"],
         )
-        events = OpencodeEvents(invocation.reporter, secret=api_key)
-        exit_code = run_cli(
-            opencode_argv(executable, invocation),
-            invocation,
-            env,
-            events.on_line,
-            stdin=invocation.prompt,
-        )
+        events = OpencodeEvents(invocation.reporter, secret=api_key, key_file=key_file)
+        try:
+            exit_code = run_cli(
+                opencode_argv(executable, invocation),
+                invocation,
+                env,
+                events.on_line,
+                stdin=invocation.prompt,
+            )
+        finally:
+            events.forget_key()
         error: str | None = None
         if events.errors:
             error = "; ".join(events.errors)

@@ -36,6 +36,8 @@ class PullRequestRef:
     head_ref: str | None = None
     draft: bool = False
     url: str | None = None
+    base_ref: str | None = None
+    head_repository: str | None = None
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,8 @@ class Event:
     review_state: str | None = None
     requested_reviewer: str | None = None
     head_sha: str | None = None
+    comment_id: int | None = None
+    review_id: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property

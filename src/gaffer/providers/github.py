@@ -69,8 +69,24 @@ def _opt_str(obj: dict[str, Any], key: str) -> str | None:
     raise ValueError(f"{key} is a {type(value).__name__}, not a string")
 
 
+def _opt_int(obj: dict[str, Any], key: str) -> int | None:
+    """``obj[key]`` when it is an integer, None when absent or null; ``ValueError`` else."""
+    value = obj.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"{key} is a {type(value).__name__}, not an integer")
+    return value
+
+
+def _repo_name(branch: dict[str, Any]) -> str | None:
+    repo = branch.get("repo")
+    return _opt_str(repo, "full_name") if isinstance(repo, dict) else None
+
+
 def _pull_request(pr: dict[str, Any]) -> PullRequestRef:
     head = pr.get("head") or {}
+    base = pr.get("base") or {}
     return PullRequestRef(
         number=int(pr["number"]),
         head_sha=_opt_str(head, "sha"),
@@ -79,6 +95,8 @@ def _pull_request(pr: dict[str, Any]) -> PullRequestRef:
         head_ref=_opt_str(head, "ref"),
         draft=bool(pr.get("draft") or False),
         url=_opt_str(pr, "html_url"),
+        base_ref=_opt_str(base, "ref"),
+        head_repository=_repo_name(head),
     )
 
 
@@ -117,8 +135,10 @@ def _event(name: str, delivery_id: str, payload: dict[str, Any]) -> Event:
         fields["label"] = _opt_str(payload["label"], "name")
     if isinstance(payload.get("comment"), dict):
         fields["comment"] = _opt_str(payload["comment"], "body") or ""
+        fields["comment_id"] = _opt_int(payload["comment"], "id")
     if isinstance(payload.get("review"), dict):
         fields["review_state"] = _opt_str(payload["review"], "state")
+        fields["review_id"] = _opt_int(payload["review"], "id")
         if review_body := _opt_str(payload["review"], "body"):
             fields["comment"] = review_body
     if "requested_reviewer" in payload:
@@ -128,7 +148,13 @@ def _event(name: str, delivery_id: str, payload: dict[str, Any]) -> Event:
         fields["conclusion"] = _opt_str(suite, "conclusion")
         fields["head_sha"] = _opt_str(suite, "head_sha")
         fields["pull_requests"] = tuple(
-            PullRequestRef(number=int(p["number"]), head_sha=_opt_str(p.get("head") or {}, "sha"))
+            PullRequestRef(
+                number=int(p["number"]),
+                head_sha=_opt_str(p.get("head") or {}, "sha"),
+                head_ref=_opt_str(p.get("head") or {}, "ref"),
+                base_ref=_opt_str(p.get("base") or {}, "ref"),
+                head_repository=_repo_name(p.get("head") or {}),
+            )
             for p in suite.get("pull_requests") or []
         )
 

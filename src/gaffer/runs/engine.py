@@ -24,8 +24,10 @@ from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from gaffer.agents.effective import effective_agent
 from gaffer.coordination.cancel import cancel_key, request_cancel
 from gaffer.coordination.leases import LeaseKeys, RunLeases
+from gaffer.engines import DEFAULT_CREDENTIALS
 from gaffer.queue.jobs import EngineSpec, JobData, RepositorySpec, TaskSpec, branch_name
 from gaffer.queue.queues import RunQueue
 from gaffer.runs.requests import AgentRequest
@@ -102,12 +104,19 @@ class CancelResult:
 def build_job(
     run_id: str, request: AgentRequest, project: ProjectSnapshot, settings: Settings
 ) -> JobData:
-    """The job of a new run. Raises :class:`AgentNotConfiguredError`."""
+    """The job of a new run: the request, the project, and the agent's effective definition
+    (package + project overrides). Raises :class:`AgentNotConfiguredError`."""
     agent = project.agents.get(request.agent_type)
     if agent is None:
         raise AgentNotConfiguredError(
             f"agent {request.agent_type!r} is not enabled on project {project.name!r}"
         )
+    effective = effective_agent(
+        request.agent_type,
+        agent.engine,
+        agent.overrides,
+        default_credential=DEFAULT_CREDENTIALS.get(agent.engine),
+    )
     return JobData(
         run_id=run_id,
         project_id=project.id,
@@ -118,7 +127,14 @@ def build_job(
             clone_url=project.clone_url,
             base_branch=project.base_branch,
         ),
-        engine=EngineSpec(name=agent.engine, settings=agent.engine_settings),
+        engine=EngineSpec(
+            name=agent.engine,
+            settings=agent.engine_settings,
+            model=effective.model,
+            base_url=effective.base_url,
+            credential=effective.credential,
+        ),
+        agent=effective.spec,
         task=TaskSpec(
             agent_type=request.agent_type,
             repository=project.repository,
@@ -131,6 +147,13 @@ def build_job(
             trigger=request.trigger,
             provider=request.provider,
             delivery_id=request.delivery_id,
+            head_branch=request.head_branch,
+            base_branch=request.base_branch,
+            head_repository=request.head_repository,
+            comment_body=request.comment_body,
+            comment_id=request.comment_id,
+            review_id=request.review_id,
+            context=dict(request.context),
         ),
         branch=branch_name(request.agent_type, request.work_item),
         bot_login=project.bot_login,

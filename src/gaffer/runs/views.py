@@ -39,6 +39,8 @@ def run_view(run: Run) -> dict[str, Any]:
         "branch": run.branch,
         "commit": run.commit_sha,
         "summary": run.summary,
+        "engine_usage": run.engine_usage,
+        "outputs": run.outputs,
         "batch_id": run.batch_id,
         "batch_index": run.batch_index,
         "tags": list(run.tags or []),

@@ -145,10 +145,12 @@ class Project(Base):
 
 
 class AgentConfig(Base):
-    """Whether an agent type is enabled on a project, and which engine drives it.
+    """Whether an agent type is enabled on a project, which engine drives it, and the
+    project's overrides of the agent's shipped definition.
 
     ``engine_settings`` is engine-specific JSON; for the ``command`` engine it is
-    ``{"command": "<shell command>"}``.
+    ``{"command": "<shell command>"}``. ``overrides`` holds the overridden definition fields
+    (model, base_url, credential, prompts, limits: :class:`gaffer.agents.effective.AgentOverrides`).
     """
 
     __tablename__ = "agent_configs"
@@ -160,8 +162,29 @@ class AgentConfig(Base):
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     engine: Mapped[str] = mapped_column(String(64))
     engine_settings: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    overrides: Mapped[dict[str, Any]] = mapped_column(
+        JSONType, default=dict, server_default=text("'{}'")
+    )
 
     project: Mapped[Project] = relationship(back_populates="agents")
+
+
+class ProjectCredential(Base):
+    """A named secret of a project (an engine's API key, say), encrypted with the master key.
+
+    Only ``name`` is ever shown; the value is written from stdin and read by the dispatcher
+    when a run needs it.
+    """
+
+    __tablename__ = "project_credentials"
+    __table_args__ = (UniqueConstraint("project_id", "name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    project_id: Mapped[str] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(100))
+    value_encrypted: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
 class TriggerConfig(Base):
@@ -229,6 +252,12 @@ class Run(Base):
     log_cursor: Mapped[str | None] = mapped_column(String(64), nullable=True)
     """Where the recorded output of the run's worker ends (``<second>:<lines>``, see
     :class:`gaffer.backends.base.LogCursor`); written with each log batch."""
+    engine_usage: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)
+    """What the engine's CLI itself reported, summed over the run's turns: ``turns``,
+    ``input_tokens``, ``output_tokens``, ``cache_read_tokens``, ``cache_write_tokens``,
+    ``cost_usd`` (USD), ``invocations`` (engine runs, continuations included)."""
+    outputs: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)
+    """The agent's validated structured outputs by kind (``review``, ``reply``, ``plan``)."""
 
     project: Mapped[Project] = relationship()
 

@@ -33,15 +33,18 @@ class AgentSetup:
     engine: str
     engine_settings: dict[str, Any] = field(default_factory=dict)
     events: Sequence[str] = ()
+    overrides: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
 class AgentSnapshot:
-    """An enabled agent of a project: its engine and the engine's settings."""
+    """An enabled agent of a project: its engine, the engine's settings, and the project's
+    overrides of the agent's definition (:mod:`gaffer.agents.effective`)."""
 
     agent_type: str
     engine: str
     engine_settings: dict[str, Any]
+    overrides: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -69,7 +72,9 @@ class ProjectSnapshot:
     def of(cls, project: Project, box: SecretBox) -> ProjectSnapshot:
         """Snapshot ``project`` (agents and triggers must be loaded)."""
         agents = {
-            a.agent_type: AgentSnapshot(a.agent_type, a.engine, dict(a.engine_settings))
+            a.agent_type: AgentSnapshot(
+                a.agent_type, a.engine, dict(a.engine_settings), dict(a.overrides or {})
+            )
             for a in project.agents
             if a.enabled
         }
@@ -146,6 +151,7 @@ def create_project(
                 agent_type=agent.agent_type,
                 engine=agent.engine,
                 engine_settings=dict(agent.engine_settings),
+                overrides=dict(agent.overrides),
                 enabled=True,
             )
         )

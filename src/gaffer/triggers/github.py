@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gaffer.agents import AgentType
+from gaffer.agents.definition import definition
 from gaffer.providers.events import Event
 from gaffer.runs.requests import AgentRequest
 from gaffer.store.projects import AgentSetup, ProjectSnapshot
@@ -67,18 +68,25 @@ def _request(
 ) -> AgentRequest:
     item = event.work_item
     work_item = item.number if item is not None else str(pr_number)
+    pr = next((p for p in event.pull_requests if p.number == pr_number), None)
     return AgentRequest(
         project_id=project.id,
         agent_type=agent.value,
         provider=event.provider,
         trigger=event.key,
         work_item=work_item,
-        title=item.title if item else "",
-        body=item.body if item else "",
-        url=item.url if item else None,
+        title=item.title if item else (pr.title if pr else ""),
+        body=item.body if item else (pr.body if pr else ""),
+        url=item.url if item else (pr.url if pr else None),
         pr_number=pr_number,
         head_sha=head_sha if head_sha is not None else event.head_sha,
         delivery_id=event.delivery_id,
+        head_branch=pr.head_ref if pr else None,
+        base_branch=pr.base_ref if pr else None,
+        head_repository=pr.head_repository if pr else None,
+        comment_body=event.comment or None,
+        comment_id=event.comment_id,
+        review_id=event.review_id,
         payload=event.payload,
     )
 
@@ -171,10 +179,16 @@ def default_events(agent: str) -> list[str]:
 def default_agent_setups(
     engine: str, engine_settings: dict[str, Any], agents: Iterable[str] | None = None
 ) -> list[AgentSetup]:
-    """Setups for ``agents`` (default: every agent type), all on one engine, each enabled for
-    the events this table can start it with. Used by ``projects create`` and the demo."""
-    chosen = list(agents) if agents is not None else [a.value for a in AgentType]
+    """Setups for ``agents`` (default: :func:`default_agents`), all on one engine, each enabled
+    for the events this table can start it with. Used by ``projects create`` and the demo."""
+    chosen = list(agents) if agents is not None else default_agents()
     return [AgentSetup(a, engine, dict(engine_settings), default_events(a)) for a in chosen]
+
+
+def default_agents() -> list[str]:
+    """The agent types new projects enable: those whose definition is enabled by default
+    (``debug`` is not)."""
+    return [a.value for a in AgentType if definition(a.value).enabled_by_default]
 
 
 def evaluate(event: Event, project: ProjectSnapshot) -> TriggerResult:

@@ -41,6 +41,32 @@ def clone(url: str, base_branch: str, dest: Path) -> None:
     git("clone", "--quiet", "--branch", base_branch, "--single-branch", url, str(dest))
 
 
+def remote_has_branch(url: str, branch: str) -> bool:
+    """True when the repository at ``url`` has ``branch``. Raises :class:`GitError` when it
+    cannot be asked."""
+    return bool(git("ls-remote", "--heads", url, f"refs/heads/{branch}"))
+
+
+def fetch_branch(checkout: Path, branch: str) -> bool:
+    """Fetch ``branch`` of origin into the local branch of the same name (so that a clone of
+    ``checkout`` sees it as ``origin/<branch>``); returns False when origin has no such
+    branch. Raises :class:`GitError` for any other failure."""
+    if not git("ls-remote", "--heads", "origin", branch, cwd=checkout):
+        return False
+    git("fetch", "--quiet", "origin", f"refs/heads/{branch}:refs/heads/{branch}", cwd=checkout)
+    return True
+
+
+def changed_files(checkout: Path, work_tree: Path) -> list[str]:
+    """The paths in ``work_tree`` (the engine's tree) that differ from ``checkout``'s HEAD,
+    added, changed or deleted, read through the worker's own repository (see
+    :func:`commit_all`). Leaves the index as it found it."""
+    status = git(
+        f"--work-tree={work_tree}", "status", "--porcelain", "--untracked-files=all", cwd=checkout
+    )
+    return [line[3:] for line in status.splitlines() if line.strip()]
+
+
 def create_branch(checkout: Path, branch: str) -> None:
     """Create and check out ``branch`` at the current commit."""
     git("checkout", "--quiet", "-b", branch, cwd=checkout)
@@ -100,6 +126,9 @@ def commit_all(
     return git("rev-parse", "HEAD", cwd=checkout)
 
 
-def push(checkout: Path, branch: str) -> None:
-    """Push ``branch`` to origin, replacing it: gaffer's branches belong to gaffer."""
-    git("push", "--quiet", "--force", "origin", f"HEAD:refs/heads/{branch}", cwd=checkout)
+def push(checkout: Path, branch: str, *, force: bool = True) -> None:
+    """Push HEAD to ``branch`` of origin. ``force``: replace it (gaffer's own ``gaffer/...``
+    branches belong to gaffer); without it the push must fast-forward (a PR's own branch, which
+    someone may have pushed to meanwhile: then git's refusal fails the run, nothing is lost)."""
+    args = ["push", "--quiet", *(["--force"] if force else []), "origin"]
+    git(*args, f"HEAD:refs/heads/{branch}", cwd=checkout)

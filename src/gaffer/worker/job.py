@@ -20,11 +20,11 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping, MutableMapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from pydantic import ValidationError
 
-from gaffer.engines.base import ENGINE_USER_ENV
+from gaffer.engines.base import ENGINE_API_KEY_ENV, ENGINE_USER_ENV
 from gaffer.queue.jobs import JobData
 
 JOB_DATA_ENV = "JOB_DATA"
@@ -57,16 +57,19 @@ class WorkerStartup:
     job_data_key: str | None
     redis_url: str | None
     engine_user: str | None = None
+    engine_api_key: str | None = field(default=None, repr=False)
+    """The engine's API key (``GAFFER_ENGINE_API_KEY``), handed only to the engine."""
 
     @classmethod
     def read(cls, environ: Mapping[str, str]) -> WorkerStartup:
-        """Capture ``JOB_DATA``, ``JOB_DATA_REDIS_KEY``, ``GAFFER_WORKER_REDIS_URL`` and
-        ``GAFFER_ENGINE_USER``."""
+        """Capture ``JOB_DATA``, ``JOB_DATA_REDIS_KEY``, ``GAFFER_WORKER_REDIS_URL``,
+        ``GAFFER_ENGINE_USER`` and ``GAFFER_ENGINE_API_KEY``."""
         return cls(
             job_data=environ.get(JOB_DATA_ENV),
             job_data_key=environ.get(JOB_DATA_REDIS_KEY_ENV),
             redis_url=environ.get(WORKER_REDIS_URL_ENV),
             engine_user=environ.get(ENGINE_USER_ENV) or None,
+            engine_api_key=environ.get(ENGINE_API_KEY_ENV) or None,
         )
 
 
@@ -131,7 +134,14 @@ def _fetch(data_key: str, redis_url: str | None) -> bytes:
 
 
 def scrub_environment(environ: MutableMapping[str, str]) -> None:
-    """Remove the job, its key, the worker's Redis URL and infrastructure settings."""
-    scrubbed = (JOB_DATA_ENV, JOB_DATA_REDIS_KEY_ENV, WORKER_REDIS_URL_ENV, ENGINE_USER_ENV)
+    """Remove the job, its key, the worker's Redis URL, the engine's API key and
+    infrastructure settings."""
+    scrubbed = (
+        JOB_DATA_ENV,
+        JOB_DATA_REDIS_KEY_ENV,
+        WORKER_REDIS_URL_ENV,
+        ENGINE_USER_ENV,
+        ENGINE_API_KEY_ENV,
+    )
     for name in (*scrubbed, *INFRASTRUCTURE_ENV):
         environ.pop(name, None)

@@ -2,22 +2,27 @@
 
 1. Load the job from ``JOB_DATA``, or from Redis when it was offloaded, using what was read from
    the environment at start-up (:mod:`gaffer.worker.job`).
-2. Scrub the job and infrastructure settings from the environment, so the engine and everything
-   it starts never see them.
-3. Clone the repository's base branch into ``<workspace>/repo`` and create the run's branch
-   ``gaffer/<agent>/<work-item>``; clone that into ``<workspace>/tree`` for the engine, as the
+2. Scrub the job, the engine's API key and infrastructure settings from the environment, so
+   the engine and everything it starts never see them (the key goes to the engine's own
+   environment only, under the name its CLI reads).
+3. Check out by the agent's branch mode (:mod:`gaffer.worker.checkout`): the worker's clone in
+   ``<workspace>/repo``, and a clone of it for the engine in ``<workspace>/tree``, as the
    engine's user when the backend names one (``GAFFER_ENGINE_USER``; see
    :class:`~gaffer.engines.base.EngineUser`).
-4. Run the engine in ``<workspace>/tree`` (:mod:`gaffer.engines`).
+4. Run the engine's turns (:mod:`gaffer.worker.turns`): render the prompts, run the engine,
+   continue it while the finish rule is unmet.
 5. Commit the files of the engine's tree in the worker's own repository, never through the
    engine's ``.git`` (hooks or filters an agent put there must not run as the worker), and
-   push the branch.
-6. Report the result as the last JSON line on stdout (:mod:`gaffer.worker.events`).
+   push by the branch mode (``read-only``: never; a run that changed files says so).
+6. Report the result as the last JSON line on stdout (:mod:`gaffer.worker.events`): ``ok``,
+   ``error``, ``branch``, ``commit``, ``summary``, ``figures`` (the CLI's own, summed),
+   ``outputs`` (validated output files), ``invocations``.
 
 A SIGTERM (timeout, cancel, shutdown) is passed to the engine's process tree, which gets the
 grace period to finish; the run then fails and nothing is pushed (:mod:`gaffer.worker.stop`).
 
-Exit codes: 0 success, 1 the run failed (engine, git), 2 the job could not be loaded.
+Exit codes: 0 success, 1 the run failed (engine, git, finish rule), 2 the job could not be
+loaded.
 """
 
 from __future__ import annotations
@@ -25,23 +30,28 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 from gaffer.engines import EngineError, get_engine
-from gaffer.engines.base import EngineUser, Invocation, describe_exit
+from gaffer.engines.base import EngineUser, ModelEndpoint, describe_exit
+from gaffer.worker.checkout import CheckoutError, Workspace, prepare_checkout
 from gaffer.worker.events import Reporter
-from gaffer.worker.git import GitError, clone, clone_for_engine, commit_all, create_branch, push
+from gaffer.worker.git import GitError, changed_files, commit_all, push
 from gaffer.worker.job import JobLoadError, WorkerStartup, load_job, scrub_environment
 from gaffer.worker.stop import StopSignal
+from gaffer.worker.turns import TurnsOutcome, run_turns
 
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_BAD_JOB = 2
+READ_ONLY_SHOWN_FILES = 10
+"""How many changed paths the log names for a read-only run that changed files."""
 
 
 def main(workspace: Path | None = None, reporter: Reporter | None = None) -> int:
     """Run one job in ``workspace`` (default: the current directory); returns the exit code."""
     reporter = reporter or Reporter()
-    workspace = (workspace or Path.cwd()).resolve()
+    root = (workspace or Path.cwd()).resolve()
     stop = StopSignal()
     stop.install()
     startup = WorkerStartup.read(os.environ)
@@ -50,8 +60,7 @@ def main(workspace: Path | None = None, reporter: Reporter | None = None) -> int
     except JobLoadError as exc:
         scrub_environment(os.environ)
         reporter.emit(exc.event, reason=str(exc))
-        error = f"{exc.event}: {exc}"
-        reporter.emit("result", ok=False, error=error, branch=None, commit=None, summary=None)
+        _result(reporter, ok=False, error=f"{exc.event}: {exc}")
         return EXIT_BAD_JOB
     scrub_environment(os.environ)
     job = loaded.job
@@ -64,87 +73,93 @@ def main(workspace: Path | None = None, reporter: Reporter | None = None) -> int
         bytes=loaded.bytes,
         sha256=loaded.sha256,
     )
-
-    checkout = workspace / "repo"  # the worker's clone: its .git is only ever the worker's
-    tree = workspace / "tree"  # the engine's clone, where it works
-    scratch = workspace / "scratch"  # task and summary files, the engine's HOME
+    ws = Workspace(root)
+    outcome = TurnsOutcome()
     try:
         user = _engine_user(startup.engine_user)
-        for directory in (tree, scratch, scratch / "home"):
+        for directory in (ws.tree, ws.scratch, ws.home, ws.out, ws.context):
             directory.mkdir(parents=True, exist_ok=True)
             if user is not None:
                 os.chown(directory, user.uid, user.gid)
-        clone(job.repository.clone_url, job.repository.base_branch, checkout)
-        create_branch(checkout, job.branch)
-        clone_for_engine(checkout, job.branch, tree, user, scratch / "home")
+        checkout = prepare_checkout(job, ws, user)
         reporter.emit(
             "repository_cloned",
             repository=job.repository.full_name,
-            branch=job.branch,
+            branch=checkout.branch,
+            mode=checkout.mode,
             engine_uid=os.getuid() if user is None else user.uid,
         )
         engine = get_engine(job.engine.name)
         if stop.requested:
-            return _stopped(reporter, "stopped by SIGTERM before the engine started", None)
-        result = engine.run(
-            Invocation(
-                job=job,
-                checkout=tree,
-                scratch=scratch,
-                home=scratch / "home",
-                reporter=reporter,
-                system_prompt="",
-                prompt="",
-                user=user,
-            )
-        )
-        reporter.emit("engine_finished", exit_code=result.exit_code)
-        if stop.requested:
+            return _stopped(reporter, "stopped by SIGTERM before the engine started", outcome)
+        model = ModelEndpoint(job.engine.model, job.engine.base_url, startup.engine_api_key)
+        outcome = run_turns(engine, job, ws, checkout, reporter, user, model, stop)
+        if outcome.stopped or stop.requested:
             # Half-done work is not committed: the run was stopped, not finished.
             error = "stopped by SIGTERM before it finished"
-            if result.exit_code != 0:
+            result = outcome.result
+            if result is not None and result.exit_code != 0:
                 error += f" ({describe_exit(job.engine.name, result.exit_code)})"
-            return _stopped(reporter, error, result.reported_summary())
-        if result.exit_code != 0:
-            error = describe_exit(job.engine.name, result.exit_code)
-            reporter.emit(
-                "result",
-                ok=False,
-                error=error,
-                branch=None,
-                commit=None,
-                summary=result.reported_summary(),
-            )
+            return _stopped(reporter, error, outcome)
+        if outcome.error is not None:
+            _result(reporter, ok=False, error=outcome.error, outcome=outcome)
             return EXIT_FAILED
+        if checkout.push_branch is None:
+            changed = changed_files(ws.checkout, ws.tree)
+            if changed:
+                shown = ", ".join(changed[:READ_ONLY_SHOWN_FILES])
+                more = len(changed) - READ_ONLY_SHOWN_FILES
+                shown += f" and {more} more" if more > 0 else ""
+                reporter.log(
+                    f"read-only agent: the engine changed {len(changed)} file(s) ({shown});"
+                    " nothing is committed or pushed"
+                )
+            _result(reporter, ok=True, outcome=outcome)
+            return EXIT_OK
         message = f"gaffer: {job.agent_type} for {job.task.repository}#{job.task.work_item}"
         if job.task.title:
             message += f"\n\n{job.task.title}"
         commit = commit_all(
-            checkout,
+            ws.checkout,
             message,
             author_name=job.bot_login,
             author_email=f"{job.bot_login}@users.noreply.github.com",
-            work_tree=tree,
+            work_tree=ws.tree,
         )
         branch: str | None = None
         if commit is not None:
-            push(checkout, job.branch)
-            branch = job.branch
+            push(ws.checkout, checkout.push_branch, force=checkout.force)
+            branch = checkout.push_branch
             reporter.emit("branch_pushed", branch=branch, commit=commit)
         else:
             reporter.log("the engine changed nothing; no commit, no push")
-        reporter.emit(
-            "result",
-            ok=True,
-            error=None,
-            branch=branch,
-            commit=commit,
-            summary=result.reported_summary(),
-        )
+        _result(reporter, ok=True, branch=branch, commit=commit, outcome=outcome)
         return EXIT_OK
-    except (GitError, EngineError, OSError) as exc:
-        reporter.emit("result", ok=False, error=str(exc), branch=None, commit=None, summary=None)
+    except (GitError, EngineError, CheckoutError, OSError) as exc:
+        _result(reporter, ok=False, error=str(exc), outcome=outcome)
         return EXIT_FAILED
+
+
+def _result(
+    reporter: Reporter,
+    *,
+    ok: bool,
+    error: str | None = None,
+    branch: str | None = None,
+    commit: str | None = None,
+    outcome: TurnsOutcome | None = None,
+) -> None:
+    """Emit the ``result`` line (see the module docstring)."""
+    fields: dict[str, Any] = {"summary": None, "figures": None, "outputs": {}, "invocations": 0}
+    if outcome is not None:
+        figures = outcome.figures.as_dict()
+        fields = {
+            "summary": outcome.result.reported_summary() if outcome.result else None,
+            "figures": figures or None,
+            "outputs": outcome.outputs,
+            "invocations": outcome.invocations,
+        }
+    reporter.emit("result", ok=ok, error=error, branch=branch, commit=commit, **fields)
 
 
 def _engine_user(text: str | None) -> EngineUser | None:
@@ -165,10 +180,10 @@ def _engine_user(text: str | None) -> EngineUser | None:
     return user
 
 
-def _stopped(reporter: Reporter, error: str, summary: str | None) -> int:
+def _stopped(reporter: Reporter, error: str, outcome: TurnsOutcome) -> int:
     """Report a run stopped by SIGTERM as failed (the dispatcher knows it was its own stop and
     records TIMED_OUT or CANCELED); returns the exit code."""
-    reporter.emit("result", ok=False, error=error, branch=None, commit=None, summary=summary)
+    _result(reporter, ok=False, error=error, outcome=outcome)
     return EXIT_FAILED
 
 
