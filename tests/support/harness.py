@@ -51,6 +51,8 @@ def with_outputs(command: str) -> str:
     machinery (leases, containers, logs) run every agent type on one shell command, and each
     agent's finish rule must be met by it (see :mod:`gaffer.worker.turns`)."""
     return f"{command}{OUTPUTS_EPILOGUE}"
+
+
 WAIT_S = 90.0
 
 
