@@ -10,9 +10,13 @@ from pydantic import ValidationError
 from redis.exceptions import RedisError
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 
+from gaffer.agents.definition import definitions
 from gaffer.cli import context
+from gaffer.cli.agents import agents_app
+from gaffer.cli.credentials import credentials_app
 from gaffer.cli.deliveries import deliveries_app
 from gaffer.cli.demo import demo_command
+from gaffer.cli.engines import engines_command
 from gaffer.cli.output import err_console
 from gaffer.cli.projects import projects_app
 from gaffer.cli.runs import runs_app
@@ -40,7 +44,10 @@ app.add_typer(projects_app, name="projects")
 app.add_typer(runs_app, name="runs")
 app.add_typer(webhook_app, name="webhook")
 app.add_typer(deliveries_app, name="deliveries")
+app.add_typer(agents_app, name="agents")
+app.add_typer(credentials_app, name="credentials")
 app.command("demo")(demo_command)
+app.command("engines")(engines_command)
 
 
 @app.command()
@@ -60,6 +67,7 @@ def up(
     from gaffer.server import ROLES, Listening, serve
 
     settings = context.settings()
+    definitions()  # a bad agent definition stops start-up with one line naming it
     roles = set(role or ROLES)
     unknown = roles - ROLES
     if unknown:

@@ -1,0 +1,83 @@
+"""``gaffer credentials set|list|delete``: a project's named secrets (engine API keys...).
+
+The value is read from stdin (``printf %s "$KEY" | gaffer credentials set --project P
+ANTHROPIC_API_KEY``), never from the command line, where ``ps`` and the shell's history would
+show it; listings show names and masked values only.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from gaffer.cli import context
+from gaffer.cli.output import console, print_json, table
+from gaffer.runtime import open_runtime
+from gaffer.store.credentials import (
+    delete_credential,
+    list_credentials,
+    set_credential,
+    validate_name,
+)
+from gaffer.store.projects import get_project
+
+credentials_app = typer.Typer(
+    help="A project's secrets (engine API keys), stored encrypted.", no_args_is_help=True
+)
+
+
+@credentials_app.command("set")
+def set_command(
+    name: str = typer.Argument(..., help="Credential name, e.g. ANTHROPIC_API_KEY."),
+    project: str = typer.Option(..., "--project", help="Project name or id."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Set a credential from stdin (the value is never taken from the command line)."""
+    validate_name(name)
+    if sys.stdin.isatty():
+        console.print(f"value of {name} (end with Ctrl-D):", highlight=False)
+    value = sys.stdin.read()
+    with open_runtime(context.settings(), redis=False) as rt, rt.db.session() as session:
+        found = get_project(session, project)
+        view = set_credential(session, rt.box, found.id, name, value)
+    if as_json:
+        print_json({"project": project, "name": view.name, "masked": view.masked})
+        return
+    console.print(f"{name} set on {project} ({view.masked})", highlight=False)
+
+
+@credentials_app.command("list")
+def list_command(
+    project: str = typer.Option(..., "--project", help="Project name or id."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """List a project's credentials, masked."""
+    with open_runtime(context.settings(), redis=False) as rt, rt.db.session() as session:
+        found = get_project(session, project)
+        views = list_credentials(session, rt.box, found.id)
+    rows = [
+        {"name": v.name, "masked": v.masked, "updated_at": v.updated_at.isoformat()} for v in views
+    ]
+    if as_json:
+        print_json(rows)
+        return
+    console.print(
+        table(
+            f"credentials of {project}",
+            ["name", "value", "updated"],
+            [(r["name"], r["masked"], r["updated_at"]) for r in rows],
+        )
+    )
+
+
+@credentials_app.command("delete")
+def delete(
+    name: str = typer.Argument(..., help="Credential name."),
+    project: str = typer.Option(..., "--project", help="Project name or id."),
+) -> None:
+    """Delete a credential."""
+    with open_runtime(context.settings(), redis=False) as rt, rt.db.session() as session:
+        found = get_project(session, project)
+        delete_credential(session, found.id, name)
+    console.print(f"{name} deleted from {project}", highlight=False)
