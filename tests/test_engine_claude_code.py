@@ -1,0 +1,420 @@
+"""The claude-code engine: the real ``claude`` CLI, in a real git checkout, against the scripted
+model server (Anthropic Messages, streamed and plain). The CLI is the one
+``scripts/install-engines claude-code`` puts in ``$GAFFER_ENGINES_DIR/bin``; a missing CLI
+fails these tests (it is never a skip)."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import socket
+import stat
+import subprocess
+import tempfile
+import uuid
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gaffer.engines.base import EngineResult, EngineUser, Invocation, ModelEndpoint
+from gaffer.engines.claude_code import ARGV_TEXT_MAX_BYTES, MAX_RETRIES, ClaudeCodeEngine
+from gaffer.queue.jobs import EngineSpec, JobData, RepositorySpec, TaskSpec
+from gaffer.worker.events import Reporter
+from tests.support.model_server import ModelServer, RecordedRequest, Say, Shell, Usage
+
+ENGINES_BIN = Path(os.environ.get("GAFFER_ENGINES_DIR", "/opt/gaffer-engines")) / "bin"
+KEY = "sk-ant-test-" + uuid.uuid4().hex
+MAX_REQUESTS = MAX_RETRIES + 1
+"""The most requests one failing model call may cost: the call and Claude Code's bounded
+retries (its default, 10 with backoff, takes minutes against a dead server)."""
+WRAPPER_LINE = "claude-test-wrapper: starting"
+
+
+@pytest.fixture(scope="module")
+def claude_cli() -> Path:
+    cli = ENGINES_BIN / "claude"
+    assert os.access(cli, os.X_OK), f"{cli} is missing: run scripts/install-engines claude-code"
+    return cli
+
+
+@pytest.fixture
+def server() -> Iterator[ModelServer]:
+    with ModelServer() as server:
+        yield server
+
+
+class Run:
+    """One engine invocation's inputs (a git checkout, a scratch dir with the engine's home)
+    and what it reported."""
+
+    def __init__(self, root: Path, cli: Path, base_url: str) -> None:
+        self.root = root
+        self.checkout = root / "tree"
+        self.scratch = root / "scratch"
+        (self.scratch / "home").mkdir(parents=True)
+        subprocess.run(["git", "init", "-q", "-b", "main", str(self.checkout)], check=True)
+        (self.checkout / "README.md").write_text("# r\n")
+        self.commit("init")
+        # A wrapper that records the argv the engine really ran the CLI with, and prints one
+        # line that is not JSON.
+        self.argv_file = root / "argv.json"
+        wrapper = root / "claude-wrapper"
+        wrapper.write_text(
+            "#!/usr/bin/env python3\n"
+            "import json, os, sys\n"
+            f"with open({str(self.argv_file)!r}, 'a') as f:\n"
+            "    f.write(json.dumps(sys.argv[1:]) + '\\n')\n"
+            f"print({WRAPPER_LINE!r}, flush=True)\n"
+            f"os.execv({str(cli)!r}, [{str(cli)!r}, *sys.argv[1:]])\n"
+        )
+        wrapper.chmod(0o755)
+        self.out = io.StringIO()
+        job = JobData(
+            run_id=uuid.uuid4().hex,
+            project_id="p",
+            project_name="hello",
+            agent_type="implementation",
+            repository=RepositorySpec(full_name="o/r", clone_url=str(self.checkout)),
+            engine=EngineSpec(name="claude-code", settings={"path": str(wrapper)}),
+            task=TaskSpec(
+                agent_type="implementation",
+                repository="o/r",
+                work_item="7",
+                trigger="issues.labeled",
+                provider="github",
+            ),
+            branch="gaffer/implementation/7",
+            timeout_s=60,
+        )
+        self.invocation = Invocation(
+            job=job,
+            checkout=self.checkout,
+            scratch=self.scratch,
+            home=self.scratch / "home",
+            reporter=Reporter(self.out),
+            system_prompt="You are gaffer's implementation agent.",
+            prompt="Write HELLO.md saying hi.",
+            model=ModelEndpoint(model="claude-test", base_url=base_url, api_key=KEY),
+            max_turns=8,
+        )
+
+    def commit(self, message: str) -> None:
+        git = ["git", "-C", str(self.checkout), "-c", "user.name=t", "-c", "user.email=t@t"]
+        subprocess.run([*git, "add", "-A"], check=True)
+        subprocess.run([*git, "commit", "-q", "-m", message], check=True)
+
+    def run(self, **changes: Any) -> EngineResult:
+        return ClaudeCodeEngine().run(replace(self.invocation, **changes))
+
+    def events(self) -> list[dict[str, Any]]:
+        return [json.loads(line) for line in self.out.getvalue().splitlines()]
+
+    def log(self) -> list[str]:
+        return [e["message"] for e in self.events() if e["event"] == "log"]
+
+    def argvs(self) -> list[list[str]]:
+        return [json.loads(line) for line in self.argv_file.read_text().splitlines()]
+
+
+@pytest.fixture
+def run(tmp_path: Path, claude_cli: Path, server: ModelServer) -> Run:
+    return Run(tmp_path, claude_cli, server.anthropic_url)
+
+
+def messages_calls(server: ModelServer) -> list[RecordedRequest]:
+    return [r for r in server.requests if r.path == "/v1/messages"]
+
+
+def test_a_turn_edits_the_file_and_reports_summary_and_figures(
+    run: Run, server: ModelServer
+) -> None:
+    server.usage = Usage(input_tokens=120, output_tokens=30, cache_read=7, cache_write=3)
+    env_dump = run.scratch / "agent-env.txt"
+    server.script(
+        [Shell(f"printf 'hi\\n' > HELLO.md; env > {env_dump}", then="Done: wrote HELLO.md")]
+    )
+
+    result = run.run()
+
+    assert result.ok, (result, run.log())
+    assert (run.checkout / "HELLO.md").read_text() == "hi\n"
+    status = ["git", "-C", str(run.checkout), "status", "--porcelain", "--untracked-files=all"]
+    changed = subprocess.run(status, capture_output=True, text=True, check=True).stdout
+    assert changed == "?? HELLO.md\n"  # Claude Code leaves nothing of its own in the checkout
+    assert result.summary == "Done: wrote HELLO.md"
+    calls = messages_calls(server)
+    assert len(calls) == 2  # the tool call, then the final text once the result is in
+    assert all(c.is_agent_turn for c in calls)
+    assert result.figures is not None
+    figures = result.figures.as_dict()
+    cost = figures.pop("cost_usd")
+    assert isinstance(cost, float) and cost > 0  # Claude Code's own estimate
+    assert figures == {
+        "turns": 2,
+        "input_tokens": 120 * len(calls),
+        "output_tokens": 30 * len(calls),
+        "cache_read_tokens": 7 * len(calls),
+        "cache_write_tokens": 3 * len(calls),
+    }
+    assert result.session_id and uuid.UUID(result.session_id)
+    log = run.log()
+    assert f"tool Bash: printf 'hi\\n' > HELLO.md; env > {env_dump}" in log, log
+    assert any(line.startswith("result Bash: ") for line in log), log
+    assert "assistant: Done: wrote HELLO.md" in log
+    assert f"output: {WRAPPER_LINE}" in log  # a line that is not JSON
+    # The model, the system prompt and the turn limit went where Claude Code takes them.
+    assert {c.json["model"] for c in calls} == {"claude-test"}
+    assert "You are gaffer's implementation agent." in json.dumps(calls[0].json["system"])
+    (argv,) = run.argvs()
+    assert argv[argv.index("--max-turns") + 1] == "8"
+    assert argv[-2:] == ["--", "Write HELLO.md saying hi."]
+    # The key reached the server in x-api-key, and nowhere else: not the argv, the log, the
+    # engine's home, nor the environment of the commands the agent ran.
+    assert all(c.headers.get("x-api-key") == KEY for c in calls)
+    assert all("authorization" not in c.headers for c in calls)
+    assert KEY not in json.dumps(argv)
+    assert KEY not in run.out.getvalue()
+    assert env_dump.is_file() and KEY not in env_dump.read_text()
+    dump = env_dump.read_text().splitlines()
+    assert f"ANTHROPIC_BASE_URL={server.anthropic_url}" in dump  # the agent's real env
+    assert ("IS_SANDBOX=1" in dump) == (os.geteuid() == 0)  # only root needs it
+    for path in (run.scratch / "home").rglob("*"):
+        if path.is_file():
+            assert KEY.encode() not in path.read_bytes(), path
+
+
+def test_an_unauthorised_key_fails_the_turn_with_claude_message(
+    run: Run, server: ModelServer
+) -> None:
+    server.fail(status=401, times=None)
+    server.script([Shell("touch NOPE", then="never")])
+
+    result = run.run()
+
+    assert not result.ok and result.exit_code != 0
+    assert result.error == "claude-code: Invalid API key · Fix external API key (HTTP 401)"
+    assert 1 <= len(messages_calls(server)) <= MAX_REQUESTS
+    assert not (run.checkout / "NOPE").exists()
+    assert result.summary is None
+    log = run.log()
+    assert "error: Invalid API key · Fix external API key" in log, log
+    assert any(line.startswith("error: model call failed (authentication_failed") for line in log)
+
+
+def test_a_server_error_fails_the_turn_after_bounded_retries(run: Run, server: ModelServer) -> None:
+    server.fail(status=500, times=None)
+
+    result = run.run()
+
+    assert not result.ok and result.exit_code != 0
+    assert result.error is not None
+    assert result.error.startswith("claude-code: API Error: 500 Internal server error"), result
+    assert len(messages_calls(server)) == MAX_REQUESTS  # retried, and bounded
+
+
+def test_a_rate_limit_fails_the_turn_with_claude_message(run: Run, server: ModelServer) -> None:
+    server.fail(status=429, times=None)
+
+    result = run.run()
+
+    assert not result.ok
+    assert result.error is not None and "429" in result.error
+    assert "Number of request tokens has exceeded your per-minute rate limit" in result.error
+    assert len(messages_calls(server)) <= MAX_REQUESTS
+
+
+def test_a_transient_server_error_is_retried_and_the_turn_finishes(
+    run: Run, server: ModelServer
+) -> None:
+    server.script([Shell("printf 'hi\\n' > HELLO.md", then="Done after a 500")])
+    server.fail(status=500, times=1)
+
+    result = run.run()
+
+    assert result.ok, (result, run.log())
+    assert result.summary == "Done after a 500"
+    assert [c.status for c in messages_calls(server)] == [500, 200, 200]
+
+
+def test_a_dead_model_server_fails_the_turn(run: Run) -> None:
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    endpoint = replace(run.invocation.model, base_url=dead)
+
+    result = run.run(model=endpoint)
+
+    assert not result.ok
+    assert result.error == "claude-code: API Error: Unable to connect to API (ConnectionRefused)"
+    retries = [line for line in run.log() if line.startswith("error: model call failed")]
+    assert len(retries) == MAX_RETRIES
+
+
+def test_a_cut_stream_is_sent_again_unstreamed_and_the_turn_finishes(
+    run: Run, server: ModelServer
+) -> None:
+    server.script([Shell("printf 'hi\\n' > HELLO.md", then="Done after a cut")])
+    server.cut_stream(after_events=3, times=1)
+
+    result = run.run()
+
+    assert result.ok, (result, run.log())
+    assert (run.checkout / "HELLO.md").read_text() == "hi\n"
+    assert result.summary == "Done after a cut"
+    calls = messages_calls(server)
+    assert [bool(c.json.get("stream")) for c in calls] == [True, False, True]
+    assert calls[0].json["messages"] == calls[1].json["messages"]  # the same request, resent
+
+
+def test_the_turn_limit_is_claude_own(run: Run, server: ModelServer) -> None:
+    server.script([Shell("printf 'hi\\n' > HELLO.md", then="never said")])
+
+    result = run.run(max_turns=1)
+
+    assert not result.ok
+    assert result.error == "claude-code: Reached maximum number of turns (1)"
+    assert (run.checkout / "HELLO.md").exists()  # the one turn it had ran its tool call
+
+
+def test_a_continuation_resumes_the_session(run: Run, server: ModelServer) -> None:
+    server.usage = Usage(input_tokens=100, output_tokens=10, cache_read=0, cache_write=0)
+    review = run.scratch / "review.json"
+    server.script(
+        [
+            Shell("printf 'hi\\n' > HELLO.md", then="Wrote HELLO.md"),
+            Shell(
+                f"""printf '{{"event":"COMMENT","body":"ok","comments":[]}}' > {review}""",
+                then="Review written",
+            ),
+        ]
+    )
+    first = run.run()
+    assert first.ok and first.session_id, (first, run.log())
+    before = len(messages_calls(server))
+
+    second = run.run(
+        prompt="You wrote no review file: write it to $GAFFER_REVIEW_FILE.",
+        turn=2,
+        resume=True,
+        session_id=first.session_id,
+        env={"GAFFER_REVIEW_FILE": str(review)},
+    )
+
+    assert second.ok, (second, run.log())
+    assert second.session_id == first.session_id
+    assert second.summary == "Review written"
+    assert json.loads(review.read_text())["event"] == "COMMENT"
+    calls = messages_calls(server)[before:]
+    # The resumed session sends the first turn's messages again: its tool call and its answer.
+    history = json.dumps(calls[0].json["messages"])
+    assert "printf 'hi\\\\n' > HELLO.md" in history and "Wrote HELLO.md" in history
+    assert "You wrote no review file" in history
+    argv = run.argvs()[-1]
+    assert argv[argv.index("--resume") + 1] == first.session_id
+    # Claude Code reports each invocation's own figures, not the session's running total.
+    assert second.figures is not None
+    assert second.figures.input_tokens == 100 * len(calls)
+
+
+def test_a_continuation_without_a_session_id_continues_the_last_session(
+    run: Run, server: ModelServer
+) -> None:
+    server.script([Say("First answer."), Say("Second answer.")])
+    first = run.run()
+    assert first.ok and first.session_id
+
+    second = run.run(prompt="And then?", turn=2, resume=True, session_id=None)
+
+    assert second.ok and second.summary == "Second answer.", (second, run.log())
+    assert second.session_id == first.session_id
+    assert "--continue" in run.argvs()[-1]
+    history = json.dumps(messages_calls(server)[-1].json["messages"])
+    assert "First answer." in history and "And then?" in history
+
+
+def test_prompts_too_long_for_the_command_line_go_on_stdin_and_in_a_file(
+    run: Run, server: ModelServer
+) -> None:
+    server.script([Say("Read it all.")])
+    prompt = "Read this. " + "x" * (2 * ARGV_TEXT_MAX_BYTES) + " END-OF-PROMPT"
+    system = "You are gaffer. " + "y" * (2 * ARGV_TEXT_MAX_BYTES) + " END-OF-SYSTEM"
+
+    result = run.run(prompt=prompt, system_prompt=system)
+
+    assert result.ok and result.summary == "Read it all.", (result, run.log())
+    (argv,) = run.argvs()
+    assert "--" not in argv and "--append-system-prompt" not in argv
+    assert max(len(a.encode()) for a in argv) < ARGV_TEXT_MAX_BYTES
+    system_file = Path(argv[argv.index("--append-system-prompt-file") + 1])
+    assert system_file.is_relative_to(run.scratch / "home")
+    assert stat.S_IMODE(system_file.stat().st_mode) == 0o600
+    (call,) = messages_calls(server)
+    assert "END-OF-PROMPT" in json.dumps(call.json["messages"])
+    assert "END-OF-SYSTEM" in json.dumps(call.json["system"])
+
+
+def test_the_repository_settings_cannot_redirect_the_key_but_its_claude_md_is_read(
+    run: Run, server: ModelServer
+) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        elsewhere = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    settings = {"env": {"ANTHROPIC_BASE_URL": elsewhere}}
+    (run.checkout / ".claude").mkdir()
+    for name in ("settings.json", "settings.local.json"):
+        (run.checkout / ".claude" / name).write_text(json.dumps(settings))
+    (run.checkout / ".mcp.json").write_text(
+        json.dumps({"mcpServers": {"x": {"command": "touch", "args": ["MCP-STARTED"]}}})
+    )
+    (run.checkout / "CLAUDE.md").write_text("CLAUDE-MD-MARKER: keep answers short.\n")
+    run.commit("a repository that configures Claude Code")
+    server.script([Say("Short.")])
+
+    result = run.run()
+
+    assert result.ok and result.summary == "Short.", (result, run.log())
+    (call,) = messages_calls(server)  # the model server was called, not the settings' URL
+    assert "CLAUDE-MD-MARKER" in json.dumps(call.json)
+    assert not (run.checkout / "MCP-STARTED").exists()
+
+
+@pytest.fixture
+def user_root() -> Iterator[Path]:
+    """A directory an unprivileged user can reach (pytest's tmp_path is 0700 root)."""
+    root = Path(tempfile.mkdtemp(prefix="gaffer-claude-user-"))
+    root.chmod(0o755)
+    try:
+        yield root
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="switching to an engine user needs root")
+def test_as_an_unprivileged_engine_user(
+    user_root: Path, claude_cli: Path, server: ModelServer
+) -> None:
+    run = Run(user_root, claude_cli, server.anthropic_url)
+    user = EngineUser(uid=64123, gid=64123)
+    for path in (user_root, *user_root.rglob("*")):
+        os.chown(path, user.uid, user.gid)
+    probe = run.scratch / "probe.txt"
+    server.script(
+        [Shell(f"id -u > {probe}; env >> {probe}; printf 'hi\\n' > HELLO.md", then="Done")]
+    )
+
+    result = run.run(user=user)
+
+    assert result.ok and result.summary == "Done", (result, run.log())
+    uid, *environ = probe.read_text().splitlines()
+    assert uid == str(user.uid)
+    assert (run.checkout / "HELLO.md").stat().st_uid == user.uid
+    # As a user, --dangerously-skip-permissions needs no IS_SANDBOX, and none is given.
+    assert not any(line.startswith("IS_SANDBOX=") for line in environ)
+    assert not any(KEY in line for line in environ)
+    prefix = (run.scratch / "home" / ".gaffer" / "shell-without-key").stat()
+    assert prefix.st_uid == user.uid and stat.S_IMODE(prefix.st_mode) == 0o700
