@@ -133,6 +133,7 @@ class Gaffer:
         trigger_label: str = "bug",
         with_repository: bool = True,
         raw_command: bool = False,
+        pr_branch: str | None = None,
     ) -> ProjectInfo:
         """Create a project (and a bare repository to clone) with agents on ``command``,
         extended by :func:`with_outputs` unless ``raw_command``."""
@@ -144,7 +145,7 @@ class Gaffer:
         if with_repository:
             root = self.settings.home / "repos" / name
             root.mkdir(parents=True)
-            bare = create_bare_repository(root)
+            bare = create_bare_repository(root, pr_branch=pr_branch)
             clone_url = str(bare)
         secret = secrets.token_hex(16)
         with self.rt.db.session() as session:

@@ -215,6 +215,11 @@ def start(
     sha: str | None = typer.Option(None, help="Head commit SHA (reviews need it)."),
     title: str = typer.Option("", help="Work item title given to the engine."),
     body: str = typer.Option("", help="Work item body given to the engine."),
+    head_branch: str | None = typer.Option(
+        None, help="The PR's head branch (agents that push onto the PR need it)."
+    ),
+    base_branch: str | None = typer.Option(None, help="The PR's base branch."),
+    comment: str | None = typer.Option(None, help="The comment the agent answers."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Start a run by hand (a manual trigger). Goes through the same dispatch claims as
@@ -229,6 +234,9 @@ def start(
         "head_sha": sha,
         "title": title,
         "body": body,
+        "head_branch": head_branch,
+        "base_branch": base_branch,
+        "comment_body": comment,
     }
     run_id = new_id()
     with open_runtime(context.settings()) as rt:
