@@ -132,9 +132,12 @@ def parse_definition(name: str, text: str, where: str) -> AgentDefinition:
         return AgentDefinition.model_validate(data)
     except ValidationError as exc:
         error = exc.errors()[0]
-        field = ".".join(str(p) for p in error["loc"]) or "(definition)"
-        message = str(error["msg"]).removeprefix("Value error, ")
-        raise DefinitionError(f"{where}: {field}: {_one_line(message)}") from exc
+        message = _one_line(str(error["msg"]).removeprefix("Value error, "))
+        field = ".".join(str(p) for p in error["loc"])
+        # A whole-definition check names its field at the start of its message.
+        raise DefinitionError(
+            f"{where}: {field}: {message}" if field else f"{where}: {message}"
+        ) from exc
 
 
 def _one_line(text: str) -> str:
