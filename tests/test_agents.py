@@ -159,7 +159,7 @@ def test_a_definition_template_using_an_undeclared_variable_is_refused(tmp_path:
         (tmp_path / path.name).write_text(path.read_text())
     planning = tmp_path / "planning.yaml"
     planning.write_text(planning.read_text().replace("{{ plan_file }}", "{{ review_file }}"))
-    with pytest.raises(DefinitionError, match="planning.yaml: task_prompt: .*'review_file'"):
+    with pytest.raises(DefinitionError, match=r"planning.yaml: task_prompt: .*'review_file'"):
         load_definitions(tmp_path)
 
 
