@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
 import uuid
 from pathlib import Path
 
@@ -227,3 +228,50 @@ def test_the_engine_api_key_comes_from_the_projects_credentials_to_the_engine_on
         assert stored.job_data["engine"]["credential"] == "MODEL_KEY"
     assert all(secret not in m for _, m in gaffer.logs(run_id))
     assert RunStatus(run["status"]) is RunStatus.SUCCEEDED
+
+
+POST_MORTEM = """
+if [ "$GAFFER_AGENT_TYPE" = debug ]; then
+  python - <<'PY'
+import json, os
+open(os.environ["GAFFER_REPLY_FILE"], "w").write(json.dumps(
+    {"body": open(os.environ["GAFFER_PROMPT_FILE"]).read()}))
+PY
+else
+  echo "something broke" >&2; exit 3
+fi
+"""
+
+
+def test_a_failed_run_gets_a_debug_post_mortem_when_the_project_enables_it(
+    start_gaffer: GafferFactory,
+) -> None:
+    gaffer = start_gaffer()
+    project = gaffer.create_project(
+        command=POST_MORTEM, agents=["implementation"], raw_command=True
+    )
+    with gaffer.rt.db.session() as session:
+        found = get_project(session, project.name)
+        set_agent(session, found, "debug", enabled=True)  # off by default
+    response = gaffer.deliver(fixture_body("issues.labeled"), "issues", project.secret)
+    [failed_id] = response.json()["runs"]
+    failed = gaffer.wait_for(failed_id)
+    assert failed["status"] == "FAILED"
+
+    def debug_runs() -> list[Run]:
+        with gaffer.rt.db.session() as session:
+            return list(
+                session.query(Run).filter(Run.project_id == project.id, Run.agent_type == "debug")
+            )
+
+    deadline = time.monotonic() + 60
+    while not debug_runs():
+        assert time.monotonic() < deadline, "no debug run was started"
+        time.sleep(0.1)
+    [debug] = debug_runs()
+    run = gaffer.wait_for(debug.id)
+    assert run["status"] == "SUCCEEDED", run["error"]
+    assert run["trigger"] == "gaffer:run.failed" and run["branch"] is None
+    post_mortem = run["outputs"]["reply"]["body"]
+    assert f"Run {failed_id} (implementation on #1) ended FAILED: {failed['error']}" in post_mortem
+    assert "[engine] something broke" in post_mortem

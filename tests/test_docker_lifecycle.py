@@ -109,7 +109,9 @@ def test_a_large_payload_is_offloaded_and_read_through_the_mounted_socket(
     docker_gaffers: DockerGaffers,
 ) -> None:
     gaffer = docker_gaffers.start()
-    project = gaffer.create_project(command='printf "%s" "$GAFFER_WORK_ITEM_BODY" | wc -c')
+    project = gaffer.create_project(
+        command='printf "%s" "$GAFFER_WORK_ITEM_BODY" | wc -c; echo ok > OK.txt'
+    )
     run = gaffer.wait_for(trigger_body(gaffer, project, big_issue(200 * 1024)))
     assert run["status"] == "SUCCEEDED", run
     logs = gaffer.logs(run["id"])

@@ -190,7 +190,9 @@ def test_offload_write_failure_retries_and_starts_no_worker(
     start_gaffer: GafferFactory, database_url: str | None, small_bulk_limit: redis.Redis
 ) -> None:
     ingest = start_gaffer(roles=("ingest",), database_url=database_url)
-    project = ingest.create_project(command='test "$(wc -c < "$GAFFER_TASK_FILE")" -gt 1000000')
+    project = ingest.create_project(
+        command='test "$(wc -c < "$GAFFER_TASK_FILE")" -gt 1000000 && echo ok > OK.txt'
+    )
     response = ingest.deliver(big_labeled(2 * MIB), "issues", project.secret)
     [run_id] = response.json()["runs"]
     # Redis now refuses any value over 1 MiB: the offload write of this ~4 MiB job fails.

@@ -1,5 +1,6 @@
 """Post-completion follow-ups: after an implementation-type run ends, review the PR if its checks
-are already green.
+are already green; after a run FAILED or TIMED_OUT, a ``debug`` post-mortem when the project has
+that agent enabled (it is off by default).
 
 This is one of the paths of the double-review incident (DESIGN.md, issue 3): the process that
 finished an implementation dispatched a review while the ingest process reacted to the green
@@ -15,6 +16,7 @@ import uuid
 import redis.asyncio as aioredis
 import structlog
 from redis.exceptions import RedisError
+from sqlalchemy import select
 
 from gaffer.agents import AgentType
 from gaffer.coordination.checks import green_head
@@ -24,7 +26,7 @@ from gaffer.runs.intake import RunIntake, Submission
 from gaffer.runs.requests import AgentRequest
 from gaffer.store.crypto import SecretBox
 from gaffer.store.db import Database
-from gaffer.store.models import RunStatus
+from gaffer.store.models import Run, RunLog, RunStatus
 from gaffer.store.projects import ProjectSnapshot, get_project
 
 log = structlog.get_logger(__name__)
@@ -33,6 +35,10 @@ FOLLOWED_AGENTS = frozenset(
     {AgentType.IMPLEMENTATION, AgentType.RESPOND_TO_REVIEW, AgentType.RESPOND_TO_PR_COMMENT}
 )
 TRIGGER = "run.completed"
+DEBUG_TRIGGER = "run.failed"
+POST_MORTEM_STATUSES = frozenset({RunStatus.FAILED, RunStatus.TIMED_OUT})
+LOG_TAIL_LINES = 40
+"""How many of the failed run's last log lines a ``debug`` run gets."""
 FOLLOW_UP_NAMESPACE = uuid.UUID("0f4c6f3e-55a4-4b53-8f1e-6c1f2a9d7e21")
 
 
@@ -67,6 +73,8 @@ class FollowUps:
         """Review the run's PR if the run succeeded, is of a followed agent type, the PR's head
         has a successful check suite, and the project has the review agent. Returns what the
         intake did, or None when no review was asked for."""
+        if outcome_status in POST_MORTEM_STATUSES and data.agent_type != AgentType.DEBUG:
+            return await self.post_mortem(data, outcome_status)
         if outcome_status != RunStatus.SUCCEEDED or data.agent_type not in FOLLOWED_AGENTS:
             return None
         pr_number = data.task.pr_number
@@ -110,6 +118,53 @@ class FollowUps:
             skipped=submission.reasons or None,
         )
         return submission
+
+    async def post_mortem(self, data: JobData, status: RunStatus) -> Submission | None:
+        """Start a ``debug`` run on the failed run's work item, with the failed run's status,
+        error and the tail of its log as ``failed_run``, if the project enables ``debug``.
+        The run id derives from the failed run's, so a retried hook asks for the same run."""
+        project = await asyncio.to_thread(self._project, data.project_id)
+        if AgentType.DEBUG.value not in project.agents:
+            return None
+        error, tail = await asyncio.to_thread(self._failure, data.run_id)
+        request = AgentRequest(
+            project_id=project.id,
+            agent_type=AgentType.DEBUG.value,
+            provider="gaffer",
+            trigger=DEBUG_TRIGGER,
+            work_item=data.task.work_item,
+            title=data.task.title,
+            url=data.task.url,
+            pr_number=data.task.pr_number,
+            head_sha=data.task.head_sha,
+            head_branch=data.task.head_branch,
+            base_branch=data.task.base_branch,
+            context={
+                "failed_run": {
+                    "id": data.run_id,
+                    "agent": data.agent_type,
+                    "status": str(status),
+                    "error": error or "",
+                    "log_tail": tail,
+                }
+            },
+        )
+        run_id = uuid.uuid5(FOLLOW_UP_NAMESPACE, f"debug:{data.run_id}").hex
+        submission = await self.intake.submit(project, [NewRun(run_id, request)])
+        log.info("follow_up_debug", after_run=data.run_id, runs=submission.run_ids)
+        return submission
+
+    def _failure(self, run_id: str) -> tuple[str | None, str]:
+        with self.db.session() as session:
+            run = session.get(Run, run_id)
+            lines = session.scalars(
+                select(RunLog)
+                .where(RunLog.run_id == run_id)
+                .order_by(RunLog.id.desc())
+                .limit(LOG_TAIL_LINES)
+            ).all()
+            tail = "\n".join(f"[{line.stream}] {line.message}" for line in reversed(lines))
+            return (run.error if run is not None else None), tail
 
     def _project(self, project_id: str) -> ProjectSnapshot:
         with self.db.session() as session:
