@@ -172,6 +172,20 @@ def test_a_401_fails_the_run_in_codex_words(
     assert git(project.bare, "for-each-ref", "--format=%(refname)") == "refs/heads/main"
 
 
+def test_a_codex_run_whose_model_stalls_times_out(
+    start_gaffer: GafferFactory, server: ModelServer
+) -> None:
+    gaffer = start_gaffer(stall_timeout_s=2.0)
+    project = codex_project(gaffer, server, "implementation")
+    server.stall(seconds=120)
+
+    run = gaffer.wait_for(deliver(gaffer, project, "issues.labeled", "issues"))
+
+    assert run["status"] == RunStatus.TIMED_OUT.value, run
+    assert run["error"] == "stalled: no engine output for 2 s"
+    assert len(server.model_requests) == 1
+
+
 def test_a_codex_run_canceled_mid_turn_stops_codex_and_pushes_nothing(
     start_gaffer: GafferFactory, server: ModelServer
 ) -> None:
