@@ -19,7 +19,7 @@ from gaffer.store.agents import set_agent
 from gaffer.store.credentials import set_credential
 from gaffer.store.models import RunStatus
 from gaffer.store.projects import get_project
-from tests.conftest import GafferFactory
+from tests.conftest import DockerGaffers, GafferFactory
 from tests.support.harness import Gaffer, ProjectInfo, fixture_body
 from tests.support.model_server import ModelServer, Say, Shell, Usage
 
@@ -212,3 +212,23 @@ def test_a_codex_run_canceled_mid_turn_stops_codex_and_pushes_nothing(
     while codex_processes(workspace):
         assert time.monotonic() < deadline, "codex outlived its canceled run"
         time.sleep(0.1)
+
+
+def test_a_codex_run_in_a_container_is_committed_and_pushed(
+    docker_gaffers: DockerGaffers, server: ModelServer
+) -> None:
+    # The host's network, so that the container reaches the model server on 127.0.0.1.
+    gaffer = docker_gaffers.start(worker_network="host")
+    project = codex_project(gaffer, server, "implementation")
+    server.script([Shell("printf 'hi\\n' > HELLO.md; id -u > UID.txt", then="Done in a box")])
+
+    run = gaffer.wait_for(deliver(gaffer, project, "issues.labeled", "issues"))
+
+    assert run["status"] == "SUCCEEDED", run["error"]
+    assert run["summary"] == "Done in a box"
+    assert project.bare is not None
+    assert git(project.bare, "show", f"{run['branch']}:HELLO.md") == "hi"
+    assert git(project.bare, "show", f"{run['branch']}:UID.txt") == "1000"  # not root
+    assert run["engine_usage"]["turns"] == 1 and run["engine_usage"]["input_tokens"] > 0
+    assert all(c.headers["authorization"] == f"Bearer {KEY}" for c in server.agent_requests)
+    assert ("system", "dispatching to the docker backend") in gaffer.logs(run["id"])
