@@ -140,7 +140,7 @@ def test_projects_create_list_show(env: dict[str, str], bare: Path) -> None:
         (["runs", "show", "abc"], "an id prefix needs at least 4 characters"),
         (
             ["projects", "create", "x", "--repo", "a/b", "--clone-url", "/x", "--engine", "claude"],
-            "unknown engine 'claude' (known: command)",
+            "unknown engine 'claude' (known: aider, claude-code, codex, command, opencode)",
         ),
     ],
 )

@@ -186,4 +186,7 @@ def test_new_projects_enable_exactly_the_events_of_the_trigger_table() -> None:
         "respond-to-review": ["pull_request_review.submitted"],
         "respond-to-ci": ["check_suite.completed"],
         "respond-to-pr-comment": ["issue_comment.created"],
+        # No webhook starts these (runs start does; debug follows failed runs).
+        "resolve-conflicts": [],
+        "debug": [],
     }
