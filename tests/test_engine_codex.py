@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from gaffer.engines.base import EngineResult, Invocation, ModelEndpoint
+from gaffer.engines.base import EngineError, EngineResult, Invocation, ModelEndpoint
 from gaffer.engines.codex import API_KEY_ENV, CodexEngine
 from gaffer.queue.jobs import EngineSpec, JobData, RepositorySpec, TaskSpec
 from gaffer.worker.events import Reporter
@@ -272,3 +272,21 @@ def test_a_text_only_answer_is_the_summary(run: Run, server: Any) -> None:
 
     assert result.ok and result.summary == "Nothing to change."
     assert (run.scratch / "codex-last-message-1.txt").read_text().strip() == "Nothing to change."
+
+
+def test_without_a_key_codex_sends_no_authorization(run: Run, server: Any) -> None:
+    server.script([Say("No key needed.")])
+    endpoint = ModelEndpoint(model="gpt-test", base_url=server.openai_url, api_key=None)
+
+    result = run.run(model=endpoint)
+
+    assert result.ok and result.summary == "No key needed.", (result, run.log())
+    assert all("authorization" not in c.headers for c in responses_calls(server))
+
+
+def test_a_configured_path_that_is_not_the_cli_is_an_engine_error(run: Run) -> None:
+    job = run.invocation.job.model_copy(deep=True)
+    job.engine.settings["path"] = str(run.root / "no-such-codex")
+
+    with pytest.raises(EngineError, match="no-such-codex is not an executable file"):
+        run.run(job=job)
