@@ -13,6 +13,7 @@ import socket
 import stat
 import subprocess
 import tempfile
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import replace
@@ -24,7 +25,13 @@ import pytest
 from gaffer.engines.base import EngineResult, EngineUser, Invocation, ModelEndpoint
 from gaffer.engines.claude_code import ARGV_TEXT_MAX_BYTES, MAX_RETRIES, ClaudeCodeEngine
 from gaffer.queue.jobs import EngineSpec, JobData, RepositorySpec, TaskSpec
+from gaffer.store.agents import set_agent
+from gaffer.store.credentials import set_credential
+from gaffer.store.models import RunStatus
+from gaffer.store.projects import get_project
 from gaffer.worker.events import Reporter
+from tests.conftest import GafferFactory
+from tests.support.harness import Gaffer, fixture_body
 from tests.support.model_server import ModelServer, RecordedRequest, Say, Shell, Usage
 
 ENGINES_BIN = Path(os.environ.get("GAFFER_ENGINES_DIR", "/opt/gaffer-engines")) / "bin"
@@ -418,3 +425,146 @@ def test_as_an_unprivileged_engine_user(
     assert not any(KEY in line for line in environ)
     prefix = (run.scratch / "home" / ".gaffer" / "shell-without-key").stat()
     assert prefix.st_uid == user.uid and stat.S_IMODE(prefix.st_mode) == 0o700
+
+
+# -- end to end: a project whose agent uses the claude-code engine --------------------------
+
+
+def claude_project(gaffer: Gaffer, server: ModelServer, agent: str = "implementation") -> Any:
+    """A project whose ``agent`` plays on claude-code against the model server, its key in
+    the project's credentials under the engine's default name."""
+    project = gaffer.create_project(agents=[agent])
+    with gaffer.rt.db.session() as session:
+        found = get_project(session, project.name)
+        set_credential(session, gaffer.rt.box, found.id, "ANTHROPIC_API_KEY", KEY)
+        set_agent(
+            session,
+            found,
+            agent,
+            engine="claude-code",
+            engine_settings={},
+            overrides={"model": "claude-test", "base_url": server.anthropic_url},
+        )
+    return project
+
+
+def deliver_issue(gaffer: Gaffer, project: Any) -> str:
+    response = gaffer.deliver(fixture_body("issues.labeled"), "issues", project.secret)
+    assert response.status_code == 202, response.text
+    [run_id] = response.json()["runs"]
+    return str(run_id)
+
+
+def show(bare: Path, spec: str) -> str:
+    return subprocess.run(
+        ["git", "show", spec], cwd=bare, capture_output=True, text=True, check=True
+    ).stdout
+
+
+def test_a_claude_code_run_through_gaffer_commits_pushes_and_records_its_figures(
+    start_gaffer: GafferFactory, claude_cli: Path, server: ModelServer
+) -> None:
+    gaffer = start_gaffer(engines_dir=claude_cli.parent.parent)
+    project = claude_project(gaffer, server)
+    server.usage = Usage(input_tokens=200, output_tokens=20, cache_read=5, cache_write=1)
+    server.script([Shell("printf 'hi\\n' > HELLO.md", then="Done: wrote HELLO.md")])
+
+    run_id = deliver_issue(gaffer, project)
+    run = gaffer.wait_for(run_id)
+
+    assert run["status"] == "SUCCEEDED", (run["error"], gaffer.logs(run_id))
+    assert project.bare is not None
+    assert show(project.bare, f"{run['commit']}:HELLO.md") == "hi\n"
+    assert run["branch"] == "gaffer/implementation/1"
+    assert run["summary"] == "Done: wrote HELLO.md"
+    calls = messages_calls(server)
+    assert len(calls) == 2
+    usage = dict(run["engine_usage"])
+    assert usage.pop("cost_usd") > 0
+    assert usage == {
+        "turns": 2,
+        "input_tokens": 400,
+        "output_tokens": 40,
+        "cache_read_tokens": 10,
+        "cache_write_tokens": 2,
+        "invocations": 1,
+    }
+    # The agent's rendered prompts reached the model; the key only in x-api-key.
+    title = json.loads(fixture_body("issues.labeled"))["issue"]["title"]
+    assert title in json.dumps(calls[0].json["messages"])
+    assert all(c.headers.get("x-api-key") == KEY for c in calls)
+    engine_lines = [m for stream, m in gaffer.logs(run_id) if stream == "engine"]
+    assert "tool Bash: printf 'hi\\n' > HELLO.md" in engine_lines, engine_lines
+    assert "assistant: Done: wrote HELLO.md" in engine_lines
+    assert all(KEY not in m for _, m in gaffer.logs(run_id))
+
+
+def test_a_bad_key_fails_the_run_with_claude_message(
+    start_gaffer: GafferFactory, claude_cli: Path, server: ModelServer
+) -> None:
+    gaffer = start_gaffer(engines_dir=claude_cli.parent.parent)
+    project = claude_project(gaffer, server)
+    server.fail(status=401, times=None)
+
+    run = gaffer.wait_for(deliver_issue(gaffer, project))
+
+    assert run["status"] == "FAILED"
+    assert run["error"] == (
+        "engine claude-code failed: claude-code: Invalid API key · Fix external API key (HTTP 401)"
+    )
+    assert len(messages_calls(server)) <= MAX_REQUESTS  # no continuation turn after a 401
+
+
+def test_a_claude_code_run_canceled_mid_run_stops_the_cli_and_its_commands(
+    start_gaffer: GafferFactory, claude_cli: Path, server: ModelServer, tmp_path: Path
+) -> None:
+    gaffer = start_gaffer(engines_dir=claude_cli.parent.parent)
+    project = claude_project(gaffer, server)
+    pid_file = tmp_path / "agent-command.pid"
+    server.script([Shell(f"echo $$ > {pid_file}; exec sleep 600", then="never")])
+
+    run_id = deliver_issue(gaffer, project)
+    gaffer.wait_for(run_id, [RunStatus.RUNNING])
+    while not pid_file.exists() or not pid_file.read_text().strip():
+        assert RunStatus(gaffer.run(run_id)["status"]) is RunStatus.RUNNING
+        time.sleep(0.05)
+    pid = int(pid_file.read_text())
+    result = gaffer.cancel(run_id)
+
+    run = gaffer.wait_for(run_id)
+    assert run["status"] == "CANCELED", (result, run["error"])
+    assert project.bare is not None and run["commit"] is None
+    # The agent's command went with the engine, although Claude Code ran it in a session of
+    # its own, out of the worker's process group.
+    deadline = time.monotonic() + 30
+    while _alive(pid):
+        assert time.monotonic() < deadline, f"the agent's command {pid} outlived the run"
+        time.sleep(0.05)
+    assert any("process(es) the agent's commands left running" in m for _, m in gaffer.logs(run_id))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()
+    except OSError:
+        return False
+    return fields[0] != "Z"
+
+
+def test_commands_the_agent_left_running_are_killed_when_the_turn_ends(
+    run: Run, server: ModelServer
+) -> None:
+    pid_file = run.scratch / "background.pid"
+    server.script(
+        [Shell(f"nohup sleep 600 >/dev/null 2>&1 & echo $! > {pid_file}", then="Left it running")]
+    )
+
+    result = run.run()
+
+    assert result.ok and result.summary == "Left it running", (result, run.log())
+    pid = int(pid_file.read_text())
+    deadline = time.monotonic() + 30
+    while _alive(pid):
+        assert time.monotonic() < deadline, f"the agent's background command {pid} outlived it"
+        time.sleep(0.05)
+    assert "killed 1 process(es) the agent's commands left running" in run.log()

@@ -65,6 +65,9 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
+import uuid
+from pathlib import Path
 from typing import Any
 
 from gaffer.engines.base import SHELL_SIGNAL_BASE, EngineFigures, EngineResult, Invocation
@@ -86,6 +89,14 @@ INHERITED_PREFIXES = ("ANTHROPIC_", "CLAUDE_", "CLAUDECODE")
 """Variables the worker's environment may carry (from an operator's shell, or a Claude Code
 session running gaffer) that would change where the CLI calls or how it authenticates: dropped
 before the engine's own are set."""
+
+PROCESS_MARK_ENV = "GAFFER_ENGINE_PROCESS"
+"""Set to a fresh id in the CLI's environment, and so inherited by every command the agent
+runs: after the CLI exited (or was stopped), the processes still carrying it are killed
+(:func:`kill_marked`). Claude Code starts each Bash command in a session of its own, out of
+the worker's process group, and does not stop them when it gets SIGTERM: without this, a
+cancelled run's ``sleep 600`` (or a server the agent left running in the background) would
+outlive the run on the ``local`` backend."""
 
 GAFFER_DIR = ".gaffer"
 """In the engine's home: the files this engine writes for Claude Code (system prompt, shell
@@ -177,6 +188,36 @@ def write_shell_prefix(invocation: Invocation) -> str:
     write_private(path, script, invocation)
     path.chmod(0o700)
     return str(path)
+
+
+def kill_marked(mark: str, proc: Path = Path("/proc")) -> list[int]:
+    """SIGKILL every process whose environment holds ``GAFFER_ENGINE_PROCESS=<mark>`` (those
+    this process may read and signal), again until none is left (a dying command may have
+    forked); returns their pids. See :data:`PROCESS_MARK_ENV`."""
+    needle = f"{PROCESS_MARK_ENV}={mark}".encode()
+    killed: list[int] = []
+    for _ in range(10):
+        found = []
+        for entry in proc.iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                environ = (entry / "environ").read_bytes()
+            except OSError:
+                continue
+            if needle in environ.split(b"\0"):
+                found.append(int(entry.name))
+        alive = []
+        for pid in found:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                continue
+            alive.append(pid)
+        if not alive:
+            break
+        killed += [pid for pid in alive if pid not in killed]
+    return killed
 
 
 def _text_blocks(content: Any) -> str:
@@ -396,6 +437,8 @@ class ClaudeCodeEngine:
             system_prompt_file=system_prompt_file,
         )
         env = claude_env(invocation, shell_prefix)
+        mark = uuid.uuid4().hex
+        env[PROCESS_MARK_ENV] = mark
         invocation.reporter.emit(
             "engine_started",
             engine=self.name,
@@ -407,13 +450,20 @@ class ClaudeCodeEngine:
             prompt_on_stdin=prompt_on_stdin,
         )
         events = ClaudeEvents(invocation.reporter, secret=api_key)
-        exit_code = run_cli(
-            argv,
-            invocation,
-            env,
-            events.on_line,
-            stdin=invocation.prompt if prompt_on_stdin else None,
-        )
+        try:
+            exit_code = run_cli(
+                argv,
+                invocation,
+                env,
+                events.on_line,
+                stdin=invocation.prompt if prompt_on_stdin else None,
+            )
+        finally:
+            left = kill_marked(mark)
+            if left:
+                invocation.reporter.log(
+                    f"killed {len(left)} process(es) the agent's commands left running"
+                )
         error = events.error(exit_code)
         summary = events.summary()
         return EngineResult(
