@@ -30,7 +30,7 @@ from gaffer.store.credentials import set_credential
 from gaffer.store.models import RunStatus
 from gaffer.store.projects import get_project
 from gaffer.worker.events import Reporter
-from tests.conftest import GafferFactory
+from tests.conftest import DockerGaffers, GafferFactory
 from tests.support.harness import Gaffer, fixture_body
 from tests.support.model_server import ModelServer, RecordedRequest, Say, Shell, Usage
 
@@ -568,3 +568,39 @@ def test_commands_the_agent_left_running_are_killed_when_the_turn_ends(
         assert time.monotonic() < deadline, f"the agent's background command {pid} outlived it"
         time.sleep(0.05)
     assert "killed 1 process(es) the agent's commands left running" in run.log()
+
+
+def test_a_claude_code_run_in_a_container_is_committed_and_pushed(
+    docker_gaffers: DockerGaffers, server: ModelServer
+) -> None:
+    # The host's network, so that the container reaches the model server on 127.0.0.1.
+    gaffer = docker_gaffers.start(worker_network="host")
+    project = claude_project(gaffer, server)
+    server.usage = Usage(input_tokens=50, output_tokens=5, cache_read=0, cache_write=0)
+    server.script(
+        [Shell("printf 'hi\\n' > HELLO.md; id -u > UID.txt; env > ENV.txt", then="Done in a box")]
+    )
+
+    run = gaffer.wait_for(deliver_issue(gaffer, project))
+
+    assert run["status"] == "SUCCEEDED", (run["error"], gaffer.logs(run["id"]))
+    assert run["summary"] == "Done in a box"
+    assert project.bare is not None
+    assert show(project.bare, f"{run['commit']}:HELLO.md") == "hi\n"
+    assert show(project.bare, f"{run['commit']}:UID.txt") == "1000\n"  # not root
+    environ = show(project.bare, f"{run['commit']}:ENV.txt").splitlines()
+    # As uid 1000, --dangerously-skip-permissions needs no IS_SANDBOX; the key stays out.
+    assert not any(line.startswith("IS_SANDBOX=") for line in environ)
+    assert not any(KEY in line for line in environ)
+    usage = dict(run["engine_usage"])
+    usage.pop("cost_usd")
+    assert usage == {
+        "turns": 2,
+        "input_tokens": 100,
+        "output_tokens": 10,
+        "cache_read_tokens": 0,
+        "cache_write_tokens": 0,
+        "invocations": 1,
+    }
+    assert all(c.headers.get("x-api-key") == KEY for c in messages_calls(server))
+    assert ("system", "dispatching to the docker backend") in gaffer.logs(run["id"])
