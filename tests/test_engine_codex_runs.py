@@ -232,3 +232,25 @@ def test_a_codex_run_in_a_container_is_committed_and_pushed(
     assert run["engine_usage"]["turns"] == 1 and run["engine_usage"]["input_tokens"] > 0
     assert all(c.headers["authorization"] == f"Bearer {KEY}" for c in server.agent_requests)
     assert ("system", "dispatching to the docker backend") in gaffer.logs(run["id"])
+
+
+def test_a_codex_run_in_a_container_canceled_mid_turn_pushes_nothing(
+    docker_gaffers: DockerGaffers, server: ModelServer
+) -> None:
+    gaffer = docker_gaffers.start(worker_network="host")
+    project = codex_project(gaffer, server, "implementation")
+    server.script([Shell("printf 'hi\\n' > HELLO.md", then="Done")])
+    server.stall(seconds=120)  # Codex waits on its model call
+
+    run_id = deliver(gaffer, project, "issues.labeled", "issues")
+    deadline = time.monotonic() + 90
+    while not server.model_requests:
+        assert time.monotonic() < deadline, "codex never called the model"
+        time.sleep(0.05)
+    gaffer.cancel(run_id)
+    run = gaffer.wait_for(run_id)
+
+    assert run["status"] == RunStatus.CANCELED.value, run
+    assert project.bare is not None
+    assert git(project.bare, "for-each-ref", "--format=%(refname)") == "refs/heads/main"
+    docker_gaffers.wait_until_removed()
