@@ -290,3 +290,16 @@ def test_a_configured_path_that_is_not_the_cli_is_an_engine_error(run: Run) -> N
 
     with pytest.raises(EngineError, match="no-such-codex is not an executable file"):
         run.run(job=job)
+
+
+def test_a_patch_is_logged_as_a_file_change(run: Run, server: Any) -> None:
+    # Codex applies a patch itself (a file_change item, not a command) when the model's shell
+    # call is an apply_patch invocation.
+    patch = "*** Begin Patch\n*** Add File: docs/NEW.md\n+hello\n*** End Patch\n"
+    server.script([Shell(f"apply_patch <<'EOF'\n{patch}EOF\n", then="Patched.")])
+
+    result = run.run()
+
+    assert result.ok and result.summary == "Patched.", (result, run.log())
+    assert (run.checkout / "docs" / "NEW.md").read_text() == "hello\n"
+    assert "tool apply_patch: add docs/NEW.md (completed)" in run.log()
