@@ -34,7 +34,7 @@ import json
 import socket
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
@@ -59,6 +59,7 @@ from tests.support.model_plan import (
     Usage,
     turn_of,
 )
+from tests.support.model_wire import iter_sse
 
 __all__ = [
     "Answer",
@@ -70,6 +71,7 @@ __all__ = [
     "Shell",
     "ToolCall",
     "Usage",
+    "iter_sse",
 ]
 
 
@@ -433,17 +435,3 @@ class ModelServer:
             include_usage = bool(options.get("include_usage"))
             return self._stream(wire.chat_events(answer, model, self.usage, include_usage), cut)
         return JSONResponse(wire.chat_completion(answer, model, self.usage))
-
-
-def iter_sse(raw: bytes) -> Iterator[tuple[str | None, str]]:
-    """Parse an SSE body into (event name, data) pairs (for tests of the server itself)."""
-    for frame in raw.decode().split("\n\n"):
-        name = None
-        data: list[str] = []
-        for line in frame.splitlines():
-            if line.startswith("event: "):
-                name = line[7:]
-            elif line.startswith("data: "):
-                data.append(line[6:])
-        if data:
-            yield name, "\n".join(data)

@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 from tests.support.model_plan import Answer, Usage, words
@@ -390,3 +391,17 @@ def openai_error(status: int, message: str | None) -> dict[str, Any]:
     quota error (``insufficient_quota``)."""
     kind, code, default = OPENAI_ERRORS.get(status, ("server_error", None, "Server error."))
     return {"error": {"message": message or default, "type": kind, "param": None, "code": code}}
+
+
+def iter_sse(raw: bytes) -> Iterator[tuple[str | None, str]]:
+    """Parse an SSE body into (event name, data) pairs (for tests of the server itself)."""
+    for frame in raw.decode().split("\n\n"):
+        name = None
+        data: list[str] = []
+        for line in frame.splitlines():
+            if line.startswith("event: "):
+                name = line[7:]
+            elif line.startswith("data: "):
+                data.append(line[6:])
+        if data:
+            yield name, "\n".join(data)
