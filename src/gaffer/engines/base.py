@@ -78,6 +78,11 @@ start-up and scrubbed from the worker's env; only the engine's own env gets it, 
 its CLI reads)."""
 
 
+ENGINE_BASE_URL_ENV = "GAFFER_ENGINE_BASE_URL"
+"""Env var through which the dispatcher may give the engine another model API base URL than
+the job's (the gateway's), read once at start-up by the worker like the key."""
+
+
 @dataclass(frozen=True)
 class ModelEndpoint:
     """Where the engine's model calls go: ``model`` name (None: the CLI's default),

@@ -24,30 +24,35 @@ commands the agent runs, and not on disk while the agent works.
 
 Environment: :data:`OFFLINE_ENV` (no models.dev fetch, no update check, no default plugins, no
 LSP download, no share, no project config: a repository's own ``opencode.json`` or
-``.opencode/`` must not change the provider or the permissions), and ``HOME`` plus the XDG
+``.opencode/`` must not change the provider or the permissions), ``PWD`` = the checkout
+(opencode works in ``$PWD``, not in its working directory), and ``HOME`` plus the XDG
 directories inside the engine's home (opencode keeps its sessions there, so a continuation
 finds the previous turn's session). opencode's global config (``~/.config/opencode``,
-``~/.opencode``) is removed before each turn: what an agent left there in one turn (an MCP
-server, a plugin, a provider) must not run in the next. Command line: ``opencode run --format
-json --pure --print-logs --log-level INFO`` (INFO: the line that says the key has been read;
-INFO lines are not copied to the run log) with the prompt on stdin (no length limit of argv),
-and on a continuation turn ``--session <id>`` (``--continue`` when the previous turn reported
-none).
+``~/.opencode``) is removed before each turn (what an agent left there in one turn, an MCP
+server or a provider, must not run in the next) and laid out again as if its plugin package
+were installed (:func:`_seed_config_dir`: else opencode runs an npm install from the registry
+at every start). Command line: ``opencode run --format json --pure --print-logs --log-level
+INFO`` (``--pure``: no external plugins; INFO: the log lines this engine watches, not copied
+to the run log) with the prompt on stdin (no length limit of argv), and on a continuation turn
+``--session <id>`` (``--continue`` when the previous turn reported none).
 
 Output (:class:`OpencodeEvents`): JSON lines ``step_start``, ``text`` (an ``assistant`` log
 line; the texts of the last message are the summary), ``tool_use`` (a ``tool`` line with its
 input and a ``result`` line with its output or error, by tool name), ``step_finish`` (its
-``tokens`` and ``cost`` are summed into the figures; ``turns`` counts them) and ``error`` (the
-run's error: opencode's message, e.g. the provider's 401 text). Other lines (opencode's error
-log) are ``output`` lines.
+``tokens`` and ``cost`` are summed into the figures; ``turns`` counts them: one per model call
+of the agent) and ``error`` (the run's error: opencode's message, e.g. the provider's 401 text
+with its HTTP status). opencode's WARN and ERROR log lines are ``output`` lines.
 
 Retries: opencode retries a failed model call (a 5xx, a 429, a cut connection) itself, five
-times with backoff from 2 s (about 70 s in all), and no setting or env var bounds it. Its error
-log prints ``message="stream error" ... small=false ... error.error="..."`` at each failure, so
-this engine counts the failures of the agent's own calls since its last completed step and,
-at :data:`MAX_MODEL_ATTEMPTS`, stops opencode (SIGTERM to its process, whose pid the launching
-shell prints first) with the provider's message as the run's error: a dead model server fails
-the run after one retry, in a few seconds; a single cut stream is still retried and recovered.
+times with backoff from 2 s (about 70 s in all: ``SessionRetry``, 2 s doubling, or the
+server's ``retry-after``), and no setting or env var bounds it. Its log says ``message=loop``
+at each step of a session, ``message=stream ... small=false`` at each attempt of the step's
+model call and, for most failures, ``message="stream error" ... error.error="..."``. This
+engine counts, per session and step, the failed attempts (stream errors, or attempts beyond
+the first) and at :data:`MAX_MODEL_ATTEMPTS` stops opencode: SIGTERM to its process (whose pid
+the launching shell prints first), SIGKILL :data:`STOP_GRACE_S` later; the run's error is the
+provider's message. So a dead model server fails the run after one retry (two or three
+requests, a few seconds), and one cut stream or one 500 is still retried and recovered from.
 A 401 is not retried by opencode: its ``error`` event ends the turn at once.
 """
 
@@ -59,6 +64,7 @@ import os
 import re
 import shutil
 import signal
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -94,15 +100,15 @@ OFFLINE_ENV = {
 }
 """Everything that would make opencode call out, or read config from the repository."""
 
+STOP_GRACE_S = 5.0
+"""How long opencode has to exit after the SIGTERM that stops its retries, before SIGKILL."""
+
 PID_PREFIX = "gaffer-engine-pid "
 """The first line the launching shell prints: the pid of the ``opencode`` process it becomes."""
 
 SYSTEM_PROMPT_FILE = "opencode-instructions.md"
 """In the scratch directory: the rendered system prompt (the config's ``instructions``)."""
 
-_STREAM_ERROR = re.compile(r'message="stream error"')
-_KEY_READ = re.compile(r'message="llm runtime selected"')
-_QUIET_LEVEL = re.compile(r"^timestamp=\S+ level=(INFO|DEBUG) ")
 _LOG_FIELD = re.compile(r'(\S+?)=("(?:[^"\\]|\\.)*"|\S+)')
 
 
@@ -202,10 +208,13 @@ class OpencodeEvents:
         self.session_id: str | None = None
         self.errors: list[str] = []
         self.stopped: str | None = None
-        self.failures = 0
+        self.last_failure: str | None = None
+        self._attempts: dict[str, int] = {}
+        self._failures: dict[str, int] = {}
         self.turns = 0
         self.tokens = {"input": 0, "output": 0, "cache_read": 0, "cache_write": 0}
         self.cost = 0.0
+        self._killer: threading.Timer | None = None
         self._texts: dict[str, list[str]] = {}
         self._last_message: str | None = None
 
@@ -249,13 +258,10 @@ class OpencodeEvents:
                 message = str(part.get("messageID"))
                 self._texts.setdefault(message, []).append(text.strip())
                 self._last_message = message
-            self.failures = 0
         elif kind == "tool_use":
             self._tool(part)
-            self.failures = 0
         elif kind == "step_finish":
             self._step(part)
-            self.failures = 0
         elif kind == "reasoning":
             self.log("assistant", f"(reasoning) {part.get('text') or ''}")
         elif kind == "error":
@@ -303,27 +309,61 @@ class OpencodeEvents:
             self.key_file = None
 
     def _log_line(self, line: str) -> None:
-        if _KEY_READ.search(line):
-            self.forget_key()
-        if _QUIET_LEVEL.match(line):
-            return  # opencode's INFO log: its own progress, not the agent's
-        self.log("output", line)
-        if not _STREAM_ERROR.search(line):
+        """One line of opencode's log (``timestamp=... level=... message=... key=value``) or
+        anything else it printed. Counts the attempts of the agent's model calls (see the
+        module docstring) and deletes the key file once opencode has read it."""
+        if not line.startswith("timestamp="):
+            self.log("output", line)
             return
         fields = {key: _unquote(value) for key, value in _LOG_FIELD.findall(line)}
+        message = fields.get("message")
+        if message == "llm runtime selected":
+            self.forget_key()
+        if fields.get("level") not in ("INFO", "DEBUG"):
+            self.log("output", line)  # opencode's INFO log is its own progress, not the agent's
         if fields.get("small") == "true":
             return  # the title call: opencode gives up on it by itself, the turn goes on
-        self.failures += 1
-        if self.failures >= MAX_MODEL_ATTEMPTS and self.stopped is None:
-            reason = fields.get("error.error") or fields.get("error") or "stream error"
+        session = fields.get("session.id", "")
+        if message == "loop":  # a new step of the session: its model call starts afresh
+            self._attempts[session] = self._failures[session] = 0
+        elif message == "stream":  # an attempt of the step's model call
+            self._attempts[session] = self._attempts.get(session, 0) + 1
+        elif message == "stream error":
+            self._failures[session] = self._failures.get(session, 0) + 1
+            self.last_failure = fields.get("error.error") or fields.get("error") or message
+        else:
+            return
+        failed = max(self._failures.get(session, 0), self._attempts.get(session, 0) - 1)
+        if failed >= MAX_MODEL_ATTEMPTS and self.stopped is None:
+            reason = self.last_failure or "the connection to the model was lost"
             self.stopped = (
-                f"the model call failed {self.failures} times, stopped retrying: "
-                f"{self.redact(reason)}"
+                f"the model call failed {failed} times, stopped retrying: {self.redact(reason)}"
             )
             self.log("error", self.stopped)
-            if self.pid is not None:
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.kill(self.pid, signal.SIGTERM)
+            self._stop()
+
+    def _stop(self) -> None:
+        """SIGTERM to opencode, and SIGKILL :data:`STOP_GRACE_S` later if it is still there
+        (:meth:`close` cancels that once it has exited)."""
+        if self.pid is None:
+            return
+        pid = self.pid
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGTERM)
+
+        def kill() -> None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+
+        self._killer = threading.Timer(STOP_GRACE_S, kill)
+        self._killer.daemon = True
+        self._killer.start()
+
+    def close(self) -> None:
+        """The turn is over: delete the key file, cancel a pending SIGKILL."""
+        self.forget_key()
+        if self._killer is not None:
+            self._killer.cancel()
 
     def figures(self, *, priced: bool) -> EngineFigures:
         """The summed figures of the turn (``cost_usd`` only when the model is ``priced``:
@@ -338,6 +378,25 @@ class OpencodeEvents:
             cache_write_tokens=self.tokens["cache_write"],
             cost_usd=self.cost if priced else None,
         )
+
+
+PLUGIN_PACKAGE = "@opencode-ai/plugin"
+
+
+def _seed_config_dir(directory: Path, invocation: Invocation) -> None:
+    """Make opencode's global config directory look as if its plugin package were installed.
+
+    At every start opencode runs an npm install of :data:`PLUGIN_PACKAGE` into each config
+    directory (in the background, from the npm registry: a call out) unless that directory
+    has a ``node_modules`` and a ``package-lock.json`` that already lists every dependency of
+    its ``package.json``. No plugin is loaded from there (``--pure``), so an empty
+    ``node_modules`` and that pair of files are enough.
+    """
+    deps = {PLUGIN_PACKAGE: "*"}
+    write_private(directory / "node_modules" / ".gaffer", "", invocation)
+    write_private(directory / "package.json", json.dumps({"dependencies": deps}), invocation)
+    lock = {"lockfileVersion": 3, "packages": {"": {"dependencies": deps}}}
+    write_private(directory / "package-lock.json", json.dumps(lock), invocation)
 
 
 def _remove(path: Path) -> None:
@@ -407,9 +466,11 @@ class OpencodeEngine:
             _remove(stale)
         api_key = invocation.model.api_key
         key_file = write_private(home / KEY_FILE, api_key, invocation) if api_key else None
+        _seed_config_dir(home / ".config" / "opencode", invocation)
         config = opencode_config(invocation, instructions, key_file)
         env = invocation.base_env()
         env.update(OFFLINE_ENV)
+        env["PWD"] = str(invocation.checkout)  # opencode works in $PWD, not in its cwd
         env.update(
             {
                 "OPENCODE_CONFIG_CONTENT": json.dumps(config),
@@ -440,7 +501,7 @@ class OpencodeEngine:
                 stdin=invocation.prompt,
             )
         finally:
-            events.forget_key()
+            events.close()
         error: str | None = None
         if events.errors:
             error = "; ".join(events.errors)

@@ -24,6 +24,8 @@ from pathlib import Path
 from gaffer.engines.base import EngineUser
 from gaffer.queue.jobs import BranchMode, JobData
 from gaffer.worker.git import (
+    NO_AUTH,
+    RemoteAuth,
     clone,
     clone_for_engine,
     create_branch,
@@ -96,10 +98,12 @@ def _same_repository(job: JobData) -> bool:
     return head is None or head.casefold() == job.repository.full_name.casefold()
 
 
-def prepare_checkout(job: JobData, ws: Workspace, user: EngineUser | None) -> Checkout:
-    """Clone and branch for ``job`` (see the module docstring), then clone that for the
-    engine (as ``user``). Raises :class:`CheckoutError` and
-    :class:`~gaffer.worker.git.GitError`."""
+def prepare_checkout(
+    job: JobData, ws: Workspace, user: EngineUser | None, auth: RemoteAuth = NO_AUTH
+) -> Checkout:
+    """Clone and branch for ``job`` (see the module docstring; ``auth`` for the remote), then
+    clone that for the engine (as ``user``; its clone never sees ``auth``). Raises
+    :class:`CheckoutError` and :class:`~gaffer.worker.git.GitError`."""
     mode = branch_mode(job)
     task = job.task
     url = job.repository.clone_url
@@ -115,20 +119,22 @@ def prepare_checkout(job: JobData, ws: Workspace, user: EngineUser | None) -> Ch
                 f"{job.agent_type} works on the pull request's own branch, and the run does not"
                 " know it (the event did not name the PR's head branch)"
             )
-        clone(url, task.head_branch, ws.checkout)
+        clone(url, task.head_branch, ws.checkout, auth)
         branch, push_branch, force = task.head_branch, task.head_branch, False
     elif mode == "read-only":
         # The PR's head when the repository has it (a review reads the PR's code), else the
         # base branch (a PR from a fork, or a work item that is no PR).
-        branch = head if head and remote_has_branch(url, head) else job.repository.base_branch
-        clone(url, branch, ws.checkout)
+        has_head = bool(head) and remote_has_branch(url, head or "", auth)
+        branch = head if head and has_head else job.repository.base_branch
+        clone(url, branch, ws.checkout, auth)
         push_branch, force = None, False
     else:
-        clone(url, job.repository.base_branch, ws.checkout)
+        clone(url, job.repository.base_branch, ws.checkout, auth)
         create_branch(ws.checkout, job.branch)
         branch, push_branch, force = job.branch, job.branch, True
     base_ref = None
     if task.pr_number is not None and task.base_branch and task.base_branch != branch:
-        base_ref = task.base_branch if fetch_branch(ws.checkout, task.base_branch) else None
+        fetched = fetch_branch(ws.checkout, task.base_branch, auth)
+        base_ref = task.base_branch if fetched else None
     clone_for_engine(ws.checkout, branch, ws.tree, user, ws.home)
     return Checkout(mode, branch, push_branch, force, base_ref)

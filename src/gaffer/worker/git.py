@@ -1,9 +1,19 @@
-"""The git steps of a run: clone, branch, commit, push. Plain ``git`` subprocesses."""
+"""The git steps of a run: clone, branch, commit, push. Plain ``git`` subprocesses.
+
+Git over HTTPS with a short-lived token (a GitHub installation token, or a PAT): the token is
+sent as the password of user ``x-access-token`` in an ``Authorization`` header given through
+git's ``GIT_CONFIG_COUNT`` / ``GIT_CONFIG_KEY_n`` / ``GIT_CONFIG_VALUE_n`` environment
+(:class:`RemoteAuth`), and only to the commands that talk to the remote (clone, ls-remote,
+fetch, push): nothing lands in ``.git/config`` (a token in the remote URL would), on a command
+line, or in the engine's clone, whose remote is the worker's own repository.
+"""
 
 from __future__ import annotations
 
+import base64
 import os
 import subprocess
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from gaffer.engines.base import EngineUser
@@ -13,12 +23,51 @@ class GitError(RuntimeError):
     """A git command failed; the message carries the command and git's stderr."""
 
 
+@dataclass(frozen=True)
+class RemoteAuth:
+    """A token for the remote, as git environment entries (see the module docstring). An
+    empty ``token`` means none (a local or public repository)."""
+
+    token: str = field(default="", repr=False)
+
+    def env(self) -> dict[str, str]:
+        """The ``GIT_CONFIG_*`` entries (none without a token) and no terminal prompt."""
+        if not self.token:
+            return {}
+        basic = base64.b64encode(f"x-access-token:{self.token}".encode()).decode()
+        return {
+            "GIT_CONFIG_COUNT": "1",
+            "GIT_CONFIG_KEY_0": "http.extraHeader",
+            "GIT_CONFIG_VALUE_0": f"Authorization: Basic {basic}",
+            "GIT_TERMINAL_PROMPT": "0",
+        }
+
+    def scrub(self, text: str) -> str:
+        """``text`` with the token and its header value replaced by ``***`` (git echoes a
+        refused header in some errors)."""
+        if not self.token:
+            return text
+        basic = base64.b64encode(f"x-access-token:{self.token}".encode()).decode()
+        return text.replace(basic, "***").replace(self.token, "***")
+
+
+NO_AUTH = RemoteAuth()
+
+
 def git(
-    *args: str, cwd: Path | None = None, user: EngineUser | None = None, home: Path | None = None
+    *args: str,
+    cwd: Path | None = None,
+    user: EngineUser | None = None,
+    home: Path | None = None,
+    auth: RemoteAuth = NO_AUTH,
 ) -> str:
-    """Run ``git args...`` (as ``user``, with ``HOME`` at ``home``, when given) and return its
-    stdout (stripped). Raises :class:`GitError`."""
-    env = None if home is None else {**os.environ, "HOME": str(home)}
+    """Run ``git args...`` (as ``user``, with ``HOME`` at ``home``, when given; with the
+    remote's ``auth``) and return its stdout (stripped). Raises :class:`GitError`, whose
+    message never holds the token."""
+    extra = auth.env()
+    env = None if home is None and not extra else {**os.environ, **extra}
+    if home is not None and env is not None:
+        env["HOME"] = str(home)
     as_user = {} if user is None else {"user": user.uid, "group": user.gid, "extra_groups": []}
     proc = subprocess.run(
         ["git", *args],
@@ -31,29 +80,31 @@ def git(
         **as_user,  # type: ignore[call-overload]
     )
     if proc.returncode != 0:
-        detail = (proc.stderr or proc.stdout).strip()
+        detail = auth.scrub((proc.stderr or proc.stdout).strip())
         raise GitError(f"git {' '.join(args)} failed ({proc.returncode}): {detail}")
     return str(proc.stdout).strip()
 
 
-def clone(url: str, base_branch: str, dest: Path) -> None:
+def clone(url: str, base_branch: str, dest: Path, auth: RemoteAuth = NO_AUTH) -> None:
     """Clone ``base_branch`` of ``url`` (any URL or path git accepts) into ``dest``."""
-    git("clone", "--quiet", "--branch", base_branch, "--single-branch", url, str(dest))
+    args = ("clone", "--quiet", "--branch", base_branch, "--single-branch", url, str(dest))
+    git(*args, auth=auth)
 
 
-def remote_has_branch(url: str, branch: str) -> bool:
+def remote_has_branch(url: str, branch: str, auth: RemoteAuth = NO_AUTH) -> bool:
     """True when the repository at ``url`` has ``branch``. Raises :class:`GitError` when it
     cannot be asked."""
-    return bool(git("ls-remote", "--heads", url, f"refs/heads/{branch}"))
+    return bool(git("ls-remote", "--heads", url, f"refs/heads/{branch}", auth=auth))
 
 
-def fetch_branch(checkout: Path, branch: str) -> bool:
+def fetch_branch(checkout: Path, branch: str, auth: RemoteAuth = NO_AUTH) -> bool:
     """Fetch ``branch`` of origin into the local branch of the same name (so that a clone of
     ``checkout`` sees it as ``origin/<branch>``); returns False when origin has no such
     branch. Raises :class:`GitError` for any other failure."""
-    if not git("ls-remote", "--heads", "origin", branch, cwd=checkout):
+    if not git("ls-remote", "--heads", "origin", branch, cwd=checkout, auth=auth):
         return False
-    git("fetch", "--quiet", "origin", f"refs/heads/{branch}:refs/heads/{branch}", cwd=checkout)
+    refspec = f"refs/heads/{branch}:refs/heads/{branch}"
+    git("fetch", "--quiet", "origin", refspec, cwd=checkout, auth=auth)
     return True
 
 
@@ -126,9 +177,9 @@ def commit_all(
     return git("rev-parse", "HEAD", cwd=checkout)
 
 
-def push(checkout: Path, branch: str, *, force: bool = True) -> None:
+def push(checkout: Path, branch: str, *, force: bool = True, auth: RemoteAuth = NO_AUTH) -> None:
     """Push HEAD to ``branch`` of origin. ``force``: replace it (gaffer's own ``gaffer/...``
     branches belong to gaffer); without it the push must fast-forward (a PR's own branch, which
     someone may have pushed to meanwhile: then git's refusal fails the run, nothing is lost)."""
     args = ["push", "--quiet", *(["--force"] if force else []), "origin"]
-    git(*args, f"HEAD:refs/heads/{branch}", cwd=checkout)
+    git(*args, f"HEAD:refs/heads/{branch}", cwd=checkout, auth=auth)

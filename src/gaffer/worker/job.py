@@ -24,12 +24,14 @@ from dataclasses import dataclass, field
 
 from pydantic import ValidationError
 
-from gaffer.engines.base import ENGINE_API_KEY_ENV, ENGINE_USER_ENV
+from gaffer.engines.base import ENGINE_API_KEY_ENV, ENGINE_BASE_URL_ENV, ENGINE_USER_ENV
 from gaffer.queue.jobs import JobData
 
 JOB_DATA_ENV = "JOB_DATA"
 JOB_DATA_REDIS_KEY_ENV = "JOB_DATA_REDIS_KEY"
 WORKER_REDIS_URL_ENV = "GAFFER_WORKER_REDIS_URL"
+GIT_TOKEN_ENV = "GAFFER_GIT_TOKEN"
+"""The repository token the dispatcher hands the worker for its own git remote commands."""
 REDIS_TIMEOUT_S = 10.0
 
 # Never meant to reach a worker, removed anyway in case an operator's environment leaks them.
@@ -59,6 +61,12 @@ class WorkerStartup:
     engine_user: str | None = None
     engine_api_key: str | None = field(default=None, repr=False)
     """The engine's API key (``GAFFER_ENGINE_API_KEY``), handed only to the engine."""
+    git_token: str | None = field(default=None, repr=False)
+    """A short-lived token for the repository (``GAFFER_GIT_TOKEN``), for the worker's own
+    clone, fetch and push only (:class:`gaffer.worker.git.RemoteAuth`)."""
+    engine_base_url: str | None = None
+    """The model API base URL the dispatcher chose for the engine (``GAFFER_ENGINE_BASE_URL``;
+    the gateway's, when every model call goes through gaffer), over the job's."""
 
     @classmethod
     def read(cls, environ: Mapping[str, str]) -> WorkerStartup:
@@ -70,6 +78,8 @@ class WorkerStartup:
             redis_url=environ.get(WORKER_REDIS_URL_ENV),
             engine_user=environ.get(ENGINE_USER_ENV) or None,
             engine_api_key=environ.get(ENGINE_API_KEY_ENV) or None,
+            git_token=environ.get(GIT_TOKEN_ENV) or None,
+            engine_base_url=environ.get(ENGINE_BASE_URL_ENV) or None,
         )
 
 
@@ -142,6 +152,8 @@ def scrub_environment(environ: MutableMapping[str, str]) -> None:
         WORKER_REDIS_URL_ENV,
         ENGINE_USER_ENV,
         ENGINE_API_KEY_ENV,
+        ENGINE_BASE_URL_ENV,
+        GIT_TOKEN_ENV,
     )
     for name in (*scrubbed, *INFRASTRUCTURE_ENV):
         environ.pop(name, None)

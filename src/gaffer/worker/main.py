@@ -36,7 +36,7 @@ from gaffer.engines import EngineError, get_engine
 from gaffer.engines.base import EngineUser, ModelEndpoint, describe_exit
 from gaffer.worker.checkout import CheckoutError, Workspace, prepare_checkout
 from gaffer.worker.events import Reporter
-from gaffer.worker.git import GitError, changed_files, commit_all, push
+from gaffer.worker.git import GitError, RemoteAuth, changed_files, commit_all, push
 from gaffer.worker.job import JobLoadError, WorkerStartup, load_job, scrub_environment
 from gaffer.worker.stop import StopSignal
 from gaffer.worker.turns import TurnsOutcome, run_turns
@@ -81,7 +81,8 @@ def main(workspace: Path | None = None, reporter: Reporter | None = None) -> int
             directory.mkdir(parents=True, exist_ok=True)
             if user is not None:
                 os.chown(directory, user.uid, user.gid)
-        checkout = prepare_checkout(job, ws, user)
+        auth = RemoteAuth(startup.git_token or "")
+        checkout = prepare_checkout(job, ws, user, auth)
         reporter.emit(
             "repository_cloned",
             repository=job.repository.full_name,
@@ -92,7 +93,8 @@ def main(workspace: Path | None = None, reporter: Reporter | None = None) -> int
         engine = get_engine(job.engine.name)
         if stop.requested:
             return _stopped(reporter, "stopped by SIGTERM before the engine started", outcome)
-        model = ModelEndpoint(job.engine.model, job.engine.base_url, startup.engine_api_key)
+        base_url = startup.engine_base_url or job.engine.base_url
+        model = ModelEndpoint(job.engine.model, base_url, startup.engine_api_key)
         outcome = run_turns(engine, job, ws, checkout, reporter, user, model, stop)
         if outcome.stopped or stop.requested:
             # Half-done work is not committed: the run was stopped, not finished.
@@ -128,7 +130,7 @@ def main(workspace: Path | None = None, reporter: Reporter | None = None) -> int
         )
         branch: str | None = None
         if commit is not None:
-            push(ws.checkout, checkout.push_branch, force=checkout.force)
+            push(ws.checkout, checkout.push_branch, force=checkout.force, auth=auth)
             branch = checkout.push_branch
             reporter.emit("branch_pushed", branch=branch, commit=commit)
         else:
@@ -136,7 +138,8 @@ def main(workspace: Path | None = None, reporter: Reporter | None = None) -> int
         _result(reporter, ok=True, branch=branch, commit=commit, outcome=outcome)
         return EXIT_OK
     except (GitError, EngineError, CheckoutError, OSError) as exc:
-        _result(reporter, ok=False, error=str(exc), outcome=outcome)
+        error = RemoteAuth(startup.git_token or "").scrub(str(exc))
+        _result(reporter, ok=False, error=error, outcome=outcome)
         return EXIT_FAILED
 
 
