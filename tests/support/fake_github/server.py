@@ -277,6 +277,11 @@ class FakeGitHub:
             repo.check_runs[run.id] = run
         return run
 
+    def revoke(self, token: str) -> None:
+        """Make ``token`` unknown (GitHub then answers 401 "Bad credentials")."""
+        with self.state.lock:
+            self.state.tokens.pop(token, None)
+
     # --- failures -------------------------------------------------------------------------
 
     def fail_next(self, n: int, status: int = 502, match: str = "") -> None:
