@@ -416,6 +416,16 @@ def create_review(fake: FakeGitHub, call: Call) -> Answer:
     return Answer(body=fake.render.review(repo, review))
 
 
+@op("pulls/get-review")
+def get_review(fake: FakeGitHub, call: Call) -> Answer:
+    repo = call.need_repo()
+    pull = _pull(repo, call.int_param("pull_number"))
+    review = repo.reviews.get(call.int_param("review_id"))
+    if review is None or review.pull_number != pull.number:
+        raise HttpError(404, "Not Found")
+    return Answer(body=fake.render.review(repo, review))
+
+
 @op("pulls/list-comments-for-review")
 def list_review_comments_of_review(fake: FakeGitHub, call: Call) -> Answer:
     repo = call.need_repo()
