@@ -37,6 +37,7 @@ REQUIRED: dict[str, tuple[str, str]] = {
     "pulls/list-files": ("pull_requests", "read"),
     "pulls/create-review": ("pull_requests", "write"),
     "pulls/get-review": ("pull_requests", "read"),
+    "pulls/list-reviews": ("pull_requests", "read"),
     "pulls/list-comments-for-review": ("pull_requests", "read"),
     "pulls/list-review-comments": ("pull_requests", "read"),
     "pulls/create-reply-for-review-comment": ("pull_requests", "write"),

@@ -380,6 +380,9 @@ def create_review(fake: FakeGitHub, call: Call) -> Answer:
             422, "Unprocessable Entity", [f"Review body is required when event is {event}"]
         )
     commit_id = body.get("commit_id") or pull.head_sha
+    if event in ("APPROVE", "REQUEST_CHANGES") and pull.user.login == _actor(call).login:
+        verb = "approve" if event == "APPROVE" else "request changes on"
+        raise HttpError(422, "Unprocessable Entity", [f"Can not {verb} your own pull request"])
     for c in body.get("comments") or []:
         line = c.get("line") or c.get("position")
         if line is None or not diffs.commentable(
@@ -414,6 +417,14 @@ def create_review(fake: FakeGitHub, call: Call) -> Answer:
         )
         repo.review_comments[rc.id] = rc
     return Answer(body=fake.render.review(repo, review))
+
+
+@op("pulls/list-reviews")
+def list_reviews(fake: FakeGitHub, call: Call) -> Answer:
+    repo = call.need_repo()
+    pull = _pull(repo, call.int_param("pull_number"))
+    items = [v for v in repo.reviews.values() if v.pull_number == pull.number]
+    return Answer(body=[fake.render.review(repo, v) for v in _page(call, items)])
 
 
 @op("pulls/get-review")
