@@ -10,6 +10,7 @@ the entry for good with the reason, and the run's later entries go on.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -82,10 +83,8 @@ class Notifier:
                 await self.send_due()
             except Exception:  # the database is down: keep going, nothing is lost
                 log.exception("outbox_pass_failed")
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=self.config.poll_s)
-            except TimeoutError:
-                pass
 
     def _due(self) -> list[int]:
         with self.db.session() as session:
