@@ -114,3 +114,34 @@ async def test_small_diff_is_whole_and_a_merged_or_forked_pr_says_so(
 async def test_a_missing_issue_is_not_found(github_world: GitHubWorld) -> None:
     with pytest.raises(GitHubNotFoundError):
         await fetch_context(github_world.client(), ContextRequest(number=999))
+
+
+async def test_context_files_and_start_refusals(github_world: GitHubWorld) -> None:
+    from gaffer.providers.github_api.context_files import context_files, start_refusal
+
+    fake, repo = github_world.fake, github_world.repo
+    pull = fake.add_pull(repo, "fork-branch", SHA, _diff(3), title="Forked", from_fork=True)
+    review, (comment,) = fake.add_review(
+        repo, pull, "CHANGES_REQUESTED", "fix", [("app.py", 2, "rename")]
+    )
+    fake.add_check_run(repo, "ci / test", SHA, "failure", log="boom\n")
+    context = await fetch_context(
+        github_world.client("pr-head"),
+        ContextRequest(
+            number=pull.number, is_pull_request=True, review_id=review.id, failed_checks=True
+        ),
+    )
+    assert start_refusal(context, "read-only") is None
+    refusal = start_refusal(context, "pr-head")
+    assert refusal is not None and "fork" in refusal
+    files = context_files(context)
+    assert files["pr.diff"] == _diff(3)
+    assert f"comment_id {comment.id} on app.py:2" in files["review.md"]
+    assert "Forked" in files["pr.md"] and "(from a fork)" in files["pr.md"]
+    (log_name,) = [n for n in files if n.startswith("ci/")]
+    assert log_name.startswith("ci/ci-test-") and files[log_name] == "boom\n"
+    pull.state = "closed"
+    closed = await fetch_context(
+        github_world.client("read-only"), ContextRequest(number=pull.number, is_pull_request=True)
+    )
+    assert start_refusal(closed, "read-only") == f"PR #{pull.number} was closed"
