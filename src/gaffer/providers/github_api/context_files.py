@@ -71,14 +71,10 @@ def context_files(context: RunContext) -> dict[str, str]:
     if context.review is not None:
         r = context.review
         out = [f"# Review {r.id} by @{r.author or 'unknown'}: {r.state}", "", r.body, ""]
-        for c in r.comments:
-            where = f"{c.path}:{c.line}" if c.line else c.path
-            out += [
-                f"## comment_id {c.id} on {where} ({(c.side or 'RIGHT').lower()})",
-                "",
-                c.body,
-                "",
-            ]
+        for rc in r.comments:
+            where = f"{rc.path}:{rc.line}" if rc.line else rc.path
+            side = (rc.side or "RIGHT").lower()
+            out += [f"## comment_id {rc.id} on {where} ({side})", "", rc.body, ""]
         files["review.md"] = "\n".join(out)
     if context.trigger_comment is not None:
         t = context.trigger_comment
