@@ -184,3 +184,72 @@ async def test_a_request_that_breaks_githubs_description_is_caught(
         violation.errors
     )
     github_world.fake.violations.clear()  # expected here; any other fails the test
+
+
+async def test_a_primary_rate_limit_reset_beyond_the_bounded_wait_fails_with_the_reason(
+    github_world: GitHubWorld,
+) -> None:
+    client = github_world.client()
+    await client.token()
+    github_world.fake.primary_rate_limit_next(1, reset_in_s=3600, match=r"GET /repos/acme/widgets$")
+    with pytest.raises(GitHubRateLimitedError) as caught:
+        await _get_repo(client)
+    assert 3500 < caught.value.retry_after_s <= 3600
+    github_world.fake.primary_rate_limit_next(1, reset_in_s=1, match=r"GET /repos/acme/widgets$")
+    assert await _get_repo(client) == "acme/widgets"  # a short reset is waited for
+
+
+CHILD = """
+import asyncio, json, sys
+import redis.asyncio as aioredis
+from pydantic import SecretStr
+from gaffer.providers.github_api import AppCredentials, GitHubClient, TokenCache, permissions_for
+from gaffer.store.crypto import SecretBox
+
+args = json.loads(sys.stdin.read())
+
+async def main() -> None:
+    redis = aioredis.from_url(args["redis_url"])
+    client = GitHubClient(
+        AppCredentials(app_id=args["app_id"], private_key_pem=SecretStr(args["pem"])),
+        args["repository"], permissions=permissions_for("new"), base_url=args["base_url"],
+        cache=TokenCache(redis, SecretBox(args["key"].encode())),
+    )
+    token = await client.token()
+    await redis.aclose()
+    print(json.dumps({"same": token == args["expect"]}))
+
+asyncio.run(main())
+"""
+
+
+async def test_the_token_cache_is_shared_with_another_process(
+    github_world: GitHubWorld, redis_url: str
+) -> None:
+    import asyncio
+    import json
+    import subprocess
+    import sys
+
+    token = await github_world.client().token()
+    args = {
+        "redis_url": redis_url,
+        "app_id": github_world.credentials.app_id,
+        "pem": github_world.credentials.private_key_pem.get_secret_value(),
+        "repository": github_world.repo.full_name,
+        "base_url": github_world.fake.api_url,
+        "key": github_world.key,
+        "expect": token,
+    }
+    done = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-c", CHILD],
+        input=json.dumps(args),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == {"same": True}
+    assert len(github_world.fake.minted) == 1  # the other process did not mint

@@ -13,7 +13,9 @@ class Fault:
     """What to do instead of answering, for requests whose ``METHOD path`` matches ``pattern``.
 
     ``kind``: ``"status"`` (answer ``status``), ``"rate_limit"`` (403 secondary rate limit
-    with ``Retry-After: retry_after_s``), ``"hang"`` (sleep ``hang_s`` then answer normally).
+    with ``Retry-After: retry_after_s``), ``"primary_rate_limit"`` (403 with
+    ``X-RateLimit-Remaining: 0`` and ``X-RateLimit-Reset`` ``retry_after_s`` from now),
+    ``"hang"`` (sleep ``hang_s`` then answer normally).
     Applies to the next ``remaining`` matching calls, or until ``until`` (monotonic seconds).
     """
 

@@ -48,6 +48,7 @@ class GitHubWorld:
     credentials: AppCredentials
     redis: aioredis.Redis
     box: SecretBox
+    key: str  # the master key of ``box`` (urlsafe base64)
 
     def cache(self) -> TokenCache:
         return TokenCache(self.redis, self.box)
@@ -86,9 +87,10 @@ async def github_world(fake_github: FakeGitHub, redis_url: str) -> AsyncIterator
         private_key_pem=SecretStr(fake_github.app.private_key_pem),
     )
     redis = aioredis.from_url(redis_url)
+    key = Fernet.generate_key()
     try:
         yield GitHubWorld(
-            fake_github, repo, installation, credentials, redis, SecretBox(Fernet.generate_key())
+            fake_github, repo, installation, credentials, redis, SecretBox(key), key.decode()
         )
     finally:
         await redis.aclose()

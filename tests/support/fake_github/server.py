@@ -301,6 +301,13 @@ class FakeGitHub:
             Fault("rate_limit", re.compile(match), remaining=n, retry_after_s=retry_after_s)
         )
 
+    def primary_rate_limit_next(self, n: int = 1, reset_in_s: int = 1, match: str = "") -> None:
+        """Answer the next ``n`` matching calls 403 with the primary limit spent
+        (``X-RateLimit-Remaining: 0``, ``X-RateLimit-Reset`` ``reset_in_s`` from now)."""
+        self.faults.add(
+            Fault("primary_rate_limit", re.compile(match), remaining=n, retry_after_s=reset_in_s)
+        )
+
     def hang_next(self, seconds: float, n: int = 1, match: str = "") -> None:
         """Hold the next ``n`` matching calls for ``seconds`` before answering."""
         self.faults.add(Fault("hang", re.compile(match), remaining=n, hang_s=seconds))
@@ -420,6 +427,16 @@ class FakeGitHub:
                 "minutes before you try again.",
             )
             answer.headers["Retry-After"] = str(fault.retry_after_s)
+            return answer
+        if fault.kind == "primary_rate_limit":
+            answer = _error(403, "API rate limit exceeded for installation.")
+            answer.headers.update(
+                {
+                    "X-RateLimit-Limit": "5000",
+                    "X-RateLimit-Remaining": "0",
+                    "X-RateLimit-Reset": str(int(time.time()) + fault.retry_after_s),
+                }
+            )
             return answer
         return _error(fault.status, "Server Error (injected)")
 
