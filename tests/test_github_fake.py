@@ -94,3 +94,17 @@ def test_injected_failures(fake_github: FakeGitHub, installed: int) -> None:
     fake_github.hang_next(0.8)
     with pytest.raises(httpx.ReadTimeout):
         httpx.get(url, headers=headers, timeout=0.3)
+
+
+def test_a_call_to_an_operation_outside_the_pruned_description_is_a_violation(
+    fake_github: FakeGitHub,
+) -> None:
+    pat = fake_github.add_pat("alice")
+    answer = httpx.get(
+        f"{fake_github.api_url}/repos/acme/widgets/branches",
+        headers={"Authorization": f"token {pat}"},
+    )
+    assert answer.status_code == 404
+    (violation,) = fake_github.violations
+    assert "pruned description" in violation.errors
+    fake_github.violations.clear()

@@ -331,6 +331,8 @@ class FakeGitHub:
             routes.append(Route(template, self._endpoint(template), methods=methods))
         routes.append(Route("/_logs/{owner}/{repo}/{job_id}", self._logs, methods=["GET"]))
         routes.append(Route("/{owner}/{repo}.git/{rest:path}", self._git, methods=["GET", "POST"]))
+        every = ["GET", "POST", "PATCH", "PUT", "DELETE"]
+        routes.append(Route("/{rest:path}", self._unknown, methods=every))
         return Starlette(routes=routes)
 
     def _endpoint(self, template: str) -> Any:
@@ -476,6 +478,21 @@ class FakeGitHub:
             self.violations.append(
                 Violation("response", method, path, answer.status, "\n".join(errors))
             )
+
+    async def _unknown(self, request: Request) -> Response:
+        """A call to an operation the pruned description lacks: add it to OPERATIONS in
+        scripts/prune-github-openapi (and a handler), or stop calling it."""
+        self.violations.append(
+            Violation(
+                "request",
+                request.method,
+                request.url.path,
+                404,
+                "no such operation in the pruned description (scripts/prune-github-openapi)",
+            )
+        )
+        answer = _error(404, "Not Found")
+        return Response(json.dumps(answer.body), status_code=404, media_type=answer.media_type)
 
     async def _logs(self, request: Request) -> Response:
         owner, name = request.path_params["owner"], request.path_params["repo"]
