@@ -253,3 +253,23 @@ async def test_the_token_cache_is_shared_with_another_process(
     assert done.returncode == 0, done.stderr[-2000:]
     assert json.loads(done.stdout.strip().splitlines()[-1]) == {"same": True}
     assert len(github_world.fake.minted) == 1  # the other process did not mint
+
+
+async def test_the_installation_id_is_looked_up_once_and_again_after_a_reinstall(
+    github_world: GitHubWorld,
+) -> None:
+    fake = github_world.fake
+    lookup = "/repos/acme/widgets/installation"
+    await github_world.client().token()
+    await github_world.client("read-only").token()  # another scope: mints, no new lookup
+    assert len(fake.calls(lookup)) == 1 and len(fake.minted) == 2
+    # The app is reinstalled: the remembered id is gone, a new one is found.
+    del fake.state.installations[github_world.installation.id]
+    again = fake.add_installation("acme", ["widgets"])
+    await github_world.redis.delete(
+        *[k async for k in github_world.redis.scan_iter("gaffer:github:token:*")]
+    )
+    client = github_world.client()
+    assert await _get_repo(client) == "acme/widgets"
+    assert await client.installation_id() == again.id
+    assert len(fake.calls(lookup)) == 2

@@ -84,6 +84,7 @@ class GitHubClient:
         self._installation_id = (
             credentials.installation_id if isinstance(credentials, AppCredentials) else None
         ) or installation_id
+        self._installation_looked_up = False
         self._token: CachedToken | None = None
         self._mint_lock = asyncio.Lock()
         # githubkit objects are kept referenced for as long as calls are made through them.
@@ -106,11 +107,24 @@ class GitHubClient:
         if self._installation_id is not None:
             return self._installation_id
         app = self._app()
+        creds = self.credentials
+        assert isinstance(creds, AppCredentials)
+        if self.cache is not None:
+            known = await self.cache.get_installation(self.base_url, creds.app_id, self.repository)
+            if known is not None:
+                self._installation_id = known
+                self._installation_looked_up = True
+                return known
         response = await self._translate(
             "GET /repos/{owner}/{repo}/installation",
             app.rest.apps.async_get_repo_installation(self.owner, self.name),
         )
         self._installation_id = int(response.parsed_data.id)
+        self._installation_looked_up = True
+        if self.cache is not None:
+            await self.cache.put_installation(
+                self.base_url, creds.app_id, self.repository, self._installation_id
+            )
         return self._installation_id
 
     async def token(self, min_remaining_s: float = 0) -> str:
@@ -130,7 +144,15 @@ class GitHubClient:
                 if cached is not None:
                     self._token = cached
                     return cached.token
-            self._token = await self._mint()
+            try:
+                self._token = await self._mint()
+            except GitHubError as exc:
+                if not (self._installation_looked_up and exc.status in (401, 404)):
+                    raise
+                # The remembered installation is gone (the app was reinstalled): look again.
+                await self._forget_installation()
+                scope = await self._scope()
+                self._token = await self._mint()
             if self.cache is not None:
                 await self.cache.put(scope, self._token)
             return self._token.token
@@ -143,6 +165,14 @@ class GitHubClient:
             await self.cache.drop(await self._scope(), self._token.token)
         log.info("github_token_dropped", repository=self.repository)
         self._token = None
+
+    async def _forget_installation(self) -> None:
+        creds = self.credentials
+        assert isinstance(creds, AppCredentials)
+        if self.cache is not None:
+            await self.cache.drop_installation(self.base_url, creds.app_id, self.repository)
+        self._installation_id = None
+        self._installation_looked_up = False
 
     @staticmethod
     def _fresh(token: CachedToken, min_remaining_s: float) -> bool:

@@ -19,6 +19,10 @@ import redis.asyncio as aioredis
 from gaffer.store.crypto import MasterKeyError, SecretBox
 
 KEY_PREFIX = "gaffer:github:token:"
+INSTALLATION_PREFIX = "gaffer:github:installation:"
+INSTALLATION_TTL_S = 24 * 3600
+"""How long a looked-up installation id is remembered (an app reinstalled gets a new id; a
+401/404 with the old one drops it)."""
 EXPIRY_MARGIN_S = 60
 """A token is not handed out in its last minute (GitHub's own clients use the same margin)."""
 
@@ -88,6 +92,27 @@ class TokenCache:
             return
         plain = json.dumps({"token": token.token, "expires_at": token.expires_at})
         await self._redis.set(scope.key(), self._box.encrypt(plain), ex=ttl)
+
+    @staticmethod
+    def _installation_key(base_url: str, app_id: int, repository: str) -> str:
+        raw = json.dumps([base_url, app_id, repository.lower()])
+        return INSTALLATION_PREFIX + hashlib.sha256(raw.encode()).hexdigest()
+
+    async def get_installation(self, base_url: str, app_id: int, repository: str) -> int | None:
+        """The installation id of ``app_id`` on ``repository`` looked up earlier, or None."""
+        raw = await self._redis.get(self._installation_key(base_url, app_id, repository))
+        return int(raw) if raw is not None else None
+
+    async def put_installation(
+        self, base_url: str, app_id: int, repository: str, installation_id: int
+    ) -> None:
+        """Remember an installation id for ``INSTALLATION_TTL_S``."""
+        key = self._installation_key(base_url, app_id, repository)
+        await self._redis.set(key, str(installation_id), ex=INSTALLATION_TTL_S)
+
+    async def drop_installation(self, base_url: str, app_id: int, repository: str) -> None:
+        """Forget a remembered installation id."""
+        await self._redis.delete(self._installation_key(base_url, app_id, repository))
 
     async def drop(self, scope: TokenScope, token: str | None = None) -> None:
         """Forget the cached token of ``scope`` (when ``token`` is given: only if it is still
