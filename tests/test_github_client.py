@@ -160,9 +160,10 @@ async def test_server_errors_are_retried_with_bounded_backoff(github_world: GitH
 
 
 async def test_a_hanging_github_is_a_timeout(github_world: GitHubWorld) -> None:
+    await github_world.client().token()  # minted and cached with the normal timeout
     client = github_world.client(timeout_s=0.5, retry=BoundedRetry(server_error_retries=0))
-    await client.token()
-    github_world.fake.hang_next(3, match=r"GET /repos/acme/widgets$")
+    await client.token()  # from the cache
+    github_world.fake.hang_next(1.5, match=r"GET /repos/acme/widgets$")
     with pytest.raises(GitHubUnavailableError, match="did not answer"):
         await _get_repo(client)
 
