@@ -287,6 +287,9 @@ async def test_a_refused_write_fails_for_good_with_githubs_answer_and_the_rest_g
     assert failed.status == OutboxStatus.FAILED and failed.attempts == 1
     assert failed.last_error is not None and "422" in failed.last_error
     assert sent.status == OutboxStatus.SENT
+    shown = [outbox.describe(e) for e in (failed, sent)]
+    assert shown[0]["status"] == "failed" and "422" in shown[0]["error"]
+    assert shown[1]["status"] == "sent" and "#issuecomment-" in shown[1]["url"]
 
 
 def test_credentials_are_stored_encrypted_and_shown_masked(sqlite_db: Database) -> None:

@@ -168,3 +168,17 @@ def latest_result(session: Session, run_id: str, kind: str) -> dict[str, Any] | 
         .limit(1)
     ).first()
     return row.result if row is not None else None
+
+
+def describe(entry: OutboxEntry) -> dict[str, Any]:
+    """One entry as ``gaffer runs show`` may list it: ``{"kind", "status", "url", "attempts",
+    "error", "sent_at"}`` (``url`` from the result when GitHub made something)."""
+    result = entry.result or {}
+    return {
+        "kind": entry.kind,
+        "status": str(entry.status),
+        "url": result.get("url"),
+        "attempts": entry.attempts,
+        "error": entry.last_error,
+        "sent_at": entry.sent_at.isoformat() if entry.sent_at else None,
+    }
