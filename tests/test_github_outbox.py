@@ -317,3 +317,99 @@ def test_credentials_are_stored_encrypted_and_shown_masked(sqlite_db: Database) 
             api_url="https://ghe.example/api/v3",
         )
         assert "ghp_x" not in str(masked(s, project_id))
+
+
+NOTIFIER_CHILD = """
+import asyncio, json, sys
+import redis.asyncio as aioredis
+from pydantic import SecretStr
+from gaffer.providers.github_api import AppCredentials, GitHubClient, TokenCache, permissions_for
+from gaffer.providers.github_api.notifier import Notifier, NotifierConfig
+from gaffer.settings import Settings
+from gaffer.store.crypto import SecretBox
+from gaffer.store.db import Database
+
+args = json.loads(sys.stdin.read())
+
+async def main() -> None:
+    redis = aioredis.from_url(args["redis_url"])
+    db = Database(Settings(home=args["home"], database_url=None, master_key=None))
+
+    async def clients(entry):
+        return GitHubClient(
+            AppCredentials(app_id=args["app_id"], private_key_pem=SecretStr(args["pem"])),
+            args["repository"], permissions=permissions_for("new"),
+            base_url=args["base_url"], cache=TokenCache(redis, SecretBox(args["key"].encode())),
+            timeout_s=60,
+        )
+
+    print("sending", flush=True)
+    await Notifier(db, clients, NotifierConfig(lease_s=1)).send_due()
+
+asyncio.run(main())
+"""
+
+
+async def test_a_notifier_killed_after_github_made_the_write_does_not_post_it_twice(
+    github_world: GitHubWorld, tmp_path: Path, redis_url: str
+) -> None:
+    import json
+    import sys
+
+    fake, repo = github_world.fake, github_world.repo
+    db = Database(Settings(home=tmp_path / "home", database_url=None, master_key=None))
+    migrate(db)
+    issue = fake.add_issue(repo, "Bug")
+    project_id = add_runs(db, RUN)
+    with db.session() as s:
+        outbox.enqueue(
+            s,
+            run_id=RUN,
+            project_id=project_id,
+            kind="answer",
+            payload={"number": issue.number, "body": "The answer."},
+        )
+    await github_world.client("new").token()  # cached: the child only posts
+    fake.hang_after_next(60, match=r"POST /repos/acme/widgets/issues/\d+/comments")
+    args = {
+        "redis_url": redis_url,
+        "home": str(tmp_path / "home"),
+        "app_id": github_world.credentials.app_id,
+        "pem": github_world.credentials.private_key_pem.get_secret_value(),
+        "repository": repo.full_name,
+        "base_url": fake.api_url,
+        "key": github_world.key,
+    }
+    child = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        NOTIFIER_CHILD,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    assert child.stdin is not None and child.stderr is not None
+    child.stdin.write(json.dumps(args).encode())  # the key and PEM on stdin, never argv
+    await child.stdin.drain()
+    child.stdin.close()
+    try:
+        for _ in range(1200):  # until GitHub has the comment (the child waits for the answer)
+            if repo.comments:
+                break
+            assert child.returncode is None, (await child.stderr.read()).decode()[-2000:]
+            await asyncio.sleep(0.05)
+        assert len(repo.comments) == 1
+    finally:
+        child.kill()  # SIGKILL: no cleanup, the entry stays "sending" without its record
+        await child.wait()
+    (entry,) = _entries(db)
+    assert entry.status == OutboxStatus.SENDING and entry.result is None
+    notifier = Notifier(db, _client_factory(github_world), FAST)
+    for _ in range(100):  # the lease (1 s) lapses, then this notifier takes the entry over
+        if await notifier.send_due():
+            break
+        await asyncio.sleep(0.1)
+    (entry,) = _entries(db)
+    assert entry.status == OutboxStatus.SENT and entry.attempts == 2
+    assert len(repo.comments) == 1  # found by its marker, not posted again
+    fake.faults.clear()

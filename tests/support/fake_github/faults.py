@@ -15,7 +15,8 @@ class Fault:
     ``kind``: ``"status"`` (answer ``status``), ``"rate_limit"`` (403 secondary rate limit
     with ``Retry-After: retry_after_s``), ``"primary_rate_limit"`` (403 with
     ``X-RateLimit-Remaining: 0`` and ``X-RateLimit-Reset`` ``retry_after_s`` from now),
-    ``"hang"`` (sleep ``hang_s`` then answer normally).
+    ``"hang"`` (sleep ``hang_s`` then answer normally), ``"hang_after"`` (handle the call,
+    then sleep ``hang_s`` before answering).
     Applies to the next ``remaining`` matching calls, or until ``until`` (monotonic seconds).
     """
 

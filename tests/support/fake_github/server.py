@@ -99,6 +99,7 @@ class FakeGitHub:
     def stop(self) -> None:
         if self._server is not None:
             self._server.should_exit = True
+            self._server.force_exit = True  # do not wait for calls held by a hang fault
         if self._thread is not None:
             self._thread.join(timeout=10)
         self._sock.close()
@@ -308,6 +309,11 @@ class FakeGitHub:
             Fault("primary_rate_limit", re.compile(match), remaining=n, retry_after_s=reset_in_s)
         )
 
+    def hang_after_next(self, seconds: float, n: int = 1, match: str = "") -> None:
+        """Handle the next ``n`` matching calls (GitHub makes the change) but hold the answer
+        for ``seconds``: the caller may time out or die before it hears of it."""
+        self.faults.add(Fault("hang_after", re.compile(match), remaining=n, hang_s=seconds))
+
     def hang_next(self, seconds: float, n: int = 1, match: str = "") -> None:
         """Hold the next ``n`` matching calls for ``seconds`` before answering."""
         self.faults.add(Fault("hang", re.compile(match), remaining=n, hang_s=seconds))
@@ -346,9 +352,12 @@ class FakeGitHub:
         path = request.url.path
         body = await request.body()
         fault = self.faults.take(method, path)
+        hang_after = 0.0
         if fault is not None and fault.kind == "hang":
             await asyncio.sleep(fault.hang_s)
             fault = None
+        elif fault is not None and fault.kind == "hang_after":
+            hang_after, fault = fault.hang_s, None
         answer: Answer
         request_json: Any = None
         if fault is not None:
@@ -376,6 +385,8 @@ class FakeGitHub:
                 )
             else:
                 answer = await run_in_threadpool(self._dispatch, template, request, request_json)
+        if hang_after:
+            await asyncio.sleep(hang_after)  # done, but the caller hears nothing for a while
         response = self._respond(answer)
         self._check_response(template, request, answer, response)
         self.requests.append((method, path, response.status_code, request_json))
