@@ -301,3 +301,70 @@ class WebhookDelivery(Base):
     reason: Mapped[str] = mapped_column(Text)
     run_ids: Mapped[list[str]] = mapped_column(JSONType, default=list)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class OutboxStatus(enum.StrEnum):
+    """The states of an outbox entry. ``sent``, ``failed`` and ``superseded`` are final."""
+
+    PENDING = "pending"
+    SENDING = "sending"
+    SENT = "sent"
+    FAILED = "failed"
+    SUPERSEDED = "superseded"
+
+
+class OutboxEntry(Base):
+    """One write to GitHub that a run's state calls for (an ack, a PR, a review, a check run
+    ...), written in the same transaction as that state and sent later by the notifier.
+
+    ``kind`` names the sender (:mod:`gaffer.providers.github_api.outbox_kinds`), ``payload``
+    its arguments (JSON). ``coalesce_key``: a newer pending entry of the same run and key
+    supersedes older pending ones (the ack comment's successive texts). ``lease_until``: while
+    ``sending``, when another notifier may take the entry over (its sender crashed).
+    ``result`` is what GitHub created (``{"id", "url", ...}``); ``last_error`` GitHub's answer
+    to the last failed attempt.
+    """
+
+    __tablename__ = "outbox"
+    __table_args__ = (
+        Index("ix_outbox_due", "status", "next_attempt_at"),
+        Index("ix_outbox_run", "run_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True
+    )
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
+    project_id: Mapped[str] = mapped_column(String(32))
+    kind: Mapped[str] = mapped_column(String(64))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    coalesce_key: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    status: Mapped[OutboxStatus] = mapped_column(String(16), default=OutboxStatus.PENDING)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class GitHubCredential(Base):
+    """A project's GitHub credentials: a GitHub App (``app_id``, the private key PEM in
+    ``secret_encrypted``, ``installation_id`` when known) or a token (``secret_encrypted``,
+    ``login`` of the account it acts as). The secret is a Fernet token made with the master
+    key; the plain value is never stored."""
+
+    __tablename__ = "github_credentials"
+
+    project_id: Mapped[str] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True
+    )
+    kind: Mapped[str] = mapped_column(String(16))  # "app" | "token"
+    app_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    installation_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    login: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    secret_encrypted: Mapped[bytes] = mapped_column(LargeBinary)
+    api_url: Mapped[str | None] = mapped_column(Text, nullable=True)
+    """The API root for GitHub Enterprise Server (None: https://api.github.com)."""
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

@@ -1,0 +1,184 @@
+"""The outbox: writes to GitHub recorded with the run state they follow from, sent later.
+
+:func:`enqueue` is called inside the caller's transaction (the same ``Session`` that moves
+the run), so the write exists exactly when the state does. The notifier claims due entries
+with a compare-and-set ``UPDATE`` (:func:`claim`), so any number of notifiers share the work
+and an entry is sent by one at a time; an entry whose sender died is taken over when its
+lease ends. Entries of one run are sent in order: an entry waits while an older entry of its
+run is still pending or being sent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, exists, or_, select, update
+from sqlalchemy.orm import Session, aliased
+
+from gaffer.store.models import OutboxEntry, OutboxStatus, utcnow
+
+OPEN = (OutboxStatus.PENDING, OutboxStatus.SENDING)
+
+
+def enqueue(
+    session: Session,
+    *,
+    run_id: str,
+    project_id: str,
+    kind: str,
+    payload: dict[str, Any],
+    coalesce_key: str | None = None,
+) -> OutboxEntry:
+    """Add an entry (pending, due now) in ``session``'s transaction and return it.
+
+    With ``coalesce_key``, older *pending* entries of the run with that key are superseded
+    (only the newest text of an ack needs sending; one already being sent is left alone).
+    """
+    if coalesce_key is not None:
+        session.execute(
+            update(OutboxEntry)
+            .where(
+                OutboxEntry.run_id == run_id,
+                OutboxEntry.coalesce_key == coalesce_key,
+                OutboxEntry.status == OutboxStatus.PENDING,
+            )
+            .values(status=OutboxStatus.SUPERSEDED)
+        )
+    entry = OutboxEntry(
+        run_id=run_id,
+        project_id=project_id,
+        kind=kind,
+        payload=payload,
+        coalesce_key=coalesce_key,
+        status=OutboxStatus.PENDING,
+        attempts=0,
+        next_attempt_at=utcnow(),
+    )
+    session.add(entry)
+    session.flush()
+    return entry
+
+
+def due_ids(session: Session, now: datetime, limit: int = 20) -> list[int]:
+    """Ids of entries that may be sent now, oldest first: pending and due, or sending with a
+    lapsed lease, and with no older open entry of the same run."""
+    older = aliased(OutboxEntry)
+    blocked = exists().where(
+        older.run_id == OutboxEntry.run_id,
+        older.id < OutboxEntry.id,
+        older.status.in_(OPEN),
+    )
+    query = (
+        select(OutboxEntry.id)
+        .where(
+            or_(
+                and_(
+                    OutboxEntry.status == OutboxStatus.PENDING, OutboxEntry.next_attempt_at <= now
+                ),
+                and_(OutboxEntry.status == OutboxStatus.SENDING, OutboxEntry.lease_until <= now),
+            ),
+            ~blocked,
+        )
+        .order_by(OutboxEntry.id)
+        .limit(limit)
+    )
+    return list(session.scalars(query))
+
+
+def claim(session: Session, entry_id: int, now: datetime, lease_s: float) -> OutboxEntry | None:
+    """Take entry ``entry_id`` for sending until ``now + lease_s`` (compare-and-set: None when
+    another notifier took it first or it is no longer due)."""
+    taken = session.execute(
+        update(OutboxEntry)
+        .where(
+            OutboxEntry.id == entry_id,
+            or_(
+                and_(
+                    OutboxEntry.status == OutboxStatus.PENDING, OutboxEntry.next_attempt_at <= now
+                ),
+                and_(OutboxEntry.status == OutboxStatus.SENDING, OutboxEntry.lease_until <= now),
+            ),
+        )
+        .values(
+            status=OutboxStatus.SENDING,
+            lease_until=now + timedelta(seconds=lease_s),
+            attempts=OutboxEntry.attempts + 1,
+        )
+    )
+    if taken.rowcount != 1:  # type: ignore[attr-defined]
+        return None
+    return session.get(OutboxEntry, entry_id, populate_existing=True)
+
+
+def mark_sent(session: Session, entry_id: int, result: dict[str, Any]) -> None:
+    """The entry reached GitHub: record what was created."""
+    session.execute(
+        update(OutboxEntry)
+        .where(OutboxEntry.id == entry_id)
+        .values(
+            status=OutboxStatus.SENT,
+            result=result,
+            sent_at=utcnow(),
+            lease_until=None,
+            last_error=None,
+        )
+    )
+
+
+def mark_retry(session: Session, entry_id: int, error: str, at: datetime) -> None:
+    """The attempt failed in a way a later one may not: try again at ``at``."""
+    session.execute(
+        update(OutboxEntry)
+        .where(OutboxEntry.id == entry_id)
+        .values(status=OutboxStatus.PENDING, last_error=error, next_attempt_at=at, lease_until=None)
+    )
+
+
+def mark_failed(session: Session, entry_id: int, error: str) -> None:
+    """The entry failed for good (GitHub's answer in ``error``); later entries go on."""
+    session.execute(
+        update(OutboxEntry)
+        .where(OutboxEntry.id == entry_id)
+        .values(status=OutboxStatus.FAILED, last_error=error, lease_until=None)
+    )
+
+
+def entries_for_run(session: Session, run_id: str) -> Sequence[OutboxEntry]:
+    """Every entry of a run, oldest first (what ``gaffer runs show`` lists)."""
+    return list(
+        session.scalars(
+            select(OutboxEntry).where(OutboxEntry.run_id == run_id).order_by(OutboxEntry.id)
+        )
+    )
+
+
+def latest_result(session: Session, run_id: str, kind: str) -> dict[str, Any] | None:
+    """The ``result`` of the newest sent entry of ``kind`` for the run (e.g. the check run id
+    a completion needs), or None."""
+    row = session.scalars(
+        select(OutboxEntry)
+        .where(
+            OutboxEntry.run_id == run_id,
+            OutboxEntry.kind == kind,
+            OutboxEntry.status == OutboxStatus.SENT,
+        )
+        .order_by(OutboxEntry.id.desc())
+        .limit(1)
+    ).first()
+    return row.result if row is not None else None
+
+
+def describe(entry: OutboxEntry) -> dict[str, Any]:
+    """One entry as ``gaffer runs show`` may list it: ``{"kind", "status", "url", "attempts",
+    "error", "sent_at"}`` (``url`` from the result when GitHub made something)."""
+    result = entry.result or {}
+    return {
+        "kind": entry.kind,
+        "status": str(entry.status),
+        "url": result.get("url"),
+        "attempts": entry.attempts,
+        "error": entry.last_error,
+        "sent_at": entry.sent_at.isoformat() if entry.sent_at else None,
+    }
