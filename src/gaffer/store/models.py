@@ -272,3 +272,7 @@ class WebhookDelivery(Base):
     reason: Mapped[str] = mapped_column(Text)
     run_ids: Mapped[list[str]] = mapped_column(JSONType, default=list)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+# The account tables share this metadata (one schema for the migrations and their check).
+from gaffer.accounts import models as _account_models  # noqa: E402, F401
