@@ -125,7 +125,8 @@ def revoke_token(
     session: Session, principal: Principal, token_id: str, *, request_id: str | None = None
 ) -> ApiToken:
     """Revoke a token (by id or shown prefix) of the caller's, or anyone's for a superadmin.
-    Revoking twice is allowed and changes nothing. Raises :class:`NotFoundError`."""
+    Revoking twice is allowed (and audited) and changes nothing more. Raises
+    :class:`NotFoundError`."""
     token = session.scalar(
         select(ApiToken)
         .where((ApiToken.id == token_id) | (ApiToken.prefix == token_id))
@@ -133,19 +134,25 @@ def revoke_token(
     )
     if token is None or (token.user_id != principal.user_id and not principal.is_superadmin):
         raise NotFoundError(f"no token {token_id!r}")
-    if token.revoked_at is None:
+    already = token.revoked_at is not None
+    if not already:
         token.revoked_at = utcnow()
         session.flush()
-        audit.record(
-            session,
-            principal,
-            "token.revoke",
-            target_type="token",
-            target_id=token.id,
-            organization_id=token.organization_id,
-            change={"owner": token.user.email, "name": token.name, "prefix": token.prefix},
-            request_id=request_id,
-        )
+    audit.record(
+        session,
+        principal,
+        "token.revoke",
+        target_type="token",
+        target_id=token.id,
+        organization_id=token.organization_id,
+        change={
+            "owner": token.user.email,
+            "name": token.name,
+            "prefix": token.prefix,
+            "already_revoked": already,
+        },
+        request_id=request_id,
+    )
     return token
 
 
