@@ -7,6 +7,8 @@ is reported by :func:`needs_rehash` so the caller can store a fresh one.
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
@@ -18,7 +20,12 @@ MAX_PASSWORD_LENGTH = 1024
 """Characters; longer input is refused instead of hashed (hashing cost grows with length)."""
 
 _hasher = PasswordHasher()
-_DUMMY_HASH = _hasher.hash("gaffer-dummy-password-for-timing")
+
+
+@lru_cache(maxsize=1)
+def _dummy_hash() -> str:
+    # Made on first use, not at import: every CLI command imports this module.
+    return _hasher.hash("gaffer-dummy-password-for-timing")
 
 
 def check_password_policy(password: str) -> None:
@@ -43,7 +50,9 @@ def verify_password(password_hash: str | None, password: str) -> bool:
     unknown email takes as long as a wrong password.
     """
     try:
-        return _hasher.verify(password_hash or _DUMMY_HASH, password) and password_hash is not None
+        return (
+            _hasher.verify(password_hash or _dummy_hash(), password) and password_hash is not None
+        )
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         return False
 

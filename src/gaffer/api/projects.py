@@ -37,7 +37,7 @@ class AgentOut(BaseModel):
 
 
 class ProjectOut(BaseModel):
-    """A project, without its webhook secret (except once, when it was generated)."""
+    """A project, without its webhook secret."""
 
     id: str
     name: str
@@ -49,9 +49,12 @@ class ProjectOut(BaseModel):
     trigger_label: str
     created_at: str | None
     agents: list[AgentOut]
-    webhook_secret: str | None = Field(
-        default=None, description="Only in the answer of a create that generated it."
-    )
+
+
+class ProjectCreated(ProjectOut):
+    """A new project; ``webhook_secret`` is set (shown once) when it was generated."""
+
+    webhook_secret: str | None
 
 
 class ProjectCreate(BaseModel):
@@ -101,7 +104,7 @@ def show_project(name: str, caller: CallerDep, svc: ServicesDep) -> dict[str, An
         return project_view(project_for(session, caller.principal, name, Role.MEMBER))
 
 
-@router.post("", response_model=ProjectOut, status_code=201)
+@router.post("", response_model=ProjectCreated, status_code=201)
 def create(body: ProjectCreate, caller: CallerDep, svc: ServicesDep) -> dict[str, Any]:
     """Create a project with its agents and triggers (admin of ``organization``)."""
     principal = caller.principal
@@ -149,8 +152,7 @@ def create(body: ProjectCreate, caller: CallerDep, svc: ServicesDep) -> dict[str
             | {"webhook_secret": body.webhook_secret and "set"},
             request_id=caller.request_id,
         )
-    if body.webhook_secret is None:
-        view["webhook_secret"] = secret
+    view["webhook_secret"] = secret if body.webhook_secret is None else None
     return view
 
 

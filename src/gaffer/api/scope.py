@@ -18,7 +18,7 @@ from gaffer.store.models import Project, Run
 
 def no_project(name_or_id: str) -> NotFoundError:
     """The one answer for an unknown project and another organization's."""
-    return NotFoundError(f"no project {name_or_id!r}")
+    return NotFoundError(f"no project named {name_or_id!r}")
 
 
 def no_run(run_id: str) -> NotFoundError:

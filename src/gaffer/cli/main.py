@@ -11,11 +11,15 @@ from redis.exceptions import RedisError
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 
 from gaffer.cli import context
+from gaffer.cli.audit import audit_app
 from gaffer.cli.deliveries import deliveries_app
 from gaffer.cli.demo import demo_command
+from gaffer.cli.login import login_command, logout_command
 from gaffer.cli.output import err_console
 from gaffer.cli.projects import projects_app
 from gaffer.cli.runs import runs_app
+from gaffer.cli.tokens import tokens_app
+from gaffer.cli.users import users_app
 from gaffer.cli.webhook import webhook_app
 from gaffer.errors import UserError
 from gaffer.logs import configure_logging
@@ -41,6 +45,11 @@ app.add_typer(runs_app, name="runs")
 app.add_typer(webhook_app, name="webhook")
 app.add_typer(deliveries_app, name="deliveries")
 app.command("demo")(demo_command)
+app.add_typer(users_app, name="users")
+app.add_typer(tokens_app, name="tokens")
+app.add_typer(audit_app, name="audit")
+app.command("login")(login_command)
+app.command("logout")(logout_command)
 
 
 @app.command()
