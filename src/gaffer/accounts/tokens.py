@@ -21,7 +21,7 @@ from gaffer.accounts.models import ApiToken, User
 from gaffer.accounts.principal import Principal
 from gaffer.accounts.roles import Role, at_least
 from gaffer.accounts.users import principal_for
-from gaffer.store.models import utcnow
+from gaffer.store.models import Organization, utcnow
 
 LAST_USED_RESOLUTION = timedelta(seconds=60)
 """``last_used_at`` is written at most once a minute per token (not on every request)."""
@@ -60,7 +60,10 @@ def create_token(
         raise InvalidInputError("a token needs a name")
     if expires_at is not None and expires_at <= utcnow():
         raise InvalidInputError("the expiry must be in the future")
-    if organization_id is not None and principal.role_in(organization_id) is None:
+    if organization_id is not None and (
+        principal.role_in(organization_id) is None
+        or session.get(Organization, organization_id) is None
+    ):
         raise NotFoundError(f"no organization {organization_id!r}")
     owner_role = _owner_role(owner, organization_id)
     caller_role = (

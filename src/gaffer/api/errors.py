@@ -5,7 +5,7 @@ unauthenticated (:mod:`gaffer.api.deps`)  401
 :class:`ForbiddenError`                   403
 not found, or another organization's      404
 :class:`ConflictError`, not editable      409
-bad input                                 400 (422 for a body the schema refuses)
+bad input, a value the database refuses   400 (422 for a body the schema refuses)
 :class:`RateLimitedError`                 429, ``Retry-After``
 database or Redis unavailable, busy       503
 =======================================  ======
@@ -19,7 +19,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from redis.exceptions import RedisError
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DataError, SQLAlchemyError
 from starlette.exceptions import HTTPException
 
 from gaffer.accounts.errors import (
@@ -98,6 +98,11 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(BufferedRunBusyError)
     async def busy(_: Request, exc: BufferedRunBusyError) -> JSONResponse:
         return error(503, str(exc), {"Retry-After": "2"})
+
+    @app.exception_handler(DataError)
+    async def refused_value(_: Request, exc: DataError) -> JSONResponse:
+        # The database refused a value it was given (a NUL character for PostgreSQL, say).
+        return error(400, f"a value was refused by the database: {exc.__class__.__name__}")
 
     @app.exception_handler(SQLAlchemyError)
     async def database_down(_: Request, exc: SQLAlchemyError) -> JSONResponse:

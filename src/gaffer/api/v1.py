@@ -8,9 +8,11 @@ authorization: :mod:`gaffer.api.scope`; errors: :mod:`gaffer.api.errors`. Every 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable
 
 from fastapi import FastAPI, Request, Response
+from starlette.routing import Mount
 
 from gaffer.api import (
     audit,
@@ -69,5 +71,11 @@ def create_v1_app(services: ApiServices) -> FastAPI:
 
 
 def mount_v1(app: FastAPI, services: ApiServices) -> None:
-    """Serve the v1 API under :data:`PREFIX` of ``app``."""
-    app.mount(PREFIX, create_v1_app(services))
+    """Serve the v1 API under :data:`PREFIX` of ``app``.
+
+    Every path under the prefix goes to the v1 app, even one holding a newline (Starlette's
+    mount pattern is not DOTALL), so every answer there has the v1 error shape.
+    """
+    mount = Mount(PREFIX, app=create_v1_app(services))
+    mount.path_regex = re.compile(mount.path_regex.pattern, re.DOTALL)
+    app.router.routes.append(mount)
