@@ -23,6 +23,9 @@ from dataclasses import dataclass
 import structlog
 import uvicorn
 
+from gaffer.accounts.ratelimit import LoginLimiter
+from gaffer.api.services import ApiServices
+from gaffer.api.v1 import mount_v1
 from gaffer.backends import make_backend
 from gaffer.buffer.access import RunAccess
 from gaffer.buffer.drainer import Drainer
@@ -168,10 +171,24 @@ async def serve(
             ]
         if "ingest" in roles:
             directory = ProjectDirectory(runtime.db, runtime.box, settings.project_cache_ttl_s)
+            access = RunAccess(runtime.db, buffer, run_engine)
             app = create_app(
                 GitHubIngest(settings, runtime.db, redis, directory, intake),
                 buffer=buffer,
-                access=RunAccess(runtime.db, buffer, run_engine),
+                access=access,
+            )
+            mount_v1(
+                app,
+                ApiServices(
+                    settings,
+                    runtime.db,
+                    runtime.box,
+                    redis,
+                    access,
+                    intake,
+                    buffer,
+                    LoginLimiter(redis),
+                ),
             )
             sock = bind(host, port)
             listening = Listening(host, sock.getsockname()[1])

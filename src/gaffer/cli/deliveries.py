@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from gaffer.cli import context
+from gaffer.cli import context, remote
 from gaffer.cli.output import console, print_json, short, table
 from gaffer.runs.views import delivery_view
 from gaffer.runtime import open_runtime
@@ -22,10 +22,15 @@ def list_command(
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """List webhook deliveries with their status code, decision and reason."""
-    with open_runtime(context.settings(), redis=False) as rt, rt.db.session() as session:
-        views = [
-            delivery_view(d) for d in list_deliveries(session, delivery_id=delivery_id, limit=limit)
-        ]
+    client = remote.client()
+    if client is not None:
+        views = client.get("/deliveries", delivery_id=delivery_id, limit=limit)
+    else:
+        with open_runtime(context.settings(), redis=False) as rt, rt.db.session() as session:
+            views = [
+                delivery_view(d)
+                for d in list_deliveries(session, delivery_id=delivery_id, limit=limit)
+            ]
     if as_json:
         print_json(views)
         return

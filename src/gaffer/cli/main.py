@@ -13,13 +13,17 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 from gaffer.agents.definition import definitions
 from gaffer.cli import context
 from gaffer.cli.agents import agents_app
+from gaffer.cli.audit import audit_app
 from gaffer.cli.credentials import credentials_app
 from gaffer.cli.deliveries import deliveries_app
 from gaffer.cli.demo import demo_command
 from gaffer.cli.engines import engines_command
+from gaffer.cli.login import login_command, logout_command
 from gaffer.cli.output import err_console
 from gaffer.cli.projects import projects_app
 from gaffer.cli.runs import runs_app
+from gaffer.cli.tokens import tokens_app
+from gaffer.cli.users import users_app
 from gaffer.cli.webhook import webhook_app
 from gaffer.errors import UserError
 from gaffer.logs import configure_logging
@@ -48,6 +52,11 @@ app.add_typer(agents_app, name="agents")
 app.add_typer(credentials_app, name="credentials")
 app.command("demo")(demo_command)
 app.command("engines")(engines_command)
+app.add_typer(users_app, name="users")
+app.add_typer(tokens_app, name="tokens")
+app.add_typer(audit_app, name="audit")
+app.command("login")(login_command)
+app.command("logout")(logout_command)
 
 
 @app.command()

@@ -7,7 +7,7 @@ import secrets
 import typer
 
 from gaffer.agents import AgentType
-from gaffer.cli import context
+from gaffer.cli import context, remote
 from gaffer.cli.output import console, print_json, table
 from gaffer.engines import ENGINES
 from gaffer.runs.views import project_view
@@ -89,8 +89,12 @@ def create(
 @projects_app.command("list")
 def list_command(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """List projects."""
-    with open_runtime(context.settings(), redis=False) as rt, rt.db.session() as session:
-        views = [project_view(p) for p in list_projects(session)]
+    client = remote.client()
+    if client is not None:
+        views = client.get("/projects")
+    else:
+        with open_runtime(context.settings(), redis=False) as rt, rt.db.session() as session:
+            views = [project_view(p) for p in list_projects(session)]
     if as_json:
         print_json(views)
         return
@@ -113,8 +117,12 @@ def show(
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Show a project with its agents and triggers."""
-    with open_runtime(context.settings(), redis=False) as rt, rt.db.session() as session:
-        view = project_view(get_project(session, name))
+    client = remote.client()
+    if client is not None:
+        view = client.get(client.path("projects", name))
+    else:
+        with open_runtime(context.settings(), redis=False) as rt, rt.db.session() as session:
+            view = project_view(get_project(session, name))
     if as_json:
         print_json(view)
         return

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import typer
 from redis.exceptions import RedisError
 
-from gaffer.cli import context
+from gaffer.cli import context, remote, remote_runs
 from gaffer.cli.output import console, err_console, print_json, short, styled_status, table
 from gaffer.runs.views import log_view, run_view
 from gaffer.runtime import Runtime, open_runtime
@@ -49,12 +49,17 @@ def list_command(
         raise context.CliError(
             f"unknown status(es): {', '.join(bad)} (known: {', '.join(RunStatus.__members__)})"
         )
-    with open_runtime(context.settings(), redis=False) as rt, rt.db.session() as session:
-        if project is not None:
-            get_project(session, project)  # an unknown name is an error, not an empty list
-        views = [
-            run_view(r) for r in list_runs(session, project=project, status=statuses, limit=limit)
-        ]
+    client = remote.client()
+    if client is not None:
+        views = remote_runs.list_views(client, project, statuses, limit)
+    else:
+        with open_runtime(context.settings(), redis=False) as rt, rt.db.session() as session:
+            if project is not None:
+                get_project(session, project)  # an unknown name is an error, not an empty list
+            views = [
+                run_view(r)
+                for r in list_runs(session, project=project, status=statuses, limit=limit)
+            ]
     if as_json:
         print_json(views)
         return
@@ -106,13 +111,17 @@ def show(
 ) -> None:
     """Show one run (from the burst buffer if it waits there: status BUFFERED)."""
     settings = context.settings()
-    try:
-        with open_runtime(settings, redis=False) as rt, rt.db.session() as session:
-            view = run_view(get_run(session, run_id))
-    except RunNotFoundError:
-        # Not in the database: it may still wait in the burst buffer.
-        with open_runtime(settings) as rt:
-            view = asyncio.run(_with_access(rt, lambda access: access.show(run_id)))
+    client = remote.client()
+    if client is not None:
+        view = remote_runs.show_view(client, run_id)
+    else:
+        try:
+            with open_runtime(settings, redis=False) as rt, rt.db.session() as session:
+                view = run_view(get_run(session, run_id))
+        except RunNotFoundError:
+            # Not in the database: it may still wait in the burst buffer.
+            with open_runtime(settings) as rt:
+                view = asyncio.run(_with_access(rt, lambda access: access.show(run_id)))
     if as_json:
         print_json(view)
         return
@@ -135,6 +144,14 @@ def logs(
     as_json: bool = typer.Option(False, "--json", help="One JSON object per line."),
 ) -> None:
     """Print a run's log; with --follow, tail it until the run finishes."""
+    client = remote.client()
+    if client is not None:
+        count, remote_status = remote_runs.print_logs(
+            client, run_id, follow, lambda view: _print_line(view, as_json)
+        )
+        if count == 0 and not as_json:
+            err_console.print(f"(no log lines; the run is {remote_status})", highlight=False)
+        return
     with open_runtime(context.settings(), redis=False) as rt:
         with rt.db.session() as session:
             run_id = get_run(session, run_id).id
@@ -281,11 +298,17 @@ def cancel(
 ) -> None:
     """Cancel a run: at once if it is queued or buffered, by stopping its worker if it is
     running. A run being created from the burst buffer at that moment is waited for (2 s)."""
-    with open_runtime(context.settings()) as rt:
-        result, status = asyncio.run(_cancel(rt, run_id, wait))
+    client = remote.client()
+    if client is not None:
+        answer, status = remote_runs.cancel(client, run_id, wait)
+        canceled_id, message = str(answer["id"]), str(answer["message"])
+    else:
+        with open_runtime(context.settings()) as rt:
+            result, status = asyncio.run(_cancel(rt, run_id, wait))
+        canceled_id, message = result.run_id, result.message
     if as_json:
-        print_json({"id": result.run_id, "status": status, "message": result.message})
+        print_json({"id": canceled_id, "status": status, "message": message})
         return
-    console.print(f"{result.run_id}: {styled_status(status)}  ({result.message})")
+    console.print(f"{canceled_id}: {styled_status(status)}  ({message})")
     if not RunStatus(status).terminal:
         raise typer.Exit(2)

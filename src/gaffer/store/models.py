@@ -368,3 +368,7 @@ class GitHubCredential(Base):
     api_url: Mapped[str | None] = mapped_column(Text, nullable=True)
     """The API root for GitHub Enterprise Server (None: https://api.github.com)."""
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+# The account tables share this metadata (one schema for the migrations and their check).
+from gaffer.accounts import models as _account_models  # noqa: E402, F401

@@ -1,0 +1,439 @@
+"""The ``aider`` engine: Paul Gauthier's aider (``aider --message-file``), one turn each.
+
+aider speaks OpenAI Chat Completions through litellm, offers the model no tools (the model
+answers with edit blocks in its text, which aider applies) and prints plain text only.
+
+Command line (:func:`aider_argv`): ``--model openai/<invocation.model.model>`` (None:
+:data:`DEFAULT_MODEL`), ``--openai-api-base <invocation.model.base_url>`` (None: litellm's
+default, OpenAI's), ``--no-stream`` (so that the token counts are the server's, not aider's
+estimate), unattended and offline: ``--yes-always --no-auto-commits --no-dirty-commits
+--no-check-update --analytics-disable --no-gitignore --no-pretty --no-fancy-input
+--no-show-release-notes --no-show-model-warnings --no-detect-urls --no-suggest-shell-commands
+--no-auto-lint --no-auto-test --map-tokens 0`` (no commits: the worker commits; no URL
+scraping, no shell commands, no lint or test commands run by aider), ``--model-metadata-file``
+(the model's context window and prices: a model missing from it makes aider fetch litellm's
+price list at start) and ``--model-settings-file`` (``extra_params.max_retries: 0``: the
+OpenAI client's own retries off, so each of aider's attempts is one request), history files
+in the scratch directory (``--input-history-file``, ``--chat-history-file``, never in the
+repository), ``--analytics-log`` (a local JSON-lines file, where aider writes each
+``message_send`` with its exact token counts and cost; nothing is sent anywhere), ``--env-file``
+(loaded after the repository's ``.env``, which aider always reads: it resets the proxy
+variables to the worker's, so a repository cannot route the key through a proxy of its own),
+``--read <system prompt file>`` (aider's way of giving standing instructions) and
+``--message-file`` (the prompt: no length limit of argv, not visible in ``ps``). A
+continuation turn adds ``--restore-chat-history`` (aider's only way to continue: the previous
+turn's chat, from the chat history file).
+
+Environment: the API key in ``OPENAI_API_KEY`` only (never ``--openai-api-key`` on argv;
+every log line is redacted too; aider runs no command of the model's, see above),
+``LITELLM_LOCAL_MODEL_COST_MAP=True`` (litellm's bundled price list, not the network),
+``BROWSER=true`` (aider offers to open a documentation URL after an error, and
+``--yes-always`` accepts), no ``AIDER_*`` variable of the worker's (each is an option).
+
+Output (:class:`AiderOutput`): aider's header lines are ``output`` log lines; each reply of
+the model is one ``assistant`` line, and the last one, without its edit blocks, is the
+summary; ``Applied edit to F`` lines are ``tool`` lines (tool ``edit``). aider exits 0 even
+when the model call failed, so its error lines (``litellm.<Name>Error: ...`` and the
+explanation after it) are the run's error. Figures: the ``message_send`` events of the
+analytics log (``turns``: one per model call; ``input_tokens`` = prompt tokens, which on the
+OpenAI wire include cached ones; ``cost_usd`` only when the ``cost`` setting priced the model).
+
+Retries: aider retries a failed call (5xx, 429, connection errors) with backoff from 0.25 s
+doubling up to 60 s (about a minute), and no option bounds it; it prints ``Retrying in N
+seconds...`` each time. At the :data:`MAX_MODEL_ATTEMPTS`-th such line without a success in
+between, the engine stops aider (:class:`~gaffer.engines.stopper.CliStopper`). A 401 is not
+retried. Settings: ``path`` (the executable), ``cost`` (``{"input": USD, "output": USD}`` per
+million tokens), ``edit_format`` (aider's ``--edit-format``; default: aider's choice for the
+model, ``whole`` for one it does not know), ``context_window`` (tokens; default
+:data:`DEFAULT_CONTEXT_WINDOW`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+from gaffer.engines.base import EngineFigures, EngineResult, Invocation
+from gaffer.engines.discovery import find_cli
+from gaffer.engines.process import engine_log, run_cli
+from gaffer.engines.stopper import CliStopper, pid_argv
+from gaffer.worker.events import Reporter
+
+DEFAULT_MODEL = "gpt-4.1"
+"""The model when the agent names none."""
+
+DEFAULT_CONTEXT_WINDOW = 128_000
+"""The context window (tokens) written in the model metadata when the settings give none."""
+
+MAX_OUTPUT_TOKENS = 16_384
+
+MAX_MODEL_ATTEMPTS = 2
+"""Failed attempts of one model call after which the engine stops aider: the first failure
+and one retry."""
+
+PROXY_VARIABLES = (
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "ALL_PROXY",
+    "NO_PROXY",
+    "http_proxy",
+    "https_proxy",
+    "all_proxy",
+    "no_proxy",
+)
+
+HEADER_PREFIXES = (
+    "Aider v",
+    "Model: ",
+    "Weak model: ",
+    "Editor model: ",
+    "Git repo: ",
+    "Repo-map: ",
+    "Analytics have been",
+    "Added ",
+    "Restored previous conversation history.",
+    "Update git ",
+    "Warning: ",
+    "Note: ",
+)
+"""What aider prints before the model's first reply (and between turns): not the model's."""
+
+_TOKENS = re.compile(r"^Tokens: .* sent, .* received\.")
+_APPLIED = re.compile(r"^Applied edit to (.+)$")
+_ERROR = re.compile(r"^(litellm|openai)\.\w+(Error|Exception)\b|^\w+Error: ")
+_RETRY = re.compile(r"^Retrying in [0-9.]+ seconds")
+_FENCE = re.compile(r"^(`{3,}|~{3,})")
+
+
+def model_metadata(name: str, invocation: Invocation) -> dict[str, Any]:
+    """The ``--model-metadata-file`` content (litellm's model map format) for ``openai/name``:
+    context window, output limit, prices per token (0 when the ``cost`` setting names none).
+
+    Raises ValueError when ``cost`` or ``context_window`` is malformed."""
+    settings = invocation.job.engine.settings
+    cost = settings.get("cost") or {}
+    if not isinstance(cost, dict) or not all(
+        isinstance(cost.get(k, 0), int | float) and not isinstance(cost.get(k), bool)
+        for k in ("input", "output")
+    ):
+        raise ValueError("aider: settings.cost needs input and output in USD per 1M tokens")
+    window = settings.get("context_window", DEFAULT_CONTEXT_WINDOW)
+    if not isinstance(window, int) or isinstance(window, bool) or window <= 0:
+        raise ValueError("aider: settings.context_window must be a positive number of tokens")
+    return {
+        f"openai/{name}": {
+            "max_tokens": MAX_OUTPUT_TOKENS,
+            "max_input_tokens": window,
+            "max_output_tokens": MAX_OUTPUT_TOKENS,
+            "input_cost_per_token": float(cost.get("input", 0)) / 1e6,
+            "output_cost_per_token": float(cost.get("output", 0)) / 1e6,
+            "litellm_provider": "openai",
+            "mode": "chat",
+        }
+    }
+
+
+def aider_argv(executable: str, invocation: Invocation, files: dict[str, Path]) -> list[str]:
+    """The command line of one turn (see the module docstring); ``files`` maps ``metadata``,
+    ``settings``, ``message``, ``input_history``, ``chat_history``, ``analytics``,
+    ``env`` and optionally ``system`` to their paths. Never holds the API key."""
+    model = invocation.model
+    name = model.model or DEFAULT_MODEL
+    argv = [
+        executable,
+        "--model",
+        f"openai/{name}",
+        "--no-stream",
+        "--yes-always",
+        "--no-auto-commits",
+        "--no-dirty-commits",
+        "--no-check-update",
+        "--analytics-disable",
+        "--no-gitignore",
+        "--no-pretty",
+        "--no-fancy-input",
+        "--no-show-release-notes",
+        "--no-show-model-warnings",
+        "--no-detect-urls",
+        "--no-suggest-shell-commands",
+        "--no-auto-lint",
+        "--no-auto-test",
+        "--map-tokens",
+        "0",
+        "--encoding",
+        "utf-8",
+        "--model-metadata-file",
+        str(files["metadata"]),
+        "--model-settings-file",
+        str(files["settings"]),
+        "--input-history-file",
+        str(files["input_history"]),
+        "--chat-history-file",
+        str(files["chat_history"]),
+        "--analytics-log",
+        str(files["analytics"]),
+        "--env-file",
+        str(files["env"]),
+    ]
+    if model.base_url:
+        argv += ["--openai-api-base", model.base_url.rstrip("/")]
+    edit_format = invocation.job.engine.settings.get("edit_format")
+    if isinstance(edit_format, str) and edit_format:
+        argv += ["--edit-format", edit_format]
+    if "system" in files:
+        argv += ["--read", str(files["system"])]
+    if invocation.resume:
+        argv.append("--restore-chat-history")
+    argv += ["--message-file", str(files["message"])]
+    return argv
+
+
+class AiderOutput:
+    """Parses the text aider prints (:meth:`on_line`): see the module docstring.
+
+    Collects the model's replies (``replies``), the edited files (``edited``), the last error
+    block (``error``) and the count of retries since the last success; stops aider through
+    ``stopper`` after :data:`MAX_MODEL_ATTEMPTS` failed attempts. ``secret`` (the API key) is
+    replaced by ``***`` in every log line.
+    """
+
+    def __init__(self, reporter: Reporter, stopper: CliStopper, secret: str | None = None) -> None:
+        self.reporter = reporter
+        self.stopper = stopper
+        self.secret = secret
+        self.replies: list[str] = []
+        self.edited: list[str] = []
+        self.error: str | None = None
+        self.retries = 0
+        self._reply: list[str] = []
+        self._error: list[str] | None = None
+        self._header = True
+
+    def redact(self, text: str) -> str:
+        """``text`` with the API key replaced by ``***``."""
+        return text.replace(self.secret, "***") if self.secret else text
+
+    def log(self, kind: str, text: str, tool: str | None = None) -> None:
+        """One engine log line (see :func:`engine_log`), the key redacted."""
+        engine_log(self.reporter, kind, self.redact(text), tool=tool)
+
+    def on_line(self, line: str) -> None:
+        """Handle one printed line."""
+        if self.stopper.on_line(line):
+            return
+        text = line.rstrip()
+        if self._error is not None:
+            if text and not _RETRY.match(text):
+                self._error.append(text)
+                return
+            self._close_error()
+        if _ERROR.match(text):
+            self._flush_output()
+            self._error = [text]
+        elif _RETRY.match(text):
+            self.log("output", text)
+            self.retries += 1
+            if self.retries >= MAX_MODEL_ATTEMPTS:
+                reason = f"the model call failed {self.retries} times, stopped retrying"
+                self.log("error", reason)
+                self.stopper.stop(reason)
+        elif _TOKENS.match(text):
+            self._flush_reply()  # with --no-stream, the reply is printed whole before its tokens
+            self.log("output", text)
+            self.retries = 0
+        elif match := _APPLIED.match(text):
+            self._flush_output()
+            self.edited.append(match.group(1))
+            self.log("tool", match.group(1), tool="edit")
+        elif self._header and (not text or text.startswith(HEADER_PREFIXES)):
+            if text:
+                self.log("output", text)
+        else:
+            self._header = False
+            self._reply.append(line)
+
+    def finish(self) -> None:
+        """The CLI has exited: flush what is pending (text not followed by a ``Tokens:``
+        line is aider's, not a reply)."""
+        self._close_error()
+        self._flush_output()
+
+    def _flush_output(self) -> None:
+        for line in self._reply:
+            if line.strip():
+                self.log("output", line)
+        self._reply = []
+
+    def _close_error(self) -> None:
+        if self._error is not None:
+            self.error = self.redact(" ".join(" ".join(self._error).split()))
+            self.log("error", self.error)
+            self._error = None
+
+    def _flush_reply(self) -> None:
+        text = "\n".join(self._reply).strip()
+        self._reply = []
+        if text:
+            self.replies.append(text)
+            self.log("assistant", text)
+
+    @property
+    def summary(self) -> str | None:
+        """The last reply without its edit blocks (the file name line and fenced block), or
+        the whole reply when nothing else is left; None when the model never answered."""
+        if not self.replies:
+            return None
+        reply = self.replies[-1]
+        kept: list[str] = []
+        fence: str | None = None
+        for line in reply.splitlines():
+            match = _FENCE.match(line.strip())
+            if fence is not None:
+                if match and line.strip().startswith(fence):
+                    fence = None
+                continue
+            if match:
+                fence = match.group(1)
+                while kept and not kept[-1].strip():
+                    kept.pop()
+                if kept and " " not in kept[-1].strip():
+                    kept.pop()  # the file name line of the block
+                continue
+            kept.append(line)
+        text = "\n".join(kept).strip()
+        return self.redact(re.sub(r"\n{3,}", "\n\n", text) or reply)
+
+
+def read_figures(path: Path, *, priced: bool) -> EngineFigures:
+    """The figures of one turn from aider's analytics log at ``path`` (its ``message_send``
+    events; a missing or unreadable file gives no figures)."""
+    turns = prompt = completion = 0
+    cost = 0.0
+    try:
+        lines = path.read_text(errors="replace").splitlines()
+    except OSError:
+        return EngineFigures()
+    for line in lines:
+        try:
+            event = json.loads(line)
+        except ValueError:
+            continue
+        if not isinstance(event, dict) or event.get("event") != "message_send":
+            continue
+        properties = event.get("properties")
+        if not isinstance(properties, dict):
+            continue
+        turns += 1
+        prompt += _number(properties.get("prompt_tokens"))
+        completion += _number(properties.get("completion_tokens"))
+        cost += float(_number(properties.get("cost"), float))
+    if turns == 0:
+        return EngineFigures()
+    return EngineFigures(
+        turns=turns,
+        input_tokens=prompt,
+        output_tokens=completion,
+        cost_usd=cost if priced else None,
+    )
+
+
+def _number(value: object, kind: type = int) -> Any:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return kind(value)
+    if isinstance(value, str):
+        try:
+            return kind(float(value))
+        except ValueError:
+            return kind(0)
+    return kind(0)
+
+
+class AiderEngine:
+    """Runs one turn of ``aider`` (see the module docstring). Settings: ``path``, ``cost``,
+    ``edit_format``, ``context_window`` (all optional)."""
+
+    name: str = "aider"
+    cli: str | None = "aider"
+    install_hint: str = "scripts/install-engines aider"
+    can_resume: bool = True
+
+    def run(self, invocation: Invocation) -> EngineResult:
+        """Run one turn to completion, as the invocation's user.
+
+        Raises :class:`~gaffer.engines.base.EngineError` when the CLI is missing or cannot
+        start, ValueError for malformed settings. The result's ``error`` is aider's own error
+        lines when the model call failed (aider itself exits 0 then).
+        """
+        settings = invocation.job.engine.settings
+        explicit = settings.get("path")
+        executable = find_cli("aider", explicit=explicit if isinstance(explicit, str) else None)
+        model = invocation.model
+        name = model.model or DEFAULT_MODEL
+        scratch = invocation.scratch
+        turn = invocation.turn
+        files = {
+            "metadata": scratch / "aider-model-metadata.json",
+            "settings": scratch / "aider-model-settings.yml",
+            "message": scratch / f"aider-message-{turn}.md",
+            "input_history": scratch / "aider-input-history",
+            "chat_history": scratch / "aider-chat-history.md",
+            "analytics": scratch / f"aider-analytics-{turn}.jsonl",
+            "env": scratch / "aider.env",
+        }
+        files["metadata"].write_text(json.dumps(model_metadata(name, invocation), indent=2))
+        # JSON is YAML: one model's settings, the OpenAI client's own retries off.
+        model_settings = [{"name": f"openai/{name}", "extra_params": {"max_retries": 0}}]
+        files["settings"].write_text(json.dumps(model_settings))
+        files["message"].write_text(invocation.prompt)
+        files["analytics"].unlink(missing_ok=True)
+        env = {k: v for k, v in invocation.base_env().items() if not k.startswith("AIDER_")}
+        files["env"].write_text(
+            "".join(f"{name}={json.dumps(env.get(name, ''))}\n" for name in PROXY_VARIABLES)
+        )
+        if invocation.system_prompt.strip():
+            files["system"] = scratch / "aider-system-prompt.md"
+            files["system"].write_text(invocation.system_prompt)
+        for name_ in ("OPENAI_API_KEY", "OPENAI_API_BASE", "OPENAI_BASE_URL"):
+            env.pop(name_, None)
+        env["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
+        env["BROWSER"] = "true"
+        env["PWD"] = str(invocation.checkout)
+        if model.api_key:
+            env["OPENAI_API_KEY"] = model.api_key
+        if invocation.user is not None:
+            for path in files.values():
+                if path.exists():
+                    os.chown(path, invocation.user.uid, invocation.user.gid)
+        invocation.reporter.emit(
+            "engine_started",
+            engine=self.name,
+            turn=turn,
+            resume=invocation.resume,
+            model=f"openai/{name}",
+            base_url=model.base_url,
+        )
+        stopper = CliStopper()
+        output = AiderOutput(invocation.reporter, stopper, secret=model.api_key)
+        try:
+            exit_code = run_cli(
+                pid_argv(aider_argv(executable, invocation, files)),
+                invocation,
+                env,
+                output.on_line,
+            )
+        finally:
+            stopper.close()
+        output.finish()
+        error = output.error
+        if stopper.stopped:
+            error = f"{stopper.stopped}: {error}" if error else stopper.stopped
+            exit_code = exit_code if exit_code > 0 else 1  # stopped by the engine
+        return EngineResult(
+            exit_code=exit_code,
+            summary=output.summary,
+            error=f"aider: {error}" if error else None,
+            figures=read_figures(files["analytics"], priced="cost" in settings),
+        )

@@ -1,0 +1,241 @@
+"""The role matrix of ``/api/v1``: every endpoint x every kind of caller -> the expected status,
+over real HTTP against a running gaffer; no cross-organization read or write succeeds; an audit
+row for every write that succeeded, none for one that failed."""
+
+from __future__ import annotations
+
+import itertools
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import select
+
+from gaffer.accounts.models import AuditEvent
+from tests.conftest import GafferFactory
+from tests.support.accounts import World, seed
+from tests.support.harness import Gaffer
+
+CALLERS = ("anonymous", "member", "admin", "superadmin", "other_admin", "revoked", "expired")
+_n = itertools.count()
+
+
+@dataclass(frozen=True)
+class Case:
+    """One endpoint: ``path`` and ``body`` are built per caller (writes need fresh names);
+    ``expect`` gives the status for member, admin, superadmin and other_admin (anonymous,
+    revoked and expired always get 401)."""
+
+    method: str
+    path: Callable[[World], str]
+    expect: tuple[int, int, int, int]
+    body: Callable[[World], dict[str, Any]] | None = None
+
+
+def fresh() -> str:
+    return f"x{next(_n)}-{uuid.uuid4().hex[:6]}"
+
+
+CASES: dict[str, Case] = {
+    "projects list": Case("GET", lambda w: "/projects", (200, 200, 200, 200)),
+    "project show": Case("GET", lambda w: "/projects/acme-project", (200, 200, 200, 404)),
+    "project show by id": Case(
+        "GET", lambda w: f"/projects/{w.projects['acme']}", (200, 200, 200, 404)
+    ),
+    "project create": Case(
+        "POST",
+        lambda w: "/projects",
+        (403, 201, 201, 404),
+        lambda w: {
+            "name": fresh(),
+            "repository": "acme/new",
+            "clone_url": "/x",
+            "organization": "acme",
+            "command": "true",
+        },
+    ),
+    "project update": Case(
+        "PATCH",
+        lambda w: "/projects/acme-project",
+        (403, 200, 200, 404),
+        lambda w: {"base_branch": fresh(), "webhook_secret": "new-secret-value"},
+    ),
+    "runs list": Case("GET", lambda w: "/runs", (200, 200, 200, 200)),
+    "runs list of a project": Case(
+        "GET", lambda w: "/runs?project=acme-project", (200, 200, 200, 404)
+    ),
+    "run show": Case("GET", lambda w: f"/runs/{w.runs['acme']}", (200, 200, 200, 404)),
+    "run show by prefix": Case(
+        "GET", lambda w: f"/runs/{w.runs['acme'][:8]}", (200, 200, 200, 404)
+    ),
+    "run logs": Case("GET", lambda w: f"/runs/{w.runs['acme']}/logs", (200, 200, 200, 404)),
+    "run logs follow": Case(
+        "GET", lambda w: f"/runs/{w.runs['acme']}/logs?follow=1", (200, 200, 200, 404)
+    ),
+    "run start": Case(
+        "POST",
+        lambda w: "/runs",
+        (200, 200, 200, 404),
+        lambda w: {"project": "acme-project", "agent_type": "implementation", "work_item": fresh()},
+    ),
+    "run retry": Case(
+        "POST", lambda w: f"/runs/{w.runs['acme']}/retry", (200, 200, 200, 404), lambda w: {}
+    ),
+    "run cancel": Case(
+        "POST", lambda w: f"/runs/{w.runs['acme']}/cancel", (200, 200, 200, 404), lambda w: {}
+    ),
+    "run tags (not buffered)": Case(
+        "POST",
+        lambda w: f"/runs/{w.runs['acme']}/tags",
+        (409, 409, 409, 404),
+        lambda w: {"tags": ["a"]},
+    ),
+    "run metadata (not buffered)": Case(
+        "PUT",
+        lambda w: f"/runs/{w.runs['acme']}/metadata",
+        (409, 409, 409, 404),
+        lambda w: {"metadata": {"k": "v"}, "version": 0},
+    ),
+    "deliveries list": Case("GET", lambda w: "/deliveries", (200, 200, 200, 200)),
+    "deliveries of a project": Case(
+        "GET", lambda w: "/deliveries?project=acme-project", (200, 200, 200, 404)
+    ),
+    "organizations list": Case("GET", lambda w: "/organizations", (200, 200, 200, 200)),
+    "organization create": Case(
+        "POST", lambda w: "/organizations", (403, 403, 201, 403), lambda w: {"name": fresh()}
+    ),
+    "me": Case("GET", lambda w: "/me", (200, 200, 200, 200)),
+    "users list": Case("GET", lambda w: "/users", (403, 200, 200, 200)),
+    "user show": Case(
+        "GET", lambda w: f"/users/{w.users['victim@acme.test']}", (404, 200, 200, 404)
+    ),
+    "user create": Case(
+        "POST",
+        lambda w: "/users",
+        (403, 201, 201, 404),
+        lambda w: {
+            "email": f"{fresh()}@acme.test",
+            "password": "a long enough password",
+            "organization": "acme",
+            "role": "member",
+        },
+    ),
+    "user set role": Case(
+        "PUT",
+        lambda w: f"/users/{w.users['victim@acme.test']}/role",
+        (404, 200, 200, 404),
+        lambda w: {"role": "member", "organization": "acme"},
+    ),
+    "user grant superadmin": Case(
+        "PUT",
+        lambda w: f"/users/{w.users['victim@acme.test']}/role",
+        (404, 403, 200, 404),
+        lambda w: {"role": "none"},
+    ),
+    "user disable": Case(
+        "POST", lambda w: f"/users/{w.users['victim@acme.test']}/disable", (404, 200, 200, 404)
+    ),
+    "tokens list": Case("GET", lambda w: "/tokens", (200, 200, 200, 200)),
+    "tokens list all": Case("GET", lambda w: "/tokens?all=true", (403, 403, 200, 403)),
+    "token create": Case(
+        "POST", lambda w: "/tokens", (201, 201, 201, 201), lambda w: {"name": fresh()}
+    ),
+    "token revoke (the admin's)": Case(
+        "DELETE", lambda w: f"/tokens/{w.token_ids['revoked']}", (404, 200, 200, 404)
+    ),
+    "audit": Case("GET", lambda w: "/audit", (403, 200, 200, 200)),
+    "audit of acme": Case(
+        "GET", lambda w: f"/audit?organization_id={w.orgs['acme']}", (403, 200, 200, 404)
+    ),
+    "buffer": Case("GET", lambda w: "/buffer", (403, 403, 200, 403)),
+}
+
+
+@pytest.fixture
+def served(
+    start_gaffer: GafferFactory, database_url: str | None
+) -> Iterator[tuple[Gaffer, World, httpx.Client]]:
+    """A gaffer (ingest only) on SQLite and on PostgreSQL, seeded, with a client of its API."""
+    gaffer = start_gaffer(roles=("ingest",), database_url=database_url)
+    world = seed(gaffer.rt.db, gaffer.rt.box)
+    with httpx.Client(base_url=gaffer.url + "/api/v1", timeout=30) as client:
+        yield gaffer, world, client
+
+
+def call(client: httpx.Client, world: World, who: str, case: Case, rid: str) -> httpx.Response:
+    headers = {"X-Request-ID": rid}
+    if who != "anonymous":
+        headers["Authorization"] = f"Bearer {world.tokens[who]}"
+    body = case.body(world) if case.body else None
+    return client.request(case.method, case.path(world), json=body, headers=headers)
+
+
+def test_every_endpoint_answers_every_caller_as_its_role_allows(
+    served: tuple[Gaffer, World, httpx.Client],
+) -> None:
+    gaffer, world, client = served
+    wrong: list[str] = []
+    writes: dict[str, bool] = {}
+    for (name, case), who in itertools.product(CASES.items(), CALLERS):
+        rid = uuid.uuid4().hex
+        answer = call(client, world, who, case, rid)
+        if who in ("anonymous", "revoked", "expired"):
+            expected = 401
+        else:
+            expected = case.expect[("member", "admin", "superadmin", "other_admin").index(who)]
+        if answer.status_code != expected:
+            wrong.append(f"{name} as {who}: {answer.status_code} (want {expected}) {answer.text}")
+        assert answer.headers["x-request-id"] == rid
+        if answer.status_code == 401:
+            assert answer.headers["www-authenticate"] == "Bearer"
+        if case.method != "GET":
+            writes[rid] = answer.is_success
+    assert wrong == []
+    with gaffer.rt.db.session() as session:
+        audited = set(session.scalars(select(AuditEvent.request_id)))
+    assert {rid for rid, ok in writes.items() if ok} <= audited
+    assert not {rid for rid, ok in writes.items() if not ok} & audited
+
+
+def test_no_list_shows_another_organizations_records(
+    served: tuple[Gaffer, World, httpx.Client],
+) -> None:
+    _, world, client = served
+
+    def get(who: str, path: str) -> Any:
+        answer = client.get(path, headers={"Authorization": f"Bearer {world.tokens[who]}"})
+        assert answer.status_code == 200, answer.text
+        return answer.json()
+
+    for who, mine in (("member", "acme"), ("other_admin", "other")):
+        assert [p["id"] for p in get(who, "/projects")] == [world.projects[mine]]
+        assert [r["id"] for r in get(who, "/runs")["items"]] == [world.runs[mine]]
+        assert [d["project_id"] for d in get(who, "/deliveries")] == [world.projects[mine]]
+        assert [o["id"] for o in get(who, "/organizations")] == [world.orgs[mine]]
+        assert get(who, f"/runs?project={world.projects[mine]}")["items"]
+    audit = get("other_admin", "/audit")["items"]
+    assert audit and {e["organization_id"] for e in audit} == {world.orgs["other"]}
+    users = get("other_admin", "/users")
+    assert [u["email"] for u in users] == ["admin@other.test"]
+    everything = get("superadmin", "/projects")
+    assert {p["id"] for p in everything} == set(world.projects.values())
+
+
+def test_a_project_update_is_audited_with_the_secret_masked(
+    served: tuple[Gaffer, World, httpx.Client],
+) -> None:
+    _, world, client = served
+    auth = {"Authorization": f"Bearer {world.tokens['admin']}", "X-Request-ID": "req-1"}
+    answer = client.patch(
+        "/projects/acme-project", json={"webhook_secret": "brand-new-secret"}, headers=auth
+    )
+    assert answer.status_code == 200, answer.text
+    [row] = client.get("/audit?action=project.update", headers=auth).json()["items"]
+    assert row["actor"] == "admin@acme.test" and row["actor_type"] == "token"
+    assert row["actor_token_id"] == world.token_ids["admin"] and row["via"] == "api"
+    assert row["request_id"] == "req-1" and row["target_id"] == world.projects["acme"]
+    assert row["change"]["after"] == {"webhook_secret": "********"}
+    assert "brand-new-secret" not in answer.text + str(row)

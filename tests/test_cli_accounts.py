@@ -1,0 +1,219 @@
+"""The account commands, and remote mode: the same commands through a running ``gaffer up``'s
+API, printing what local mode prints."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import stat
+import sys
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from unittest.mock import patch
+
+import pytest
+
+from gaffer.cli import context, remote
+from gaffer.cli.main import main
+from gaffer.demo.repository import create_bare_repository
+from tests.conftest import MASTER_KEY
+from tests.support.harness import FIXTURES
+from tests.support.process import GafferUp, gaffer, gaffer_env
+
+PASSWORD = "correct horse battery"
+
+
+@pytest.fixture
+def env(tmp_path: Path, redis_url: str) -> dict[str, str]:
+    return gaffer_env(
+        tmp_path / "home",
+        REDIS_URL=redis_url,
+        GAFFER_MASTER_KEY=MASTER_KEY,
+        GAFFER_CONFIG_DIR=str(tmp_path / "config"),
+    )
+
+
+@dataclass
+class Result:
+    """What one command did: exit code, standard output and standard error."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+class Cli:
+    """Runs the real ``gaffer`` entry point (:func:`gaffer.cli.main.main`) in this process,
+    with a given environment and standard input: each command costs no interpreter start (the
+    machine is shared), and everything else is as in a ``gaffer`` process."""
+
+    def __init__(self, capfd: pytest.CaptureFixture[str]) -> None:
+        self.capfd = capfd
+
+    def __call__(
+        self, *args: str, env: Mapping[str, str], stdin: str = "", check: bool = True
+    ) -> Result:
+        saved = dict(os.environ)
+        os.environ.clear()
+        os.environ.update(env)
+        context.settings.cache_clear()
+        remote.client.cache_clear()
+        self.capfd.readouterr()
+        code = 0
+        try:
+            with (
+                patch.object(sys, "argv", ["gaffer", *args]),
+                patch.object(sys, "stdin", io.StringIO(stdin)),
+            ):
+                main()
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else 1
+        finally:
+            os.environ.clear()
+            os.environ.update(saved)
+            context.settings.cache_clear()
+            remote.client.cache_clear()
+        out, err = self.capfd.readouterr()
+        result = Result(code, out, err)
+        if check:
+            assert code == 0, f"gaffer {' '.join(args)} exited {code}:\n{out}\n{err}"
+        return result
+
+    def json(self, *args: str, env: Mapping[str, str], stdin: str = "") -> Any:
+        """Run ``args... --json`` and parse its output."""
+        return json.loads(self(*args, "--json", env=env, stdin=stdin).stdout)
+
+
+@pytest.fixture
+def cli(capfd: pytest.CaptureFixture[str]) -> Cli:
+    return Cli(capfd)
+
+
+def test_users_tokens_and_audit_in_local_mode(cli: Cli, env: dict[str, str]) -> None:
+    root = cli("users", "create", "root@x.test", "--superadmin", stdin=PASSWORD, env=env)
+    assert root.stdout.startswith("created user root@x.test (") and "superadmin" in root.stdout
+    ann = cli.json(
+        "users", "create", "Ann@X.test", "--name", "Ann", "--org", "acme",
+        stdin=PASSWORD + "\n", env=env,
+    )  # fmt: skip
+    assert ann["email"] == "ann@x.test" and [m["role"] for m in ann["memberships"]] == ["member"]
+    short = cli("users", "create", "bob@x.test", stdin="short", env=env, check=False)
+    assert short.returncode == 1
+    assert short.stderr.strip() == "error: the password must have at least 12 characters"
+    dup = cli("users", "create", "ann@x.test", stdin=PASSWORD, env=env, check=False)
+    assert dup.stderr.strip() == "error: a user with email 'ann@x.test' already exists"
+    assert [u["email"] for u in cli.json("users", "list", env=env)] == [
+        "ann@x.test",
+        "root@x.test",
+    ]
+    admin = cli.json("users", "set-role", "ann@x.test", "admin", "--org", "acme", env=env)
+    assert [m["role"] for m in admin["memberships"]] == ["admin"]
+
+    made = cli.json("tokens", "create", "--user", "ann@x.test", "--name", "ci", env=env)
+    assert made["token"].startswith("gfr_") and made["role"] == "member"
+    listed = cli("tokens", "list", env=env).stdout + json.dumps(cli.json("tokens", "list", env=env))
+    assert made["prefix"] in listed and made["token"] not in listed
+    too_high = cli(
+        "tokens", "create", "--user", "ann@x.test", "--name", "x", "--role", "superadmin",
+        env=env, check=False,
+    )  # fmt: skip
+    assert "cannot be above the owner's role (admin)" in too_high.stderr
+    cli("tokens", "revoke", made["prefix"], env=env)
+    [state] = cli.json("tokens", "list", env=env)
+    assert state["revoked_at"] is not None
+    cli("users", "disable", "ann@x.test", env=env)
+
+    rows = cli.json("audit", "list", env=env)
+    assert [r["action"] for r in rows] == [
+        "user.disable",
+        "token.revoke",
+        "token.create",
+        "user.set_role",
+        "user.create",
+        "user.create",
+    ]
+    assert {(r["actor"], r["via"], r["actor_type"]) for r in rows} == {("local", "cli", "local")}
+    everything = json.dumps(rows) + cli("audit", "list", env=env).stdout
+    assert PASSWORD not in everything and made["token"] not in everything
+    users_only = cli.json("audit", "list", "--action", "user.", "--limit", "2", env=env)
+    assert [r["action"] for r in users_only] == ["user.disable", "user.set_role"]
+
+
+@pytest.fixture
+def up(env: dict[str, str]) -> Iterator[GafferUp]:
+    server = GafferUp(env)
+    yield server
+    server.terminate()
+
+
+def test_remote_mode_prints_what_local_mode_prints(
+    cli: Cli, env: dict[str, str], tmp_path: Path, up: GafferUp
+) -> None:
+    bare = create_bare_repository(tmp_path)
+    cli(
+        "projects", "create", "hello", "--repo", "Codertocat/Hello-World", "--clone-url",
+        str(bare), "--trigger-label", "bug", "--command", "echo working; echo done > DONE.txt",
+        env=env,
+    )  # fmt: skip
+    sent = cli.json(
+        "webhook", "send", str(FIXTURES / "issues.labeled.json"), "--event", "issues",
+        "--url", f"{up.url}/webhooks/github", env=env,
+    )  # fmt: skip
+    [run_id] = sent["runs"]
+    cli("runs", "logs", run_id, "--follow", env=env)
+    cli("users", "create", "root@x.test", "--superadmin", stdin=PASSWORD, env=env)
+    cli(
+        "users", "create", "eve@x.test", "--org", "elsewhere", "--role", "admin",
+        stdin=PASSWORD, env=env,
+    )  # fmt: skip
+    token = cli.json(
+        "tokens", "create", "--user", "root@x.test", "--name", "t", "--role", "superadmin",
+        env=env,
+    )["token"]  # fmt: skip
+    remote_env = env | {"GAFFER_SERVER": up.url, "GAFFER_TOKEN": token}
+
+    commands = [
+        ["projects", "list"],
+        ["projects", "show", "hello"],
+        ["runs", "list"],
+        ["runs", "list", "--project", "hello", "--status", "SUCCEEDED"],
+        ["runs", "show", run_id[:8]],
+        ["runs", "logs", run_id],
+        ["runs", "logs", run_id, "--follow"],
+        ["deliveries", "list"],
+        ["runs", "cancel", run_id],
+    ]
+    for command in commands:
+        for extra in ([], ["--json"]):
+            local = cli(*command, *extra, env=env)
+            there = cli(*command, *extra, env=remote_env)
+            assert (there.stdout, there.stderr) == (local.stdout, local.stderr), command + extra
+            assert local.stdout
+    for command in (["projects", "show", "nope"], ["runs", "show", "ffffffff"]):
+        local = cli(*command, env=env, check=False)
+        there = cli(*command, env=remote_env, check=False)
+        assert (there.returncode, there.stderr) == (local.returncode, local.stderr)
+        assert there.returncode == 1 and there.stderr.startswith("error: no ")
+    # One real process, to be sure the entry point takes the same road.
+    assert gaffer("projects", "list", "--json", env=remote_env).stdout == (
+        gaffer("projects", "list", "--json", env=env).stdout
+    )
+
+    # Another organization's admin sees none of it, and cannot cancel it.
+    eve = cli("login", "--server", up.url, "--email", "eve@x.test", stdin=PASSWORD, env=env)
+    assert eve.stdout.strip() == f"logged in to {up.url} as eve@x.test"
+    stored = tmp_path / "config" / "remote.json"
+    assert stat.S_IMODE(os.stat(stored).st_mode) == 0o600
+    assert cli.json("projects", "list", env=env) == []
+    assert cli.json("runs", "list", env=env) == []
+    assert cli.json("deliveries", "list", env=env) == []
+    refused = cli("runs", "cancel", run_id, env=env, check=False)
+    assert refused.stderr.strip() == f"error: no run {run_id!r}"
+    assert cli("logout", env=env).stdout.startswith("logged out of")
+    assert not stored.exists()
+    # Local mode again: eve's CLI token was revoked by the logout.
+    [eves] = [t for t in cli.json("tokens", "list", env=env) if t["owner"] == "eve@x.test"]
+    assert eves["revoked_at"] is not None and eves["role"] == "admin"

@@ -1,0 +1,238 @@
+"""The aider engine: the real ``aider`` CLI, in a real git checkout, against the scripted model
+server (OpenAI Chat Completions, not streamed: ``--no-stream``). The CLI is the one
+``scripts/install-engines aider`` puts in ``$GAFFER_ENGINES_DIR/bin``; a missing CLI fails these
+tests (it is never a skip)."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import stat
+import subprocess
+import uuid
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gaffer.engines.aider import MAX_MODEL_ATTEMPTS, AiderEngine
+from gaffer.engines.base import EngineResult, Invocation, ModelEndpoint
+from gaffer.queue.jobs import EngineSpec, JobData, RepositorySpec, TaskSpec
+from gaffer.worker.events import Reporter
+from tests.support.model_server import Edit, ModelServer, Say, Usage
+
+ENGINES_BIN = Path(os.environ.get("GAFFER_ENGINES_DIR", "/opt/gaffer-engines")) / "bin"
+KEY = "sk-test-" + uuid.uuid4().hex
+
+
+@pytest.fixture(scope="module")
+def aider_cli() -> Path:
+    cli = ENGINES_BIN / "aider"
+    assert os.access(cli, os.X_OK), f"{cli} is missing: run scripts/install-engines aider"
+    return cli
+
+
+@pytest.fixture
+def server() -> Any:
+    with ModelServer() as server:
+        yield server
+
+
+class Run:
+    """One engine invocation's inputs and what it reported."""
+
+    def __init__(self, tmp_path: Path, cli: Path, base_url: str) -> None:
+        self.checkout = tmp_path / "tree"
+        self.scratch = tmp_path / "scratch"
+        (self.scratch / "home").mkdir(parents=True)
+        subprocess.run(["git", "init", "-q", "-b", "main", str(self.checkout)], check=True)
+        (self.checkout / "README.md").write_text("# r\n")
+        git = ["git", "-C", str(self.checkout), "-c", "user.name=t", "-c", "user.email=t@t"]
+        subprocess.run([*git, "add", "-A"], check=True)
+        subprocess.run([*git, "commit", "-q", "-m", "init"], check=True)
+        # A wrapper that records the argv and the environment the CLI really got.
+        self.argv_file = tmp_path / "argv.txt"
+        self.env_file = tmp_path / "cli-env.txt"
+        wrapper = tmp_path / "aider-wrapper"
+        wrapper.write_text(
+            f'#!/bin/sh\nprintf "%s\\n" "$@" >> {self.argv_file}\nenv > {self.env_file}\n'
+            f'exec {cli} "$@"\n'
+        )
+        wrapper.chmod(wrapper.stat().st_mode | stat.S_IXUSR)
+        self.out = io.StringIO()
+        job = JobData(
+            run_id=uuid.uuid4().hex,
+            project_id="p",
+            project_name="hello",
+            agent_type="implementation",
+            repository=RepositorySpec(full_name="o/r", clone_url=str(self.checkout)),
+            engine=EngineSpec(name="aider", settings={"path": str(wrapper)}),
+            task=TaskSpec(
+                agent_type="implementation",
+                repository="o/r",
+                work_item="7",
+                trigger="issues.labeled",
+                provider="github",
+            ),
+            branch="gaffer/implementation/7",
+            timeout_s=60,
+        )
+        self.invocation = Invocation(
+            job=job,
+            checkout=self.checkout,
+            scratch=self.scratch,
+            home=self.scratch / "home",
+            reporter=Reporter(self.out),
+            system_prompt="You are gaffer's implementation agent.",
+            prompt="Write HELLO.md saying hi.",
+            model=ModelEndpoint(model="gpt-test", base_url=base_url, api_key=KEY),
+        )
+
+    def run(self, **changes: Any) -> EngineResult:
+        return AiderEngine().run(replace(self.invocation, **changes))
+
+    def events(self) -> list[dict[str, Any]]:
+        return [json.loads(line) for line in self.out.getvalue().splitlines()]
+
+    def log(self) -> list[str]:
+        return [e["message"] for e in self.events() if e["event"] == "log"]
+
+
+@pytest.fixture
+def run(tmp_path: Path, aider_cli: Path, server: Any) -> Run:
+    return Run(tmp_path, aider_cli, server.openai_url)
+
+
+def test_a_turn_edits_the_file_and_reports_summary_and_figures(run: Run, server: Any) -> None:
+    server.usage = Usage(input_tokens=120, output_tokens=30)
+    server.script([Edit("HELLO.md", "hi\n", then="Done: wrote HELLO.md")])
+
+    result = run.run()
+
+    assert result.ok, (result, run.log())
+    assert (run.checkout / "HELLO.md").read_text() == "hi\n"
+    assert result.summary == "Done: wrote HELLO.md"
+    calls = server.model_requests
+    assert len(calls) == 1 and calls[0].is_agent_turn
+    assert calls[0].json.get("stream") in (None, False)  # --no-stream: the server's counts
+    assert result.figures is not None
+    assert result.figures.as_dict() == {"turns": 1, "input_tokens": 120, "output_tokens": 30}
+    log = run.log()
+    assert "tool edit: HELLO.md" in log, log
+    assert any(line.startswith("assistant: ") and "Done: wrote HELLO.md" in line for line in log)
+    assert any(line.startswith("output: Tokens: 120 sent, 30 received") for line in log), log
+    # The model, the system prompt (a read-only file) and the prompt reached the server.
+    body = json.dumps(calls[0].json["messages"])
+    assert calls[0].json["model"] == "gpt-test"
+    assert "You are gaffer's implementation agent." in body
+    assert "Write HELLO.md saying hi." in body
+    # The key reached the server, and nowhere else: not the argv, not the log.
+    assert calls[0].headers["authorization"] == f"Bearer {KEY}"
+    argv = run.argv_file.read_text()
+    assert KEY not in argv and "--openai-api-key" not in argv
+    assert argv.splitlines()[:2] == ["--model", "openai/gpt-test"]
+    assert KEY not in run.out.getvalue()
+    cli_env = dict(
+        line.split("=", 1) for line in run.env_file.read_text().splitlines() if "=" in line
+    )
+    assert cli_env["OPENAI_API_KEY"] == KEY
+    assert cli_env["LITELLM_LOCAL_MODEL_COST_MAP"] == "True"
+    # aider's history stays out of the repository.
+    assert not list(run.checkout.glob(".aider*"))
+    assert (run.scratch / "aider-chat-history.md").is_file()
+
+
+def test_a_priced_model_reports_aider_cost(run: Run, server: Any) -> None:
+    server.usage = Usage(input_tokens=1_000_000, output_tokens=100_000)
+    server.script([Say("Priced.")])
+    settings = {**run.invocation.job.engine.settings, "cost": {"input": 2.0, "output": 8.0}}
+    job = run.invocation.job.model_copy(
+        update={"engine": EngineSpec(name="aider", settings=settings)}
+    )
+
+    result = run.run(job=job)
+
+    assert result.ok, (result, run.log())
+    assert result.summary == "Priced."
+    assert result.figures is not None
+    assert result.figures.cost_usd == pytest.approx(2.0 + 0.8)
+
+
+def test_an_unauthorised_key_fails_the_turn_with_aider_message(run: Run, server: Any) -> None:
+    server.fail(status=401, times=None)
+    server.script([Edit("NOPE.md", "no\n", then="never")])
+
+    result = run.run()
+
+    assert result.exit_code == 0  # aider itself says nothing went wrong
+    assert not result.ok
+    assert result.error is not None and result.error.startswith("aider: "), result.error
+    assert "AuthenticationError" in result.error and "Incorrect API key" in result.error
+    assert len(server.model_requests) == 1  # not retried
+    assert not (run.checkout / "NOPE.md").exists()
+    assert KEY not in run.out.getvalue()
+
+
+def test_a_server_error_fails_the_turn_after_one_retry(run: Run, server: Any) -> None:
+    server.fail(status=500, times=None, message="The server had an error (scripted)")
+
+    result = run.run()
+
+    assert not result.ok and result.exit_code != 0
+    assert result.error is not None and result.error.startswith("aider: "), result.error
+    assert "stopped retrying" in result.error
+    assert "The server had an error (scripted)" in result.error
+    assert len(server.model_requests) == MAX_MODEL_ATTEMPTS
+
+
+def test_a_server_error_that_passes_is_retried(run: Run, server: Any) -> None:
+    server.script([Edit("HELLO.md", "hi\n", then="Done after a 500")])
+    server.fail(status=500, times=1)
+
+    result = run.run()
+
+    assert result.ok, (result, run.log())
+    assert result.summary == "Done after a 500"
+    assert (run.checkout / "HELLO.md").read_text() == "hi\n"
+    assert [r.status for r in server.model_requests] == [500, 200]
+
+
+def test_a_continuation_restores_the_chat(run: Run, server: Any) -> None:
+    review = run.scratch / "review.json"
+    server.script(
+        [
+            Edit("HELLO.md", "hi\n", then="Wrote HELLO.md"),
+            Edit("NOTES.md", "more\n", then="Wrote NOTES.md"),
+        ]
+    )
+    first = run.run()
+    assert first.ok, (first, run.log())
+
+    second = run.run(
+        prompt="You wrote no NOTES.md: write it.",
+        turn=2,
+        resume=True,
+        env={"GAFFER_REVIEW_FILE": str(review)},
+    )
+
+    assert second.ok, (second, run.log())
+    assert second.summary == "Wrote NOTES.md"
+    assert (run.checkout / "NOTES.md").read_text() == "more\n"
+    history = json.dumps(server.model_requests[-1].json["messages"])
+    assert "Wrote HELLO.md" in history and "You wrote no NOTES.md" in history
+    assert "--restore-chat-history" in run.argv_file.read_text().splitlines()
+
+
+def test_a_repository_env_file_cannot_set_a_proxy(run: Run, server: Any) -> None:
+    # aider always loads the repository's .env: a proxy there would see the key.
+    (run.checkout / ".env").write_text(
+        "HTTP_PROXY=http://127.0.0.1:9\nhttp_proxy=http://127.0.0.1:9\n"
+    )
+    server.script([Say("Fine.")])
+
+    result = run.run()
+
+    assert result.ok, (result, run.log())
+    assert len(server.model_requests) == 1
