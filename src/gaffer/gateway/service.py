@@ -1,0 +1,180 @@
+"""The gateway's parts in one object: what each call needs, and the work left after a call.
+
+:class:`Gateway` is built once per process (:meth:`Gateway.open` from the settings, or by hand
+in tests) and handed to :func:`gaffer.gateway.proxy.create_app`. After each call the usage row
+is written and the reservation settled on a background task (:meth:`Gateway.after_call`), so
+the engine's stream ends as soon as the upstream's does; :meth:`Gateway.drain` waits for those
+tasks (tests, shutdown).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
+
+import httpx
+import redis.asyncio as aioredis
+import structlog
+from redis.exceptions import RedisError
+from sqlalchemy.exc import SQLAlchemyError
+
+from gaffer.gateway.budgets import Budgets, Reservation, SettingsLimits
+from gaffer.gateway.pricing import NANO_PER_USD, PriceTable
+from gaffer.gateway.runs import RunDirectory, StoredRuns
+from gaffer.gateway.settings import GatewaySettings
+from gaffer.gateway.tokens import RunTokens
+from gaffer.gateway.upstreams import StoredUpstreams, UpstreamResolver
+from gaffer.gateway.usage import CallRecord, record_call
+from gaffer.runtime import Runtime
+from gaffer.store.crypto import load_master_key
+from gaffer.store.db import Database
+
+log = structlog.get_logger("gaffer.gateway")
+
+BudgetHook = Callable[[str, str], Awaitable[None]]
+"""``await on_budget_exceeded(run_id, reason)``: called once per refused call; the lead
+connects it to stopping the run (FAILED with ``reason``)."""
+
+
+class Gateway:
+    """Everything a gateway process needs to answer calls (see the module docstring)."""
+
+    def __init__(
+        self,
+        *,
+        settings: GatewaySettings,
+        db: Database,
+        tokens: RunTokens,
+        runs: RunDirectory,
+        resolver: UpstreamResolver,
+        budgets: Budgets,
+        prices: PriceTable,
+        on_budget_exceeded: BudgetHook | None = None,
+        client: httpx.AsyncClient | None = None,
+    ) -> None:
+        self.settings = settings
+        self.db = db
+        self.tokens = tokens
+        self.runs = runs
+        self.resolver = resolver
+        self.budgets = budgets
+        self.prices = prices
+        self.on_budget_exceeded = on_budget_exceeded
+        self.client = client or httpx.AsyncClient(
+            timeout=httpx.Timeout(
+                connect=settings.connect_timeout_s,
+                read=settings.read_timeout_s,
+                write=settings.read_timeout_s,
+                pool=settings.connect_timeout_s,
+            ),
+            limits=httpx.Limits(max_connections=1024, max_keepalive_connections=256),
+            trust_env=False,
+        )
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    @classmethod
+    def open(
+        cls,
+        runtime: Runtime,
+        redis: aioredis.Redis,
+        *,
+        settings: GatewaySettings | None = None,
+        resolver: UpstreamResolver | None = None,
+        on_budget_exceeded: BudgetHook | None = None,
+    ) -> Gateway:
+        """The gateway of a ``gaffer up`` process: tokens keyed by the master key, runs and
+        (unless ``resolver`` is given) upstreams read from the database, budgets in ``redis``
+        with the limits of ``settings`` (default: read from ``GAFFER_GATEWAY_*``)."""
+        settings = settings or GatewaySettings()
+        return cls(
+            settings=settings,
+            db=runtime.db,
+            tokens=RunTokens(load_master_key(runtime.settings)),
+            runs=StoredRuns(runtime.db),
+            resolver=resolver or StoredUpstreams(runtime.db, runtime.box),
+            budgets=Budgets(
+                redis,
+                runtime.db,
+                SettingsLimits(settings),
+                reservation_ttl_s=settings.reservation_ttl_s,
+            ),
+            prices=PriceTable.load(settings.prices_file),
+            on_budget_exceeded=on_budget_exceeded,
+        )
+
+    def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        """Run ``coro`` on a task the gateway keeps until it ends (see :meth:`drain`)."""
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def drain(self) -> None:
+        """Wait until every background task (usage rows, settlements, hooks) has ended."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    async def aclose(self) -> None:
+        """Drain, then close the upstream connection pool."""
+        await self.drain()
+        await self.client.aclose()
+
+    def budget_exceeded(self, run_id: str, reason: str) -> None:
+        """Call the hook (on a background task) for a refused call."""
+        hook = self.on_budget_exceeded
+        if hook is None:
+            return
+
+        async def call() -> None:
+            try:
+                await hook(run_id, reason)
+            except Exception:
+                log.exception("gateway_budget_hook_failed", run_id=run_id)
+
+        self.spawn(call())
+
+    def after_call(self, record: CallRecord, reservation: Reservation | None) -> None:
+        """Price ``record``, write its row, settle ``reservation`` (on a background task)."""
+        self.spawn(self._settle(record, reservation))
+
+    async def _settle(self, record: CallRecord, reservation: Reservation | None) -> None:
+        model = record.usage.model or record.model
+        record.cost_nano_usd = self.prices.cost_nano_usd(model, record.usage)
+        if record.cost_nano_usd is None and record.usage.seen:
+            log.warning("gateway_price_unknown", model=model, run_id=record.run.run_id)
+        log.info(
+            "gateway_call",
+            run_id=record.run.run_id,
+            api=record.api,
+            model=model,
+            status=record.status_code,
+            outcome=record.outcome,
+            input_tokens=record.usage.input_tokens,
+            output_tokens=record.usage.output_tokens,
+            cache_read_tokens=record.usage.cache_read_tokens,
+            cache_write_tokens=record.usage.cache_write_tokens,
+            cost_usd=(record.cost_nano_usd or 0) / NANO_PER_USD,
+            duration_ms=record.duration_ms,
+            ttfb_ms=record.ttfb_ms,
+        )
+        started = time.perf_counter()
+        try:
+            await asyncio.to_thread(record_call, self.db, record)
+        except SQLAlchemyError as exc:
+            log.error("gateway_record_failed", run_id=record.run.run_id, error=type(exc).__name__)
+        if reservation is None:
+            return
+        try:
+            await self.budgets.settle(
+                reservation,
+                cost_nano_usd=record.cost_nano_usd or 0,
+                tokens=record.usage.total_tokens,
+            )
+        except RedisError as exc:
+            log.error(
+                "gateway_settle_failed",
+                run_id=record.run.run_id,
+                error=type(exc).__name__,
+                after_ms=round((time.perf_counter() - started) * 1000),
+            )
