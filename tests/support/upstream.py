@@ -326,7 +326,8 @@ class ScriptedUpstream:
 
         def sse(data: dict[str, Any]) -> bytes:
             data = {**data, "sequence_number": next(seq)}
-            return f"event: {data['type']}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
+            encoded = json.dumps(data, separators=(",", ":"))
+            return f"event: {data['type']}\ndata: {encoded}\n\n".encode()
 
         def frames() -> Iterator[bytes]:
             yield sse({"type": "response.created", "response": response("in_progress", [], False)})
