@@ -86,13 +86,11 @@ class ScriptedUpstream:
 
     def release(self) -> None:
         """Let held streams go on."""
-        assert self._release is not None
-        self._release.set()
+        self._events()[0].set()
 
     async def wait_first_event(self) -> None:
         """Wait until some stream has sent its first event."""
-        assert self._sent_first is not None
-        await self._sent_first.wait()
+        await self._events()[1].wait()
 
     def _events(self) -> tuple[asyncio.Event, asyncio.Event]:
         if self._release is None or self._sent_first is None:

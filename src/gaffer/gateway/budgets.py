@@ -49,7 +49,8 @@ def usd_to_nano(usd: float) -> int:
 
 
 def _usd(nano: int) -> str:
-    return f"${nano / NANO_PER_USD:,.2f}"
+    usd = nano / NANO_PER_USD
+    return f"${usd:,.2f}" if usd >= 1 or usd == 0 else f"${usd:.4f}"
 
 
 @dataclass(frozen=True)
@@ -145,15 +146,21 @@ def month_start(now: datetime) -> datetime:
     return now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
 
 
-def _reason(budget: str, spent: int, held: int, limit: int) -> str:
+def _reason(budget: str, spent: int, held: int, limit: int, estimate: int) -> str:
+    """``budget exceeded: <spent> of <limit> <scope>``; when what is spent is still under the
+    limit, what calls under way hold and this call's estimate are named too."""
     if budget == "run_calls":
         return f"budget exceeded: {spent} of {limit} model calls per run"
     if budget == "run_tokens":
-        figure = f"{spent:,} tokens" + (f" (+{held:,} for calls under way)" if held else "")
-        return f"budget exceeded: {figure} of {limit:,} per run"
+        reason = f"budget exceeded: {spent:,} tokens of {limit:,} per run"
+        if spent < limit:
+            reason += f" ({held:,} held by calls under way, up to {estimate:,} for this one)"
+        return reason
     scope = "per run" if budget == "run_cost" else "of the project's monthly budget"
-    figure = _usd(spent) + (f" (+{_usd(held)} for calls under way)" if held else "")
-    return f"budget exceeded: {figure} of {_usd(limit)} {scope}"
+    reason = f"budget exceeded: {_usd(spent)} of {_usd(limit)} {scope}"
+    if spent < limit:
+        reason += f" ({_usd(held)} held by calls under way, up to {_usd(estimate)} for this one)"
+    return reason
 
 
 class Budgets:
@@ -223,8 +230,8 @@ class Budgets:
             return Reservation(member, keys)
         if verdict == "seed":  # pragma: no cover - the seed just ran
             raise BudgetUnavailable("redis", "spent figures vanished while seeding")
-        spent, held, limit = (int(x) for x in answer[1:4])
-        raise BudgetExceeded(verdict, _reason(verdict, spent, held, limit))
+        spent, held, limit, estimate = (int(x) for x in answer[1:5])
+        raise BudgetExceeded(verdict, _reason(verdict, spent, held, limit, estimate))
 
     async def _seed_from_db(
         self, run: RunInfo, keys: tuple[str, str, str, str], now: datetime

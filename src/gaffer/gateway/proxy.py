@@ -187,7 +187,7 @@ async def forward(
         record.outcome = "upstream_unreachable"
         record.duration_ms = round((time.perf_counter() - started) * 1000)
         if metered:
-            gateway.after_call(record, reservation)
+            await gateway.finish(record, reservation)
         return _error(protocol, "bad_gateway", f"the upstream cannot be reached: {exc}")
     record.status_code = response.status_code
     record.ttfb_ms = round((time.perf_counter() - started) * 1000)

@@ -12,7 +12,7 @@ engine's stream is then broken too, by raising :class:`UpstreamCut` so the serve
 connection, as the upstream did), the engine went away (``client_disconnected``: the upstream
 call is closed at once, cancelling it), or it ended (``ok``, or ``upstream_error`` for a 4xx/5xx
 answer). Whatever the end, the upstream response is closed and the call handed to
-:meth:`gaffer.gateway.service.Gateway.after_call`.
+:meth:`gaffer.gateway.service.Gateway.finish`.
 """
 
 from __future__ import annotations
@@ -102,4 +102,4 @@ async def relay(
             if whole is not None and record.outcome in ("ok", "upstream_error"):
                 protocol.usage_from_json(load_json(bytes(whole)), usage)
             record.duration_ms = round((time.perf_counter() - started) * 1000)
-            gateway.after_call(record, reservation)
+            await gateway.finish(record, reservation)

@@ -1,16 +1,15 @@
 """The gateway's parts in one object: what each call needs, and the work left after a call.
 
 :class:`Gateway` is built once per process (:meth:`Gateway.open` from the settings, or by hand
-in tests) and handed to :func:`gaffer.gateway.proxy.create_app`. After each call the usage row
-is written and the reservation settled on a background task (:meth:`Gateway.after_call`), so
-the engine's stream ends as soon as the upstream's does; :meth:`Gateway.drain` waits for those
-tasks (tests, shutdown).
+in tests) and handed to :func:`gaffer.gateway.proxy.create_app`. When a call ends its reservation
+is settled at once and its usage row written on a background task (:meth:`Gateway.finish`),
+so the engine's stream ends as soon as the upstream's does; :meth:`Gateway.drain` waits for
+those tasks (tests, shutdown).
 """
 
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
@@ -134,20 +133,34 @@ class Gateway:
 
         self.spawn(call())
 
-    def after_call(self, record: CallRecord, reservation: Reservation | None) -> None:
-        """Price ``record``, write its row, settle ``reservation`` (on a background task)."""
-        self.spawn(self._settle(record, reservation))
-
-    async def _settle(self, record: CallRecord, reservation: Reservation | None) -> None:
+    async def finish(self, record: CallRecord, reservation: Reservation | None) -> None:
+        """Price ``record`` and settle ``reservation`` with it now (one Redis round trip, so
+        the engine's next call sees the real figures), then write the usage row on a
+        background task. Errors are logged (``gateway_settle_failed``,
+        ``gateway_record_failed``), never raised: the call itself is over."""
         model = record.usage.model or record.model
         record.cost_nano_usd = self.prices.cost_nano_usd(model, record.usage)
         if record.cost_nano_usd is None and record.usage.seen:
             log.warning("gateway_price_unknown", model=model, run_id=record.run.run_id)
+        if reservation is not None:
+            try:
+                await self.budgets.settle(
+                    reservation,
+                    cost_nano_usd=record.cost_nano_usd or 0,
+                    tokens=record.usage.total_tokens,
+                )
+            except RedisError as exc:
+                log.error(
+                    "gateway_settle_failed", run_id=record.run.run_id, error=type(exc).__name__
+                )
+        self.spawn(self._record(record))
+
+    async def _record(self, record: CallRecord) -> None:
         log.info(
             "gateway_call",
             run_id=record.run.run_id,
             api=record.api,
-            model=model,
+            model=record.usage.model or record.model,
             status=record.status_code,
             outcome=record.outcome,
             input_tokens=record.usage.input_tokens,
@@ -158,23 +171,7 @@ class Gateway:
             duration_ms=record.duration_ms,
             ttfb_ms=record.ttfb_ms,
         )
-        started = time.perf_counter()
         try:
             await asyncio.to_thread(record_call, self.db, record)
         except SQLAlchemyError as exc:
             log.error("gateway_record_failed", run_id=record.run.run_id, error=type(exc).__name__)
-        if reservation is None:
-            return
-        try:
-            await self.budgets.settle(
-                reservation,
-                cost_nano_usd=record.cost_nano_usd or 0,
-                tokens=record.usage.total_tokens,
-            )
-        except RedisError as exc:
-            log.error(
-                "gateway_settle_failed",
-                run_id=record.run.run_id,
-                error=type(exc).__name__,
-                after_ms=round((time.perf_counter() - started) * 1000),
-            )

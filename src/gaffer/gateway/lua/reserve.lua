@@ -6,7 +6,7 @@
 --       6 max run calls, 7 project monthly cost (limits: 0 = none), 8 now ms, 9 expiry ms,
 --       10 key ttl s.
 -- Returns {"seed"} when a spent hash is missing (the caller seeds it from the database),
--- {"ok"}, or {<budget>, spent, held, limit} with budget run_cost|run_tokens|run_calls|
+-- {"ok"}, or {<budget>, spent, held by other calls, limit, this call's estimate} with budget run_cost|run_tokens|run_calls|
 -- project_cost.
 if redis.call('EXISTS', KEYS[1]) == 0 or redis.call('EXISTS', KEYS[3]) == 0 then
   return {'seed'}
@@ -35,18 +35,18 @@ local run_calls = tonumber(redis.call('HGET', KEYS[1], 'calls') or '0')
 local run_held_cost, run_held_tokens = held(KEYS[2])
 
 if max_calls > 0 and run_calls + 1 > max_calls then
-  return {'run_calls', run_calls, 0, max_calls}
+  return {'run_calls', run_calls, 0, max_calls, 1}
 end
 if max_cost > 0 and run_cost + run_held_cost + est_cost > max_cost then
-  return {'run_cost', run_cost, run_held_cost + est_cost, max_cost}
+  return {'run_cost', run_cost, run_held_cost, max_cost, est_cost}
 end
 if max_tokens > 0 and run_tokens + run_held_tokens + est_tokens > max_tokens then
-  return {'run_tokens', run_tokens, run_held_tokens + est_tokens, max_tokens}
+  return {'run_tokens', run_tokens, run_held_tokens, max_tokens, est_tokens}
 end
 local project_cost = tonumber(redis.call('HGET', KEYS[3], 'cost') or '0')
 local project_held = held(KEYS[4])
 if monthly > 0 and project_cost + project_held + est_cost > monthly then
-  return {'project_cost', project_cost, project_held + est_cost, monthly}
+  return {'project_cost', project_cost, project_held, monthly, est_cost}
 end
 
 redis.call('ZADD', KEYS[2], ARGV[9], ARGV[1])
