@@ -6,12 +6,12 @@ properties turn them into dollars.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
 from gaffer.gateway.pricing import NANO_PER_USD
@@ -41,30 +41,41 @@ class CallRecord:
     ttfb_ms: int | None = None
 
 
+def call_row(record: CallRecord) -> dict[str, object]:
+    """``record`` as the column values of a ``gateway_calls`` row."""
+    return {
+        "run_id": record.run.run_id,
+        "project_id": record.run.project_id,
+        "agent_type": record.run.agent_type,
+        "api": record.api,
+        "provider": record.provider,
+        "model": record.usage.model or record.model,
+        "status_code": record.status_code,
+        "outcome": record.outcome,
+        "input_tokens": record.usage.input_tokens,
+        "output_tokens": record.usage.output_tokens,
+        "cache_read_tokens": record.usage.cache_read_tokens,
+        "cache_write_tokens": record.usage.cache_write_tokens,
+        "cost_nano_usd": record.cost_nano_usd,
+        "duration_ms": record.duration_ms,
+        "ttfb_ms": record.ttfb_ms,
+        "response_id": record.usage.response_id,
+        "started_at": record.started_at,
+    }
+
+
+def record_calls(db: Database, records: Sequence[CallRecord]) -> None:
+    """Insert ``records`` as ``gateway_calls`` rows in one transaction (one multi-row
+    statement; blocking; raises the database's error)."""
+    if not records:
+        return
+    with db.engine.begin() as conn:
+        conn.execute(insert(GatewayCall), [call_row(r) for r in records])
+
+
 def record_call(db: Database, record: CallRecord) -> None:
-    """Insert ``record`` as a ``gateway_calls`` row (blocking; raises the database's error)."""
-    with db.session() as session:
-        session.add(
-            GatewayCall(
-                run_id=record.run.run_id,
-                project_id=record.run.project_id,
-                agent_type=record.run.agent_type,
-                api=record.api,
-                provider=record.provider,
-                model=record.usage.model or record.model,
-                status_code=record.status_code,
-                outcome=record.outcome,
-                input_tokens=record.usage.input_tokens,
-                output_tokens=record.usage.output_tokens,
-                cache_read_tokens=record.usage.cache_read_tokens,
-                cache_write_tokens=record.usage.cache_write_tokens,
-                cost_nano_usd=record.cost_nano_usd,
-                duration_ms=record.duration_ms,
-                ttfb_ms=record.ttfb_ms,
-                response_id=record.usage.response_id,
-                started_at=record.started_at,
-            )
-        )
+    """Insert one ``record`` (see :func:`record_calls`)."""
+    record_calls(db, [record])
 
 
 @dataclass

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -82,6 +82,19 @@ class SSEScanner:
     def __init__(self) -> None:
         self.rest = b""
 
+    def feed_marked(self, chunk: bytes, marked: Callable[[bytes], bool]) -> list[bytes]:
+        """Like :meth:`feed`, but only split when ``marked(rest + chunk)`` says the bytes may
+        hold an event of interest (a C-speed substring search over the whole chunk instead of
+        a split per event: most events carry no usage). Returns the completed events when it
+        split, else ``[]`` (keeping only the unfinished tail)."""
+        data = self.rest + chunk if self.rest else chunk
+        if marked(data):
+            self.rest = b""
+            return self.feed(data)
+        end = max(data.rfind(b"\n\n") + 2, data.rfind(b"\r\n\r\n") + 4, data.rfind(b"\r\r") + 2)
+        self.rest = data[end:] if end > 1 else data
+        return []
+
     def feed(self, chunk: bytes) -> list[bytes]:
         """The events completed by ``chunk`` (raw bytes, each ending with its blank line)."""
         data = self.rest + chunk if self.rest else chunk
@@ -148,7 +161,8 @@ class WireProtocol(ABC):
 
     @abstractmethod
     def wants_event(self, raw: bytes) -> bool:
-        """Cheap filter: True when the raw event may carry usage (only those are parsed)."""
+        """Cheap filter: True when the raw event (or any bytes: a whole chunk of events) may
+        carry usage; only those events are parsed."""
 
     @abstractmethod
     def usage_from_json(self, body: Any, usage: Usage) -> None:

@@ -77,8 +77,9 @@ class ChatCompletions(WireProtocol):
         )
 
     def wants_event(self, raw: bytes) -> bool:
-        """Chunks with a usage object (every chunk says ``"usage":null`` once usage is asked)."""
-        return b'"usage"' in raw and b'"usage":null' not in raw and b'"usage": null' not in raw
+        """Chunks with a usage object (every chunk says ``"usage":null`` once usage is asked,
+        so the test is for an object; it holds for a run of several chunks too)."""
+        return b'"usage":{' in raw or b'"usage": {' in raw
 
     def usage_from_event(self, event: str | None, data: str, usage: Usage) -> None:
         """Read ``usage``, ``model`` and ``id`` of a chunk."""
