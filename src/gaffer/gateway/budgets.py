@@ -31,6 +31,7 @@ from typing import Protocol
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
 
 from gaffer.gateway.pricing import NANO_PER_USD
 from gaffer.gateway.runs import RunInfo
@@ -254,3 +255,21 @@ class Budgets:
             keys=list(reservation.keys),
             args=[reservation.member, max(cost_nano_usd, 0), max(tokens, 0)],
         )
+
+
+def monthly_budget_refusal(
+    session: Session, project_id: str, monthly_nano_usd: int, *, now: datetime | None = None
+) -> str | None:
+    """Why a project may start no new run this month, or None: its calls since the month
+    began (UTC, from the usage rows) cost at least ``monthly_nano_usd`` (0: no budget). For the
+    trigger path ("a project over its monthly budget starts no new run"), which records the
+    trigger as ignored with this reason."""
+    if monthly_nano_usd <= 0:
+        return None
+    spent = spent_since(session, project_id, month_start(now or datetime.now(UTC)))
+    if spent < monthly_nano_usd:
+        return None
+    return (
+        f"budget exceeded: {_usd(spent)} of {_usd(monthly_nano_usd)} of the project's "
+        "monthly budget"
+    )

@@ -91,8 +91,12 @@ class SSEScanner:
         if marked(data):
             self.rest = b""
             return self.feed(data)
-        end = max(data.rfind(b"\n\n") + 2, data.rfind(b"\r\n\r\n") + 4, data.rfind(b"\r\r") + 2)
-        self.rest = data[end:] if end > 1 else data
+        end = 0
+        for separator in (b"\n\n", b"\r\n\r\n", b"\r\r"):
+            found = data.rfind(separator)
+            if found >= 0:
+                end = max(end, found + len(separator))
+        self.rest = data[end:]
         return []
 
     def feed(self, chunk: bytes) -> list[bytes]:
