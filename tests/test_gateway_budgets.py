@@ -17,7 +17,7 @@ from structlog.testing import capture_logs
 from gaffer.gateway.settings import GatewaySettings
 from gaffer.settings import Settings
 from tests.support.gateway import Rig, gateway_rig
-from tests.support.servers import RedisServer
+from tests.support.servers import PostgresServer, RedisServer
 from tests.support.upstream import Script
 
 pytestmark = pytest.mark.anyio
@@ -185,3 +185,30 @@ async def test_redis_down_fails_closed_and_streams_under_way_finish(
         assert finished.status_code == 200 and b"event: message_stop" in finished.content
         assert "gateway_settle_failed" in events
         assert len(await rig.rows(run_id)) == 2, "the stream under way was not recorded"
+
+
+@pytest.fixture
+def own_postgres() -> Iterator[PostgresServer]:
+    server = PostgresServer()
+    server.start()
+    yield server
+    server.close()
+
+
+async def test_database_down_fails_closed(
+    make_settings: Callable[..., Settings], own_postgres: PostgresServer
+) -> None:
+    settings = make_settings(database_url=own_postgres.create_database())
+    async with gateway_rig(settings) as rig:
+        run_id = rig.add_run()
+        assert (await _call(rig, run_id)).status_code == 200
+        await rig.gateway.drain()
+        own_postgres.stop()
+        with capture_logs() as logs:
+            refused = await _call(rig, run_id)
+        assert refused.status_code == 503
+        assert "cannot reach its database" in refused.json()["error"]["message"]
+        closed = [e for e in logs if e["event"] == "gateway_fail_closed"]
+        assert [e["store"] for e in closed] == ["database"]
+        assert len(rig.upstream.calls) == 1
+        own_postgres.start()

@@ -145,3 +145,46 @@ def test_a_project_over_its_monthly_budget_is_refused_new_runs(tmp_path: Path) -
             "budget exceeded: $3.00 of $3.00 of the project's monthly budget"
         )
     db.dispose()
+
+
+@pytest.mark.anyio
+async def test_stored_upstreams_give_each_project_its_key_per_api(
+    tmp_path: Path, database_url: str | None
+) -> None:
+    from cryptography.fernet import Fernet
+
+    from gaffer.gateway.upstreams import StoredUpstreams, UpstreamNotConfigured, set_upstream
+    from gaffer.store.crypto import SecretBox
+    from gaffer.store.models import GatewayUpstream
+
+    db = Database(Settings(home=tmp_path, database_url=database_url, master_key=None))
+    migrate(db)
+    project_id = add_runs(db, "a" * 32)
+    box = SecretBox(Fernet.generate_key())
+    with db.session() as session:
+        set_upstream(
+            session,
+            box,
+            project_id=project_id,
+            api="anthropic",
+            provider="anthropic",
+            base_url="https://api.anthropic.example",
+            api_key="sk-ant-secret",
+        )
+    run = RunInfo("a" * 32, project_id, "review", RunStatus.RUNNING)
+    upstreams = StoredUpstreams(db, box, cache_s=0)
+    found = await upstreams.upstream(run, "anthropic")
+    assert (found.base_url, found.api_key, found.provider) == (
+        "https://api.anthropic.example",
+        "sk-ant-secret",
+        "anthropic",
+    )
+    assert "sk-ant-secret" not in repr(found)
+    with db.session() as session:
+        assert (
+            b"sk-ant-secret"
+            not in session.get(GatewayUpstream, (project_id, "anthropic")).api_key_encrypted
+        )  # type: ignore[union-attr]
+    with pytest.raises(UpstreamNotConfigured, match="no upstream for the chat API"):
+        await upstreams.upstream(run, "chat")
+    db.dispose()

@@ -26,6 +26,7 @@ from collections.abc import AsyncIterator
 
 import anyio
 import httpx
+import structlog
 
 from gaffer.gateway.budgets import Reservation
 from gaffer.gateway.protocols.base import (
@@ -38,6 +39,8 @@ from gaffer.gateway.protocols.base import (
 from gaffer.gateway.protocols.chat import is_usage_chunk
 from gaffer.gateway.service import Gateway
 from gaffer.gateway.usage import CallRecord
+
+log = structlog.get_logger("gaffer.gateway")
 
 MAX_JSON_BYTES = 16 * 1024 * 1024
 """A non-streamed answer larger than this is still relayed, but its usage is not read."""
@@ -145,6 +148,7 @@ async def relay(
         if pump.error is not None:
             record.outcome = "cut"
             detail = type(pump.error).__name__
+            log.warning("gateway_upstream_cut", run_id=record.run.run_id, error=detail)
             raise UpstreamCut(f"the upstream's answer broke off: {detail}") from pump.error
     except (asyncio.CancelledError, GeneratorExit):
         record.outcome = "client_disconnected"
