@@ -181,10 +181,8 @@ async def test_stored_upstreams_give_each_project_its_key_per_api(
     )
     assert "sk-ant-secret" not in repr(found)
     with db.session() as session:
-        assert (
-            b"sk-ant-secret"
-            not in session.get(GatewayUpstream, (project_id, "anthropic")).api_key_encrypted
-        )  # type: ignore[union-attr]
+        row = session.get(GatewayUpstream, (project_id, "anthropic"))
+        assert row is not None and b"sk-ant-secret" not in row.api_key_encrypted
     with pytest.raises(UpstreamNotConfigured, match="no upstream for the chat API"):
         await upstreams.upstream(run, "chat")
     db.dispose()
