@@ -372,3 +372,61 @@ class GitHubCredential(Base):
 
 # The account tables share this metadata (one schema for the migrations and their check).
 from gaffer.accounts import models as _account_models  # noqa: E402, F401
+
+
+class GatewayCall(Base):
+    """One model call an engine made through the gateway (:mod:`gaffer.gateway.usage`).
+
+    ``api`` is the wire API (``anthropic``, ``responses``, ``chat``); ``provider`` the
+    upstream's (``anthropic``, ``openai``, or what the project configured); ``model`` the model
+    the upstream answered with (else the one asked). The four token counts are the upstream's
+    figures (``input_tokens`` without cached tokens: see :class:`gaffer.gateway.protocols.Usage`).
+    ``cost_nano_usd`` is in 1e-9 USD, None when the price table does not know the model.
+    ``status_code`` is the upstream's HTTP status, or the gateway's own when it answered
+    itself; ``outcome`` is ``ok``, ``upstream_error``, ``cut`` (the upstream stream broke),
+    ``client_disconnected``, ``upstream_unreachable``. ``ttfb_ms``: from the request to the
+    upstream's first byte, None when none came.
+    """
+
+    __tablename__ = "gateway_calls"
+    __table_args__ = (
+        Index("ix_gateway_calls_run", "run_id"),
+        Index("ix_gateway_calls_project_started", "project_id", "started_at"),
+    )
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True
+    )
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
+    project_id: Mapped[str] = mapped_column(String(32))
+    agent_type: Mapped[str] = mapped_column(String(64))
+    api: Mapped[str] = mapped_column(String(16))
+    provider: Mapped[str] = mapped_column(String(64))
+    model: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    status_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    outcome: Mapped[str] = mapped_column(String(32))
+    input_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    output_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    cache_read_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    cache_write_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    cost_nano_usd: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    duration_ms: Mapped[int] = mapped_column(Integer)
+    ttfb_ms: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    response_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class GatewayUpstream(Base):
+    """Where a project's model calls of one wire API go: ``base_url`` and the provider key,
+    encrypted with the master key (Fernet, like the webhook secret). Read by
+    :class:`gaffer.gateway.upstreams.StoredUpstreams` until the credentials store replaces it."""
+
+    __tablename__ = "gateway_upstreams"
+
+    project_id: Mapped[str] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True
+    )
+    api: Mapped[str] = mapped_column(String(16), primary_key=True)
+    provider: Mapped[str] = mapped_column(String(64))
+    base_url: Mapped[str] = mapped_column(Text)
+    api_key_encrypted: Mapped[bytes] = mapped_column(LargeBinary)
