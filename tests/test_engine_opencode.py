@@ -18,15 +18,13 @@ from typing import Any
 import pytest
 
 from gaffer.engines.base import EngineResult, Invocation, ModelEndpoint
-from gaffer.engines.opencode import API_KEY_ENV, MAX_MODEL_ATTEMPTS, OpencodeEngine
+from gaffer.engines.opencode import KEY_FILE, MAX_MODEL_ATTEMPTS, OpencodeEngine
 from gaffer.queue.jobs import EngineSpec, JobData, RepositorySpec, TaskSpec
 from gaffer.worker.events import Reporter
 from tests.support.model_server import ModelServer, Say, Shell, Usage
 
 ENGINES_BIN = Path(os.environ.get("GAFFER_ENGINES_DIR", "/opt/gaffer-engines")) / "bin"
 KEY = "sk-test-" + uuid.uuid4().hex
-TITLE_CALLS = 3
-"""The most tool-less title calls one opencode run makes (the AI SDK's own retries of it)."""
 
 
 @pytest.fixture(scope="module")
@@ -119,6 +117,7 @@ def test_a_turn_edits_the_file_and_reports_summary_and_figures(run: Run, server:
     assert result.summary == "Done: HELLO.md"
     agent_calls = server.agent_requests
     assert len(agent_calls) == 2  # the tool call, then the final text once the result is in
+    assert len(server.model_requests) == 2  # no side call: the session has a --title
     assert result.figures is not None
     assert result.figures.as_dict() == {
         "turns": 2,  # opencode's steps: one per model call of the agent
@@ -138,22 +137,56 @@ def test_a_turn_edits_the_file_and_reports_summary_and_figures(run: Run, server:
     system = [m for m in first["messages"] if m["role"] == "system"]
     assert "You are gaffer's implementation agent." in json.dumps(system)
     assert "Write HELLO.md saying hi." in json.dumps(first["messages"])  # the prompt, by stdin
-    # The key reached the server, and nowhere else: not the argv, not the log, not the config.
+    # The key reached the server, and nowhere else: not the argv, the log, the config, the
+    # CLI's environment nor the agent's commands'; its file is gone once the turn is over.
     calls = server.model_requests
     assert all(c.headers["authorization"] == f"Bearer {KEY}" for c in calls)
     argv = run.argv_file.read_text()
     assert argv.splitlines()[:3] == ["run", "--format", "json"] and KEY not in argv
     assert KEY not in run.out.getvalue()
-    cli_env = dict(line.split("=", 1) for line in run.env_file.read_text().splitlines() if "=" in line)
-    assert cli_env[API_KEY_ENV] == KEY  # in the CLI's env, by the name its config names
+    assert KEY not in run.env_file.read_text()
+    assert env_dump.is_file() and KEY not in env_dump.read_text()
+    cli_env = dict(
+        line.split("=", 1) for line in run.env_file.read_text().splitlines() if "=" in line
+    )
     config = json.loads(cli_env["OPENCODE_CONFIG_CONTENT"])
-    assert KEY not in cli_env["OPENCODE_CONFIG_CONTENT"]
+    key_file = run.scratch / "home" / KEY_FILE
     assert config["provider"]["gaffer"]["options"] == {
         "baseURL": server.openai_url,
-        "apiKey": "{env:" + API_KEY_ENV + "}",
+        "apiKey": "{file:" + str(key_file) + "}",
     }
+    assert not key_file.exists()
     assert cli_env["HOME"] == str(run.scratch / "home")
-    assert env_dump.is_file()
+
+
+def test_the_agent_cannot_read_the_key_file(run: Run, server: Any) -> None:
+    stolen = run.scratch / "stolen.txt"
+    key_file = run.scratch / "home" / KEY_FILE
+    server.script([Shell(f"cat {key_file} > {stolen} 2>&1; true", then="Tried")])
+
+    result = run.run()
+
+    assert result.ok, (result, run.log())
+    assert "No such file" in stolen.read_text() and KEY not in stolen.read_text()
+    assert all(c.headers["authorization"] == f"Bearer {KEY}" for c in server.model_requests)
+
+
+def test_what_an_agent_left_in_opencode_global_config_is_gone_next_turn(
+    run: Run, server: Any
+) -> None:
+    marker = run.scratch / "mcp-ran"
+    config_dir = run.scratch / "home" / ".config" / "opencode"
+    config_dir.mkdir(parents=True)
+    (config_dir / "opencode.json").write_text(
+        json.dumps({"mcp": {"x": {"type": "local", "command": ["touch", str(marker)]}}})
+    )
+    server.script([Say("Nothing.")])
+
+    result = run.run()
+
+    assert result.ok, (result, run.log())
+    assert not (config_dir / "opencode.json").exists()
+    assert not marker.exists()
 
 
 def test_a_repository_config_cannot_change_the_provider(run: Run, server: Any) -> None:
@@ -178,9 +211,7 @@ def test_an_unauthorised_key_fails_the_turn_with_opencode_message(run: Run, serv
     assert not result.ok and result.exit_code != 0
     assert result.error is not None and result.error.startswith("opencode: ")
     assert "Incorrect API key provided" in result.error and "HTTP 401" in result.error
-    agent_calls = [r for r in server.model_requests if r.json.get("tools")]
-    assert len(agent_calls) == 1  # a 401 is not retried
-    assert len(server.model_requests) <= 1 + TITLE_CALLS
+    assert len(server.model_requests) == 1  # a 401 is not retried; no title call
     assert not (run.checkout / "NOPE").exists()
     assert any(line.startswith("error: ") and "401" in line for line in run.log())
     assert KEY not in run.out.getvalue()
@@ -195,37 +226,30 @@ def test_a_server_error_fails_the_turn_after_one_retry(run: Run, server: Any) ->
     assert result.error is not None and result.error.startswith("opencode: ")
     assert "The server had an error (scripted)" in result.error, result.error
     assert f"failed {MAX_MODEL_ATTEMPTS} times" in result.error
-    agent_calls = [r for r in server.model_requests if r.json.get("tools")]
-    assert len(agent_calls) == MAX_MODEL_ATTEMPTS  # retried once, then stopped
-    assert len(server.model_requests) <= MAX_MODEL_ATTEMPTS + TITLE_CALLS
+    assert len(server.model_requests) == MAX_MODEL_ATTEMPTS  # retried once, then stopped
 
 
 def test_a_server_error_that_passes_is_retried(run: Run, server: Any) -> None:
     server.script([Shell("printf 'hi\\n' > HELLO.md", then="Done after a 500")])
-    tools_calls = 0
-
-    # The first two model calls (the title's and the agent's, in either order) fail once.
-    server.fail(status=500, times=2)
+    server.fail(status=500, times=1)
 
     result = run.run()
 
     assert result.ok, (result, run.log())
     assert result.summary == "Done after a 500"
-    tools_calls = len([r for r in server.model_requests if r.json.get("tools")])
-    assert tools_calls >= 2
+    assert [r.status for r in server.model_requests] == [500, 200, 200]
 
 
 def test_one_cut_stream_is_retried_and_the_turn_finishes(run: Run, server: Any) -> None:
     server.script([Shell("printf 'hi\\n' > HELLO.md", then="Done after a cut")])
-    # Cut every stream once: the title call's and the agent's first (opencode sends them at
-    # the same time, so which is first is not known).
-    server.cut_stream(after_events=1, times=2)
+    server.cut_stream(after_events=1, times=1)
 
     result = run.run()
 
     assert result.ok, (result, run.log())
     assert (run.checkout / "HELLO.md").read_text() == "hi\n"
     assert result.summary == "Done after a cut"
+    assert len(server.model_requests) == 3  # the cut call, its retry, the final answer
 
 
 def test_streams_cut_every_time_fail_the_turn(run: Run, server: Any) -> None:
@@ -235,8 +259,9 @@ def test_streams_cut_every_time_fail_the_turn(run: Run, server: Any) -> None:
 
     assert not result.ok
     assert result.error is not None and result.error.startswith("opencode: "), result.error
-    agent_calls = [r for r in server.model_requests if r.json.get("tools")]
-    assert len(agent_calls) <= MAX_MODEL_ATTEMPTS
+    # Stopped when the attempt after the last allowed one starts (a cut is not always logged
+    # as a stream error): at most one request more than the attempts allowed.
+    assert 1 < len(server.model_requests) <= MAX_MODEL_ATTEMPTS + 1
 
 
 def test_a_continuation_continues_the_session(run: Run, server: Any) -> None:

@@ -244,6 +244,7 @@ class AiderOutput:
             self._flush_reply()  # with --no-stream, the reply is printed whole before its tokens
             self.log("output", text)
             self.retries = 0
+            self.error = None  # an error it retried past is not the turn's
         elif match := _APPLIED.match(text):
             self._flush_output()
             self.edited.append(match.group(1))

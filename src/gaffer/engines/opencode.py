@@ -1,18 +1,19 @@
 """The ``opencode`` engine: sst's opencode CLI (``opencode run --format json``), one turn each.
 
-Configuration: the whole config as JSON in ``OPENCODE_CONFIG_CONTENT`` (:func:`opencode_config`),
-holding no secret: one provider, ``gaffer``, on opencode's built-in ``@ai-sdk/openai-compatible``
-(OpenAI Chat Completions, streamed) at ``invocation.model.base_url`` (None:
-:data:`DEFAULT_BASE_URL`). ``model`` and ``small_model`` (the tool-less side calls: the
-session's title) are ``gaffer/<invocation.model.model>`` (None: :data:`DEFAULT_MODEL`); the
-engine setting ``cost`` (``{"input": USD, "output": USD, "cache_read": USD, "cache_write":
-USD}`` per million tokens) prices the model, else opencode counts its cost as 0 and the run's
-cost is left unreported. ``permission``: edits, shell commands and paths outside the checkout
-(the output files in the scratch directory) are allowed, questions and the doom-loop prompt
-denied (nobody is there to answer); ``agent.build.steps`` = ``invocation.max_turns``
-(opencode's own limit of model turns); ``instructions`` = a file holding the system prompt
-(added after opencode's own system prompt, which describes its tools and so is kept);
-``autoupdate`` and ``snapshot`` off, ``share`` disabled.
+Configuration: the whole config as JSON in ``OPENCODE_CONFIG_CONTENT``
+(:func:`opencode_config`), holding no secret: one provider, ``gaffer``, on opencode's built-in
+``@ai-sdk/openai-compatible`` (OpenAI Chat Completions, streamed) at
+``invocation.model.base_url`` (None: :data:`DEFAULT_BASE_URL`). ``model`` and ``small_model``
+(opencode's side calls: a summary when it compacts the session) are
+``gaffer/<invocation.model.model>`` (None: :data:`DEFAULT_MODEL`); the engine setting ``cost``
+(``{"input": USD, "output": USD, "cache_read": USD, "cache_write": USD}`` per million tokens)
+prices the model, else opencode counts its cost as 0 and the run's cost is left unreported.
+``permission``: edits, shell commands and paths outside the checkout (the output files in the
+scratch directory) are allowed, questions and the doom-loop prompt denied (nobody is there to
+answer); ``agent.build.steps`` = ``invocation.max_turns`` (opencode's own limit of model
+turns); ``instructions`` = a file holding the system prompt (added after opencode's own system
+prompt, which describes its tools and so is kept); ``autoupdate`` and ``snapshot`` off,
+``share`` disabled.
 
 The API key: ``options.apiKey`` is ``{file:<home>/.gaffer/opencode-api-key}``, a 0600 file of
 the engine user that opencode reads when it loads its config, and that this engine deletes as
@@ -33,7 +34,8 @@ server or a provider, must not run in the next) and laid out again as if its plu
 were installed (:func:`_seed_config_dir`: else opencode runs an npm install from the registry
 at every start). Command line: ``opencode run --format json --pure --print-logs --log-level
 INFO`` (``--pure``: no external plugins; INFO: the log lines this engine watches, not copied
-to the run log) with the prompt on stdin (no length limit of argv), and on a continuation turn
+to the run log) with the prompt on stdin (no length limit of argv), a ``--title`` for a new
+session (else opencode makes a tool-less model call to name it), and on a continuation turn
 ``--session <id>`` (``--continue`` when the previous turn reported none).
 
 Output (:class:`OpencodeEvents`): JSON lines ``step_start``, ``text`` (an ``assistant`` log
@@ -178,11 +180,15 @@ def _cost(value: object) -> dict[str, float]:
 
 def opencode_argv(executable: str, invocation: Invocation) -> list[str]:
     """The command line of one turn, through ``/bin/sh`` so that its first line is the pid
-    (:data:`PID_PREFIX`) of the process it then ``exec``\\ s into. The prompt goes on stdin.
+    (:data:`PID_PREFIX`) of the process it then becomes (``exec``). The prompt goes on stdin.
+    A new session gets a ``--title`` (else opencode asks the model for one, a side call).
     Never holds the API key."""
     options = ["run", "--format", "json", "--pure", "--print-logs", "--log-level", "INFO"]
     if invocation.resume:
         options += ["--session", invocation.session_id] if invocation.session_id else ["-c"]
+    else:
+        task = invocation.job.task
+        options += ["--title", f"gaffer {task.agent_type} {task.repository}#{task.work_item}"]
     script = f'echo "{PID_PREFIX}$$"; exec "$0" "$@"'
     return ["/bin/sh", "-c", script, executable, *options]
 
