@@ -159,22 +159,36 @@ def test_chat_stream_has_tool_call_deltas_and_a_usage_chunk(server: ModelServer)
     assert plain.json()["choices"][0]["message"] == {"role": "assistant", "content": "done"}
 
 
-def test_side_calls_and_resent_requests_do_not_consume_the_plan(server: ModelServer) -> None:
+def test_side_calls_do_not_consume_the_plan(server: ModelServer) -> None:
     server.script([Say("first"), Say("second")])
     side = {"model": "small", "messages": [{"role": "user", "content": "title?"}]}
     turn = dict(side, tools=[CHAT_BASH])
     url = f"{server.openai_url}/chat/completions"
-    assert httpx.post(url, json=side).json()["choices"][0]["message"]["content"] == "Scripted task"
-    assert httpx.post(url, json=turn).json()["choices"][0]["message"]["content"] == "first"
-    assert httpx.post(url, json=turn).json()["choices"][0]["message"]["content"] == "first"
-    later = dict(turn, messages=[*turn["messages"], {"role": "user", "content": "more"}])
-    assert httpx.post(url, json=later).json()["choices"][0]["message"]["content"] == "second"
-    assert [r.answer.kind for r in server.model_requests if r.answer] == [
-        "side",
-        "agent",
-        "agent",
-        "agent",
-    ]
+
+    def say(body: dict[str, Any]) -> str:
+        return str(httpx.post(url, json=body).json()["choices"][0]["message"]["content"])
+
+    assert say(side) == "Scripted task"
+    assert say(turn) == "first"
+    assert say(side) == "Scripted task"
+    # The same conversation once its answer was delivered whole is a new turn (a second run).
+    assert say(turn) == "second"
+    assert say(turn) == "done"
+    kinds = [r.answer.kind for r in server.model_requests if r.answer]
+    assert kinds == ["side", "agent", "side", "agent", "agent"]
+    assert server.remaining == 0
+
+
+def test_a_held_answer_is_given_again_to_the_resend(server: ModelServer) -> None:
+    server.script([Say("only once"), Say("next")])
+    server.stall(seconds=60)
+    turn = {"tools": [CHAT_BASH], "messages": [{"role": "user", "content": "go"}]}
+    url = f"{server.openai_url}/chat/completions"
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.post(url, json=turn, timeout=0.5)
+    resent = httpx.post(url, json=turn).json()
+    assert resent["choices"][0]["message"]["content"] == "only once"
+    assert server.remaining == 1
 
 
 def test_failures_answer_each_providers_error_body(server: ModelServer) -> None:

@@ -303,8 +303,10 @@ class Planner:
     - A turn whose conversation ends with tool results answers the ``then`` of the item that
       made that call (``then=None``: takes the next item); an unknown call id answers "done".
     - A turn that carries no tool result takes the next plan item.
-    - A turn identical to the last one answered (the same conversation: a request resent after
-      a cut stream or a retry) gets the same answer again and consumes nothing.
+    - A turn identical to the last one answered (the same conversation) whose answer was not
+      delivered whole (a cut stream, a held answer the client gave up on: see
+      :meth:`delivered`) gets the same answer again and consumes nothing: that is the CLI
+      resending after a failure. Once delivered, the same conversation again is a new turn.
     - Side calls (see :func:`is_agent_turn`) answer ``side_text`` and consume nothing."""
 
     plan: list[PlanItem] = field(default_factory=list)
@@ -312,6 +314,7 @@ class Planner:
     _next: int = 0
     _calls: dict[str, PlanItem] = field(default_factory=dict)
     _last: tuple[str, Answer] | None = None
+    _last_delivered: bool = False
     _counter: int = 0
 
     def script(self, plan: list[PlanItem]) -> None:
@@ -330,11 +333,17 @@ class Planner:
         """The answer to ``turn`` (advances the plan for a new agent turn)."""
         if not is_agent_turn(turn):
             return Answer(text=self.side_text, kind="side")
-        if self._last is not None and self._last[0] == turn.key:
+        if self._last is not None and self._last[0] == turn.key and not self._last_delivered:
             return self._last[1]
         answer = self._choose(turn)
         self._last = (turn.key, answer)
+        self._last_delivered = False
         return answer
+
+    def delivered(self, key: str) -> None:
+        """The answer to the turn with conversation digest ``key`` reached the client whole."""
+        if self._last is not None and self._last[0] == key:
+            self._last_delivered = True
 
     def _take(self) -> PlanItem:
         if self._next < len(self.plan):

@@ -271,7 +271,8 @@ class ModelServer:
 
     def stall(self, seconds: float = 30.0, times: int | None = 1) -> None:
         """Hold the next ``times`` model calls ``seconds`` before answering (nothing is sent
-        meanwhile); :meth:`stop` releases them."""
+        meanwhile; the answer is chosen on arrival, so a resend by a client that gave up
+        gets the same one); :meth:`stop` releases them."""
         with self._lock:
             self._stall = _Budget(times, seconds)
 
@@ -379,8 +380,8 @@ class ModelServer:
             )
             headers = {"x-should-retry": "true"} if status >= 500 or status == 429 else {}
             return record, JSONResponse(error, status, headers=headers), None, None, None
-        if stall is not None:
-            await self._hold(float(stall))
+        # The answer is chosen on arrival, then held: a resend while it is held (the client
+        # gave up waiting) gets the same answer.
         turn = turn_of(protocol, body)
         with self._lock:
             answer = self._planner.answer(turn)
@@ -388,15 +389,26 @@ class ModelServer:
             streamed = bool(body.get("stream")) and answer.kind == "agent"
             if streamed and self._cut is not None and self._cut.take():
                 cut = int(self._cut.value)
+        if stall is not None:
+            await self._hold(float(stall))
         record.answer = answer
         return record, None, turn, answer, cut
 
-    def _stream(self, events: list[wire.Event], cut: int | None) -> Response:
+    def _delivered(self, turn: Turn) -> None:
+        with self._lock:
+            self._planner.delivered(turn.key)
+
+    def _plain(self, turn: Turn, body: dict[str, Any]) -> Response:
+        self._delivered(turn)
+        return JSONResponse(body)
+
+    def _stream(self, turn: Turn, events: list[wire.Event], cut: int | None) -> Response:
         async def body() -> AsyncIterator[bytes]:
             for n, event in enumerate(events):
                 if cut is not None and n >= cut:
                     raise _Cut("stream cut by the test")
                 yield wire.sse(event)
+            self._delivered(turn)
 
         return StreamingResponse(
             body(),
@@ -410,8 +422,8 @@ class ModelServer:
             return error or JSONResponse({}, 500)
         model = turn.model or self.model
         if isinstance(record.json, dict) and record.json.get("stream"):
-            return self._stream(wire.anthropic_events(answer, model, self.usage), cut)
-        return JSONResponse(wire.anthropic_message(answer, model, self.usage))
+            return self._stream(turn, wire.anthropic_events(answer, model, self.usage), cut)
+        return self._plain(turn, wire.anthropic_message(answer, model, self.usage))
 
     async def _responses(self, request: Request) -> Response:
         record, error, turn, answer, cut = await self._model_call(request, "responses")
@@ -419,10 +431,10 @@ class ModelServer:
             return error or JSONResponse({}, 500)
         events = wire.responses_events(answer, turn.model or self.model, self.usage)
         if isinstance(record.json, dict) and record.json.get("stream"):
-            return self._stream(events, cut)
+            return self._stream(turn, events, cut)
         completed = events[-1][1]
         assert isinstance(completed, dict)
-        return JSONResponse(completed["response"])
+        return self._plain(turn, completed["response"])
 
     async def _chat(self, request: Request) -> Response:
         record, error, turn, answer, cut = await self._model_call(request, "chat")
@@ -433,5 +445,6 @@ class ModelServer:
         if body.get("stream"):
             options = body.get("stream_options") or {}
             include_usage = bool(options.get("include_usage"))
-            return self._stream(wire.chat_events(answer, model, self.usage, include_usage), cut)
-        return JSONResponse(wire.chat_completion(answer, model, self.usage))
+            events = wire.chat_events(answer, model, self.usage, include_usage)
+            return self._stream(turn, events, cut)
+        return self._plain(turn, wire.chat_completion(answer, model, self.usage))
