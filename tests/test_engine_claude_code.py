@@ -430,10 +430,12 @@ def test_as_an_unprivileged_engine_user(
 # -- end to end: a project whose agent uses the claude-code engine --------------------------
 
 
-def claude_project(gaffer: Gaffer, server: ModelServer, agent: str = "implementation") -> Any:
+def claude_project(
+    gaffer: Gaffer, server: ModelServer, agent: str = "implementation", **options: Any
+) -> Any:
     """A project whose ``agent`` plays on claude-code against the model server, its key in
     the project's credentials under the engine's default name."""
-    project = gaffer.create_project(agents=[agent])
+    project = gaffer.create_project(agents=[agent], **options)
     with gaffer.rt.db.session() as session:
         found = get_project(session, project.name)
         set_credential(session, gaffer.rt.box, found.id, "ANTHROPIC_API_KEY", KEY)
@@ -568,6 +570,52 @@ def test_commands_the_agent_left_running_are_killed_when_the_turn_ends(
         assert time.monotonic() < deadline, f"the agent's background command {pid} outlived it"
         time.sleep(0.05)
     assert "killed 1 process(es) the agent's commands left running" in run.log()
+
+
+def test_a_continuation_turn_resumes_the_session_and_the_review_agent_writes_its_review(
+    start_gaffer: GafferFactory, claude_cli: Path, server: ModelServer
+) -> None:
+    gaffer = start_gaffer(engines_dir=claude_cli.parent.parent)
+    project = claude_project(gaffer, server, "review", pr_branch="changes")
+    review = {"event": "COMMENT", "body": "Looks right.", "comments": []}
+    server.script(
+        [
+            Say("I read the diff; it looks right."),  # and forgets the review file
+            Shell(f"printf '%s' '{json.dumps(review)}' > \"$GAFFER_REVIEW_FILE\"", then="Filed."),
+        ]
+    )
+    payload = fixture_body("pull_request.opened")
+
+    response = gaffer.deliver(payload, "pull_request", project.secret)
+    [run_id] = response.json()["runs"]
+    run = gaffer.wait_for(run_id)
+
+    assert run["status"] == "SUCCEEDED", (run["error"], gaffer.logs(run_id))
+    assert run["outputs"] == {"review": review}
+    assert run["summary"] == "Filed."
+    assert run["commit"] is None  # a read-only agent pushes nothing
+    assert run["engine_usage"]["invocations"] == 2
+    # The second invocation resumed the first one's session: the model saw its first answer
+    # and the message saying what was missing.
+    first, *rest = [c for c in messages_calls(server) if c.is_agent_turn]
+    history = json.dumps(rest[0].json["messages"])
+    assert "I read the diff; it looks right." in history
+    assert "the review file is missing or invalid" in history
+    assert "the review file is missing" not in json.dumps(first.json["messages"])
+
+
+def test_a_model_that_stalls_times_the_run_out(
+    start_gaffer: GafferFactory, claude_cli: Path, server: ModelServer
+) -> None:
+    gaffer = start_gaffer(engines_dir=claude_cli.parent.parent, stall_timeout_s=3.0)
+    project = claude_project(gaffer, server)
+    server.stall(seconds=120, times=None)
+
+    run = gaffer.wait_for(deliver_issue(gaffer, project))
+
+    assert run["status"] == "TIMED_OUT"
+    assert run["error"] == "stalled: no engine output for 3 s"
+    assert len(messages_calls(server)) == 1  # held, never answered
 
 
 def test_a_claude_code_run_in_a_container_is_committed_and_pushed(
