@@ -127,7 +127,7 @@ def gaffer_runs(engine: str, server: ModelServer, home: Path, runs: int) -> list
         home=home, master_key=Fernet.generate_key().decode(), redis_url=None, max_workers=1
     )
     figures = []
-    with running_gaffer(settings, ("ingest", "dispatch")) as gaffer:
+    with running_gaffer(settings, ("ingest", "dispatch", "gateway")) as gaffer:
         project = gaffer.create_project(agents=["implementation"], command="true")
         with gaffer.rt.db.session() as session:
             found = get_project(session, project.name)

@@ -10,9 +10,11 @@ import time
 import uuid
 from pathlib import Path
 
+import httpx
+
 from gaffer.store.agents import set_agent
 from gaffer.store.credentials import set_credential
-from gaffer.store.models import Run, RunStatus
+from gaffer.store.models import Run
 from gaffer.store.projects import get_project
 from tests.conftest import GafferFactory
 from tests.support.harness import Gaffer, ProjectInfo, fixture_body
@@ -194,10 +196,12 @@ def test_a_stalled_engine_is_stopped_and_the_run_timed_out(start_gaffer: GafferF
     assert run["error"] == "stalled: no engine output for 2 s"
 
 
-def test_the_engine_api_key_comes_from_the_projects_credentials_to_the_engine_only(
+def test_without_the_gateway_the_engine_api_key_goes_to_the_engine_only(
     start_gaffer: GafferFactory,
 ) -> None:
-    gaffer = start_gaffer()
+    """GAFFER_GATEWAY_ENABLED=false: the provider key is read from the project's credentials
+    when the run starts and reaches the engine's process, and nothing else."""
+    gaffer = start_gaffer(gateway_enabled=False)
     secret = "sk-test-" + uuid.uuid4().hex
     project = gaffer.create_project(
         command='printf %s "$GAFFER_MODEL_API_KEY" > KEY.txt; env | cut -d= -f1 > ENV.txt',
@@ -227,7 +231,42 @@ def test_the_engine_api_key_comes_from_the_projects_credentials_to_the_engine_on
         assert secret not in json.dumps(stored.job_data)
         assert stored.job_data["engine"]["credential"] == "MODEL_KEY"
     assert all(secret not in m for _, m in gaffer.logs(run_id))
-    assert RunStatus(run["status"]) is RunStatus.SUCCEEDED
+
+
+def test_with_the_gateway_the_engine_gets_a_run_token_and_never_the_provider_key(
+    start_gaffer: GafferFactory,
+) -> None:
+    gaffer = start_gaffer()  # the gateway is on by default, in this process
+    secret = "sk-test-" + uuid.uuid4().hex
+    project = gaffer.create_project(
+        command=(
+            'printf %s "$GAFFER_MODEL_API_KEY" > KEY.txt; '
+            'printf %s "$GAFFER_MODEL_BASE_URL" > URL.txt; env > ENV.txt'
+        ),
+        agents=["implementation"],
+    )
+    with gaffer.rt.db.session() as session:
+        found = get_project(session, project.name)
+        set_credential(session, gaffer.rt.box, found.id, "MODEL_KEY", secret)
+        set_agent(session, found, "implementation", overrides={"credential": "MODEL_KEY"})
+    response = gaffer.deliver(fixture_body("issues.labeled"), "issues", project.secret)
+    [run_id] = response.json()["runs"]
+    run = gaffer.wait_for(run_id)
+    assert run["status"] == "SUCCEEDED", run["error"]
+    assert project.bare is not None
+    token = git(project.bare, "show", f"{run['commit']}:KEY.txt")
+    assert token and token != secret
+    assert git(project.bare, "show", f"{run['commit']}:URL.txt").startswith("http://127.0.0.1:")
+    assert secret not in git(project.bare, "show", f"{run['commit']}:ENV.txt")
+    # The token named this run, which has ended: the gateway refuses it now.
+    url = git(project.bare, "show", f"{run['commit']}:URL.txt")
+    refused = httpx.post(
+        f"{url}/v1/messages",
+        headers={"x-api-key": token, "anthropic-version": "2023-06-01"},
+        json={"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]},
+    )
+    assert refused.status_code == 401, refused.text
+    assert refused.json()["type"] == "error"
 
 
 POST_MORTEM = """

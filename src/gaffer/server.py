@@ -1,9 +1,12 @@
-"""``gaffer up``: ingest, dispatch and drain in one process (or some of them, with ``roles``).
+"""``gaffer up``: ingest, dispatch, drain and the model gateway in one process (or some of
+them, with ``roles``).
 
-Roles: ``ingest`` (the webhook server, ``/metrics`` and the API), ``dispatch`` (workers), and
+Roles: ``ingest`` (the webhook server, ``/metrics`` and the API), ``dispatch`` (workers),
 ``drain`` (the burst buffer's drainer with its in-flight reclaim and stale sweeps; idle and
-cheap while the buffer is empty, so it is on by default). Any number of processes may run any
-role against the same Redis and database.
+cheap while the buffer is empty, so it is on by default) and ``gateway`` (the model API proxy
+every engine calls, on ``GAFFER_GATEWAY_HOST``:``GAFFER_GATEWAY_PORT``; started first, so this
+process's dispatcher hands its address to workers). Any number of processes may run any role
+against the same Redis and database.
 
 The HTTP server is uvicorn, given a socket bound here (so port 0 works and the real port is
 known), with uvicorn's own signal capture turned off: SIGINT/SIGTERM stop the HTTP server first
@@ -20,6 +23,7 @@ import socket
 from collections.abc import Callable, Generator, Iterable
 from dataclasses import dataclass
 
+import redis.asyncio as aioredis
 import structlog
 import uvicorn
 
@@ -35,6 +39,7 @@ from gaffer.buffer.scripts import BufferStore
 from gaffer.buffer.sweeps import Reclaimer, StaleSweeper, every
 from gaffer.coordination.client import connect
 from gaffer.dispatch.dispatcher import Dispatcher
+from gaffer.dispatch.engine_secrets import GatewayAccess
 from gaffer.dispatch.followups import FollowUps
 from gaffer.errors import UserError
 from gaffer.ingest.app import create_app
@@ -47,7 +52,7 @@ from gaffer.runtime import Runtime
 
 log = structlog.get_logger(__name__)
 
-ROLES = frozenset({"ingest", "dispatch", "drain"})
+ROLES = frozenset({"ingest", "dispatch", "drain", "gateway"})
 
 
 class _Server(uvicorn.Server):
@@ -127,12 +132,17 @@ async def serve(
     intake = RunIntake(settings, run_engine, redis, gate=BufferGate(settings, redis), buffer=buffer)
     dispatcher: Dispatcher | None = None
     drainer: Drainer | None = None
+    gateway_server: _Server | None = None
+    gateway_task: asyncio.Task[None] | None = None
     sweeps_stop = asyncio.Event()
     sweeps: list[asyncio.Task[None]] = []
     server: _Server | None = None
     server_task: asyncio.Task[None] | None = None
     listening: Listening | None = None
     try:
+        gateway_url: str | None = None
+        if "gateway" in roles and settings.gateway_enabled:
+            gateway_server, gateway_task, gateway_url = await _start_gateway(runtime, redis)
         if "dispatch" in roles:
             follow_ups = FollowUps(intake, redis, runtime.db, runtime.box)
             dispatcher = Dispatcher(
@@ -142,6 +152,7 @@ async def serve(
                 make_backend(settings),
                 run_engine,
                 box=runtime.box,
+                gateway=_gateway_access(runtime, gateway_url),
                 on_run_finished=follow_ups.after_run,
             )
             await dispatcher.start()
@@ -219,8 +230,70 @@ async def serve(
             await drainer.stop()
         if dispatcher is not None:
             await dispatcher.stop()
+        if gateway_server is not None and gateway_task is not None:
+            gateway_server.should_exit = True
+            with contextlib.suppress(Exception):
+                await gateway_task
         await queue.close()
         await redis.aclose()
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.remove_signal_handler(sig)
+
+
+async def _start_gateway(
+    runtime: Runtime, redis: aioredis.Redis
+) -> tuple[_Server, asyncio.Task[None], str]:
+    """Serve the model gateway on its own port; returns the server, its task and its URL."""
+    from gaffer.coordination.cancel import request_stop
+    from gaffer.gateway.agent_upstreams import AgentUpstreams
+    from gaffer.gateway.proxy import create_app as create_gateway_app
+    from gaffer.gateway.service import Gateway
+
+    settings = runtime.settings
+
+    async def stop_run(run_id: str, reason: str) -> None:
+        await request_stop(redis, run_id, reason)
+
+    gateway = Gateway.open(
+        runtime,
+        redis,
+        resolver=AgentUpstreams(runtime.db, runtime.box),
+        on_budget_exceeded=stop_run,
+    )
+    sock = bind(settings.gateway_host, settings.gateway_port)
+    where = Listening(settings.gateway_host, sock.getsockname()[1])
+    config = uvicorn.Config(
+        create_gateway_app(gateway),
+        log_config=None,
+        access_log=False,
+        lifespan="on",
+        timeout_keep_alive=75,
+    )
+    server = _Server(config)
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    while not server.started:
+        if task.done():
+            await task
+            raise RuntimeError("the gateway stopped during start-up")
+        await asyncio.sleep(0.01)
+    log.info("gateway_up", url=where.url)
+    return server, task, where.url
+
+
+def _gateway_access(runtime: Runtime, listening_url: str | None) -> GatewayAccess | None:
+    """How this process's dispatcher hands workers the gateway (None: the gateway is off)."""
+    from gaffer.gateway.settings import GatewaySettings
+    from gaffer.gateway.tokens import RunTokens
+    from gaffer.store.crypto import load_master_key
+
+    settings = runtime.settings
+    if not settings.gateway_enabled:
+        log.warning("gateway_disabled", detail="provider keys are handed to workers")
+        return None
+    return GatewayAccess.of(
+        settings,
+        listening_url,
+        RunTokens(load_master_key(settings)),
+        GatewaySettings().token_ttl_s,
+    )

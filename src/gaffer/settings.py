@@ -35,6 +35,8 @@ Environment variables (all optional):
                          checked against the image reference grammar when read.
 ``GAFFER_WORKER_*``      container limits: ``MEMORY_MB`` (4096; swap is set equal, so none),
                          ``CPUS`` (2.0), ``PIDS_LIMIT`` (4096), ``NETWORK`` (``bridge``).
+``GAFFER_GATEWAY_HOST``, ``_PORT``, ``_URL``: where the model gateway listens (127.0.0.1, any port)
+                         and how workers reach it (see the ``gateway_*`` fields).
 ``GAFFER_INSTANCE``      names this installation on a shared container engine (``default``):
                          containers are labelled with it and the orphan sweep only touches its own.
 =======================  =======================================================================
@@ -148,6 +150,20 @@ class Settings(BaseSettings):
     """Workers at once across every dispatch process sharing this Redis (0: no cap)."""
     slot_wait_ms: int = Field(default=1000, ge=10)
     """How long a job that found its work item busy or a cap full waits before it looks again."""
+
+    # The model gateway (gaffer.gateway; the gateway's own limits are GAFFER_GATEWAY_*).
+    gateway_enabled: bool = True
+    """Every engine's model calls go through the gateway: the engine gets the gateway's URL and
+    a per-run token, never the provider key. Off: the worker gets the provider key (weaker)."""
+    gateway_host: str = "127.0.0.1"
+    """Address the gateway role listens on (``0.0.0.0`` for containers on a bridge network)."""
+    gateway_port: int = Field(default=0, ge=0, le=65535)
+    """Port the gateway role listens on (0, the default: any free port, which this process's
+    own dispatcher knows; set one when workers reach the gateway through ``gateway_url``)."""
+    gateway_url: str | None = Field(default=None, pattern=r"^https?://\S+$")
+    """The gateway's base URL as workers reach it (no ``/v1``), when it is not this
+    process's own gateway on loopback: another host, or the host as containers see it
+    (``http://host.containers.internal:8081`` with ``GAFFER_GATEWAY_PORT=8081``)."""
 
     # API.
     api_token: str | None = None

@@ -63,11 +63,11 @@ from gaffer.backends.base import (
     WorkerLostError,
     WorkerNeverStartedError,
 )
-from gaffer.coordination.cancel import cancel_key, cancel_requested
+from gaffer.coordination.cancel import cancel_key, cancel_requested, stop_reason, stop_reason_key
 from gaffer.coordination.client import connect
 from gaffer.coordination.job_readers import JobReaderError, sweep_job_readers
 from gaffer.coordination.leases import LeaseKeys, LeaseResult, RunLeases
-from gaffer.dispatch.engine_secrets import engine_secret_env
+from gaffer.dispatch.engine_secrets import GatewayAccess, engine_secret_env
 from gaffer.dispatch.orphans import OrphanSweeper
 from gaffer.dispatch.outcome import Outcome, WorkerReport, outcome_of_exit
 from gaffer.dispatch.run_log import RunLogWriter
@@ -131,10 +131,12 @@ class Dispatcher:
         run_engine: RunEngine,
         *,
         box: SecretBox | None = None,
+        gateway: GatewayAccess | None = None,
         on_run_finished: RunFinishedHook | None = None,
     ) -> None:
         self.settings = settings
         self.box = box
+        self.gateway = gateway
         self.db = db
         self.redis_url = redis_url
         self.backend = backend
@@ -331,7 +333,9 @@ class Dispatcher:
         writer = RunLogWriter(self.db, run_id)
         await writer.write("system", f"dispatching to the {self.backend.name} backend")
         try:
-            secrets = await asyncio.to_thread(engine_secret_env, self.db, self.box, data)
+            secrets = await asyncio.to_thread(
+                engine_secret_env, self.db, self.box, data, self.gateway
+            )
             env = await build_worker_env(
                 data,
                 {**self.backend.base_env(data), **secrets},
@@ -568,6 +572,10 @@ class Dispatcher:
                 RunStatus.TIMED_OUT, exit_code, f"stalled: no engine output for {stall:g} s"
             )
         if stopped_for == "cancel":
+            reason = await stop_reason(self.redis, data.run_id)
+            if reason is not None:
+                # gaffer stopped it (a budget exceeded), not a user: the run failed.
+                return Outcome(RunStatus.FAILED, exit_code, reason)
             return Outcome(RunStatus.CANCELED, exit_code, "canceled while running")
         if stopped_for == "lease lost":
             return Outcome(
@@ -615,7 +623,7 @@ class Dispatcher:
         moved = await asyncio.to_thread(
             self._transition, run_id, from_statuses, outcome.status, **outcome.columns()
         )
-        await self.redis.delete(cancel_key(run_id))
+        await self.redis.delete(cancel_key(run_id), stop_reason_key(run_id))
         log.info(
             "run_finished",
             run_id=run_id,
