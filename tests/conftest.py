@@ -83,7 +83,9 @@ def start_gaffer(make_settings: SettingsFactory) -> Iterator[GafferFactory]:
     """Start gaffer (ingest + dispatch in a thread) with settings overrides; stopped after."""
     stack: list[Any] = []
 
-    def start(roles: tuple[str, ...] = ("ingest", "dispatch", "gateway"), **overrides: Any) -> Gaffer:
+    def start(
+        roles: tuple[str, ...] = ("ingest", "dispatch", "gateway"), **overrides: Any
+    ) -> Gaffer:
         cm = running_gaffer(make_settings(**overrides), roles)
         gaffer = cm.__enter__()
         stack.append(cm)
@@ -137,7 +139,9 @@ class DockerGaffers:
         }
         return self.make_settings(**values)
 
-    def start(self, roles: tuple[str, ...] = ("ingest", "dispatch", "gateway"), **overrides: Any) -> Gaffer:
+    def start(
+        self, roles: tuple[str, ...] = ("ingest", "dispatch", "gateway"), **overrides: Any
+    ) -> Gaffer:
         """Start gaffer in a thread; it is stopped when the test ends."""
         cm = running_gaffer(self.settings(**overrides), roles)
         gaffer = cm.__enter__()
