@@ -23,7 +23,7 @@ from gaffer.api.services import ApiServices
 from gaffer.runs.engine import NewRun
 from gaffer.runs.intake import Submission
 from gaffer.runs.requests import AgentRequest
-from gaffer.runs.views import run_view
+from gaffer.runs.views import run_detail, run_view
 from gaffer.store.models import TERMINAL_STATUSES, Project, Run, RunStatus, new_id
 from gaffer.store.projects import ProjectSnapshot
 
@@ -67,6 +67,14 @@ class RunOut(BaseModel):
     metadata: dict[str, Any] | None
     accepted_at: str | None
     buffer: BufferOut | None
+    engine_usage: dict[str, Any] | None = None
+    """What the engine's CLI itself reported (turns, tokens, cost_usd), summed over turns."""
+    outputs: dict[str, Any] | None = None
+    """The agent's validated output files by kind (review, reply, plan)."""
+    usage: dict[str, Any] | None = None
+    """The gateway's totals of the run's model calls (``GET /runs/{id}`` only)."""
+    posted: list[dict[str, Any]] | None = None
+    """The run's writes to GitHub and their state (``GET /runs/{id}`` only)."""
 
 
 class RunPage(BaseModel):
@@ -167,7 +175,7 @@ async def visible_run(svc: ApiServices, principal: Principal, run_id: str) -> di
     def row() -> dict[str, Any] | None:
         with svc.db.session() as session:
             found = run_row_for(session, principal, run_id)
-            return run_view(found) if found is not None else None
+            return run_detail(session, found) if found is not None else None
 
     view = await asyncio.to_thread(row)
     if view is None:

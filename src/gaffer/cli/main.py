@@ -23,6 +23,7 @@ from gaffer.cli.output import err_console
 from gaffer.cli.projects import projects_app
 from gaffer.cli.runs import runs_app
 from gaffer.cli.tokens import tokens_app
+from gaffer.cli.usage import usage_command
 from gaffer.cli.users import users_app
 from gaffer.cli.webhook import webhook_app
 from gaffer.errors import UserError
@@ -52,6 +53,7 @@ app.add_typer(agents_app, name="agents")
 app.add_typer(credentials_app, name="credentials")
 app.command("demo")(demo_command)
 app.command("engines")(engines_command)
+app.command("usage")(usage_command)
 app.add_typer(users_app, name="users")
 app.add_typer(tokens_app, name="tokens")
 app.add_typer(audit_app, name="audit")

@@ -17,7 +17,7 @@ from redis.exceptions import RedisError
 
 from gaffer.cli import context, remote, remote_runs
 from gaffer.cli.output import console, err_console, print_json, short, styled_status, table
-from gaffer.runs.views import log_view, run_view
+from gaffer.runs.views import log_view, run_detail, run_view
 from gaffer.runtime import Runtime, open_runtime
 from gaffer.store.models import Run, RunStatus, new_id
 from gaffer.store.projects import get_project
@@ -117,7 +117,7 @@ def show(
     else:
         try:
             with open_runtime(settings, redis=False) as rt, rt.db.session() as session:
-                view = run_view(get_run(session, run_id))
+                view = run_detail(session, get_run(session, run_id))
         except RunNotFoundError:
             # Not in the database: it may still wait in the burst buffer.
             with open_runtime(settings) as rt:
@@ -125,9 +125,13 @@ def show(
     if as_json:
         print_json(view)
         return
+    posted = view.pop("posted", None) or []
     for key, value in view.items():
         shown = styled_status(value) if key == "status" else ("-" if value is None else value)
         console.print(f"[bold]{key}[/bold]: {shown}", highlight=False)
+    if posted:
+        rows = [(p["kind"], p["status"], p["url"], p["attempts"], p["error"]) for p in posted]
+        console.print(table("posted", ["write", "status", "url", "attempts", "error"], rows))
 
 
 def _print_line(view: dict[str, object], as_json: bool) -> None:

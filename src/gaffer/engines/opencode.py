@@ -51,8 +51,8 @@ server's ``retry-after``), and no setting or env var bounds it. Its log says ``m
 at each step of a session, ``message=stream ... small=false`` at each attempt of the step's
 model call and, for most failures, ``message="stream error" ... error.error="..."``. This
 engine counts, per session and step, the failed attempts (stream errors, or attempts beyond
-the first) and at :data:`MAX_MODEL_ATTEMPTS` stops opencode: SIGTERM to its process (whose pid
-the launching shell prints first), SIGKILL :data:`STOP_GRACE_S` later; the run's error is the
+the first) and at :data:`MAX_MODEL_ATTEMPTS` stops opencode: SIGTERM to its process, SIGKILL a few
+seconds later (:class:`~gaffer.engines.stopper.CliStopper`); the run's error is the
 provider's message. So a dead model server fails the run after one retry (two or three
 requests, a few seconds), and one cut stream or one 500 is still retried and recovered from.
 A 401 is not retried by opencode: its ``error`` event ends the turn at once.
@@ -62,17 +62,15 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import re
 import shutil
-import signal
-import threading
 from pathlib import Path
 from typing import Any
 
 from gaffer.engines.base import EngineFigures, EngineResult, Invocation
 from gaffer.engines.discovery import find_cli
 from gaffer.engines.process import engine_log, run_cli, write_private
+from gaffer.engines.stopper import CliStopper, pid_argv
 from gaffer.worker.events import Reporter
 
 KEY_FILE = ".gaffer/opencode-api-key"
@@ -101,12 +99,6 @@ OFFLINE_ENV = {
     "OPENCODE_DISABLE_PROJECT_CONFIG": "1",
 }
 """Everything that would make opencode call out, or read config from the repository."""
-
-STOP_GRACE_S = 5.0
-"""How long opencode has to exit after the SIGTERM that stops its retries, before SIGKILL."""
-
-PID_PREFIX = "gaffer-engine-pid "
-"""The first line the launching shell prints: the pid of the ``opencode`` process it becomes."""
 
 SYSTEM_PROMPT_FILE = "opencode-instructions.md"
 """In the scratch directory: the rendered system prompt (the config's ``instructions``)."""
@@ -180,7 +172,7 @@ def _cost(value: object) -> dict[str, float]:
 
 def opencode_argv(executable: str, invocation: Invocation) -> list[str]:
     """The command line of one turn, through ``/bin/sh`` so that its first line is the pid
-    (:data:`PID_PREFIX`) of the process it then becomes (``exec``). The prompt goes on stdin.
+    (:func:`~gaffer.engines.stopper.pid_argv`). The prompt goes on stdin.
     A new session gets a ``--title`` (else opencode asks the model for one, a side call).
     Never holds the API key."""
     options = ["run", "--format", "json", "--pure", "--print-logs", "--log-level", "INFO"]
@@ -189,8 +181,7 @@ def opencode_argv(executable: str, invocation: Invocation) -> list[str]:
     else:
         task = invocation.job.task
         options += ["--title", f"gaffer {task.agent_type} {task.repository}#{task.work_item}"]
-    script = f'echo "{PID_PREFIX}$$"; exec "$0" "$@"'
-    return ["/bin/sh", "-c", script, executable, *options]
+    return pid_argv([executable, *options])
 
 
 class OpencodeEvents:
@@ -210,7 +201,7 @@ class OpencodeEvents:
         self.reporter = reporter
         self.secret = secret
         self.key_file = key_file
-        self.pid: int | None = None
+        self.stopper = CliStopper()
         self.session_id: str | None = None
         self.errors: list[str] = []
         self.stopped: str | None = None
@@ -220,7 +211,6 @@ class OpencodeEvents:
         self.turns = 0
         self.tokens = {"input": 0, "output": 0, "cache_read": 0, "cache_write": 0}
         self.cost = 0.0
-        self._killer: threading.Timer | None = None
         self._texts: dict[str, list[str]] = {}
         self._last_message: str | None = None
 
@@ -241,9 +231,7 @@ class OpencodeEvents:
 
     def on_line(self, line: str) -> None:
         """Handle one printed line: the pid line, a JSON event, or a log line."""
-        if self.pid is None and line.startswith(PID_PREFIX):
-            with contextlib.suppress(ValueError):
-                self.pid = int(line.removeprefix(PID_PREFIX))
+        if self.stopper.on_line(line):
             return
         try:
             event = json.loads(line) if line.startswith("{") else None
@@ -346,30 +334,12 @@ class OpencodeEvents:
                 f"the model call failed {failed} times, stopped retrying: {self.redact(reason)}"
             )
             self.log("error", self.stopped)
-            self._stop()
-
-    def _stop(self) -> None:
-        """SIGTERM to opencode, and SIGKILL :data:`STOP_GRACE_S` later if it is still there
-        (:meth:`close` cancels that once it has exited)."""
-        if self.pid is None:
-            return
-        pid = self.pid
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.kill(pid, signal.SIGTERM)
-
-        def kill() -> None:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.kill(pid, signal.SIGKILL)
-
-        self._killer = threading.Timer(STOP_GRACE_S, kill)
-        self._killer.daemon = True
-        self._killer.start()
+            self.stopper.stop(self.stopped)
 
     def close(self) -> None:
         """The turn is over: delete the key file, cancel a pending SIGKILL."""
         self.forget_key()
-        if self._killer is not None:
-            self._killer.cancel()
+        self.stopper.close()
 
     def figures(self, *, priced: bool) -> EngineFigures:
         """The summed figures of the turn (``cost_usd`` only when the model is ``priced``:

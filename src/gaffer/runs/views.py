@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy.orm import Session
+
 from gaffer.store.models import Project, Run, RunLog, WebhookDelivery
 
 
@@ -48,6 +50,29 @@ def run_view(run: Run) -> dict[str, Any]:
         "accepted_at": _ts(run.accepted_at),
         "buffer": None,
     }
+
+
+def run_detail(session: Session, run: Run) -> dict[str, Any]:
+    """:func:`run_view` plus what ``runs show`` adds: ``usage``, the gateway's totals of the
+    run's model calls (``calls``, the four token counts, ``cost_usd``: USD), and ``posted``,
+    the run's writes to GitHub from the outbox (``kind``, ``status``, ``url``, ``attempts``,
+    ``error``, ``sent_at``), what is pending or failed for good included."""
+    from gaffer.gateway.usage import run_totals
+    from gaffer.store.outbox import describe, entries_for_run
+
+    totals = run_totals(session, run.id)
+    view = run_view(run)
+    view["usage"] = {
+        "calls": totals.calls,
+        "input_tokens": totals.input_tokens,
+        "output_tokens": totals.output_tokens,
+        "cache_read_tokens": totals.cache_read_tokens,
+        "cache_write_tokens": totals.cache_write_tokens,
+        "cost_usd": round(totals.cost_nano_usd / 1e9, 6),
+        "unpriced_calls": totals.unpriced,
+    }
+    view["posted"] = [describe(entry) for entry in entries_for_run(session, run.id)]
+    return view
 
 
 def log_view(line: RunLog) -> dict[str, Any]:
