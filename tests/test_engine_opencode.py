@@ -20,7 +20,12 @@ import pytest
 from gaffer.engines.base import EngineResult, Invocation, ModelEndpoint
 from gaffer.engines.opencode import KEY_FILE, MAX_MODEL_ATTEMPTS, OpencodeEngine
 from gaffer.queue.jobs import EngineSpec, JobData, RepositorySpec, TaskSpec
+from gaffer.store.agents import set_agent
+from gaffer.store.credentials import set_credential
+from gaffer.store.projects import get_project
 from gaffer.worker.events import Reporter
+from tests.conftest import GafferFactory
+from tests.support.harness import Gaffer, fixture_body
 from tests.support.model_server import ModelServer, Say, Shell, Usage
 
 ENGINES_BIN = Path(os.environ.get("GAFFER_ENGINES_DIR", "/opt/gaffer-engines")) / "bin"
@@ -324,3 +329,137 @@ def test_a_priced_model_reports_opencode_cost(run: Run, server: Any) -> None:
     assert result.ok, (result, run.log())
     assert result.figures is not None
     assert result.figures.cost_usd == pytest.approx(2.0 + 0.8)
+
+
+# -- end to end: a project whose agent uses the opencode engine ----------------------------
+
+
+def opencode_project(
+    gaffer: Gaffer, server: ModelServer, agent: str = "implementation", **options: Any
+) -> Any:
+    """A project whose ``agent`` plays on opencode against the model server, its key in the
+    project's credentials under the engine's default name."""
+    project = gaffer.create_project(agents=[agent], **options)
+    with gaffer.rt.db.session() as session:
+        found = get_project(session, project.name)
+        set_credential(session, gaffer.rt.box, found.id, "OPENAI_API_KEY", KEY)
+        set_agent(
+            session,
+            found,
+            agent,
+            engine="opencode",
+            engine_settings={},
+            overrides={"model": "gpt-test", "base_url": server.openai_url},
+        )
+    return project
+
+
+def deliver_issue(gaffer: Gaffer, project: Any) -> str:
+    response = gaffer.deliver(fixture_body("issues.labeled"), "issues", project.secret)
+    assert response.status_code == 202, response.text
+    [run_id] = response.json()["runs"]
+    return str(run_id)
+
+
+def show(bare: Path, spec: str) -> str:
+    return subprocess.run(
+        ["git", "show", spec], cwd=bare, capture_output=True, text=True, check=True
+    ).stdout
+
+
+def test_an_opencode_run_through_gaffer_commits_pushes_and_records_its_figures(
+    start_gaffer: GafferFactory, opencode_cli: Path, server: ModelServer
+) -> None:
+    gaffer = start_gaffer(engines_dir=opencode_cli.parent.parent)
+    project = opencode_project(gaffer, server)
+    server.usage = Usage(input_tokens=200, output_tokens=20, cache_read=5)
+    server.script([Shell("printf 'hi\\n' > HELLO.md", then="Done: wrote HELLO.md")])
+
+    run_id = deliver_issue(gaffer, project)
+    run = gaffer.wait_for(run_id)
+
+    assert run["status"] == "SUCCEEDED", (run["error"], gaffer.logs(run_id))
+    assert project.bare is not None
+    assert show(project.bare, f"{run['commit']}:HELLO.md") == "hi\n"
+    assert run["branch"] == "gaffer/implementation/1"
+    assert run["summary"] == "Done: wrote HELLO.md"
+    calls = server.model_requests
+    assert len(calls) == 2
+    assert run["engine_usage"] == {
+        "turns": 2,
+        "input_tokens": 400,
+        "output_tokens": 40,
+        "cache_read_tokens": 10,
+        "cache_write_tokens": 0,
+        "invocations": 1,
+    }
+    # The agent's rendered prompts reached the model; the key only in the header.
+    title = json.loads(fixture_body("issues.labeled"))["issue"]["title"]
+    assert title in json.dumps(calls[0].json["messages"])
+    assert all(c.headers["authorization"] == f"Bearer {KEY}" for c in calls)
+    engine_lines = [m for stream, m in gaffer.logs(run_id) if stream == "engine"]
+    assert "tool bash: printf 'hi\\n' > HELLO.md" in engine_lines, engine_lines
+    assert "assistant: Done: wrote HELLO.md" in engine_lines
+    assert all(KEY not in m for _, m in gaffer.logs(run_id))
+
+
+def test_a_bad_key_fails_the_run_with_opencode_message(
+    start_gaffer: GafferFactory, opencode_cli: Path, server: ModelServer
+) -> None:
+    gaffer = start_gaffer(engines_dir=opencode_cli.parent.parent)
+    project = opencode_project(gaffer, server)
+    server.fail(status=401, times=None)
+
+    run = gaffer.wait_for(deliver_issue(gaffer, project))
+
+    assert run["status"] == "FAILED"
+    assert run["error"].startswith("engine opencode failed: opencode: Incorrect API key provided")
+    assert run["error"].endswith("(HTTP 401)")
+    assert len(server.model_requests) == 1  # not retried, and no continuation turn after it
+
+
+def test_a_continuation_turn_continues_the_session_and_the_review_agent_writes_its_review(
+    start_gaffer: GafferFactory, opencode_cli: Path, server: ModelServer
+) -> None:
+    gaffer = start_gaffer(engines_dir=opencode_cli.parent.parent)
+    project = opencode_project(gaffer, server, "review", pr_branch="changes")
+    review = {"event": "COMMENT", "body": "Looks right.", "comments": []}
+    server.script(
+        [
+            Say("I read the diff; it looks right."),  # and forgets the review file
+            Shell(f"printf '%s' '{json.dumps(review)}' > \"$GAFFER_REVIEW_FILE\"", then="Filed."),
+        ]
+    )
+    payload = fixture_body("pull_request.opened")
+
+    response = gaffer.deliver(payload, "pull_request", project.secret)
+    [run_id] = response.json()["runs"]
+    run = gaffer.wait_for(run_id)
+
+    assert run["status"] == "SUCCEEDED", (run["error"], gaffer.logs(run_id))
+    assert run["outputs"] == {"review": review}
+    assert run["summary"] == "Filed."
+    assert run["commit"] is None  # a read-only agent pushes nothing
+    assert run["engine_usage"]["invocations"] == 2
+    # The second invocation continued the first one's session.
+    first, *rest = server.agent_requests
+    history = json.dumps(rest[0].json["messages"])
+    assert "I read the diff; it looks right." in history
+    assert "the review file is missing or invalid" in history
+    assert "the review file is missing" not in json.dumps(first.json["messages"])
+
+
+def test_a_model_that_stalls_times_the_run_out(
+    start_gaffer: GafferFactory, opencode_cli: Path, server: ModelServer
+) -> None:
+    # opencode prints nothing of the agent's while it starts (its INFO log is not copied to the
+    # run log), which takes seconds on a busy machine: the stall timeout must outlast that.
+    gaffer = start_gaffer(engines_dir=opencode_cli.parent.parent, stall_timeout_s=45.0)
+    project = opencode_project(gaffer, server)
+    server.stall(seconds=300, times=None)
+
+    run = gaffer.wait_for(deliver_issue(gaffer, project))
+
+    assert run["status"] == "TIMED_OUT"
+    assert run["error"] == "stalled: no engine output for 45 s"
+    assert len(server.model_requests) == 1  # held, never answered
