@@ -5,7 +5,6 @@ the upstream's exact figures, priced; a run over its cost budget is stopped FAIL
 
 from __future__ import annotations
 
-import os
 import time
 import uuid
 from collections.abc import Iterator
@@ -16,7 +15,7 @@ import pytest
 from gaffer.gateway.usage import run_totals
 from gaffer.store.agents import set_agent
 from gaffer.store.credentials import set_credential
-from gaffer.store.models import GatewayCall
+from gaffer.store.models import GatewayCall, Run, RunStatus
 from gaffer.store.projects import get_project
 from tests.conftest import GafferFactory
 from tests.support.harness import Gaffer, ProjectInfo, fixture_body
@@ -128,15 +127,21 @@ def test_each_engine_calls_through_the_gateway_and_never_holds_the_provider_key(
     assert totals.calls == len(rows)
 
 
+@pytest.fixture
+def claude_server() -> Iterator[ModelServer]:
+    with ModelServer(model=ENGINES["claude-code"][0]) as server:
+        server.usage = USAGE
+        yield server
+
+
 def test_a_run_over_its_cost_budget_is_stopped_and_failed_with_the_reason(
-    start_gaffer: GafferFactory, monkeypatch: pytest.MonkeyPatch, server: ModelServer, engine: str
+    start_gaffer: GafferFactory, monkeypatch: pytest.MonkeyPatch, claude_server: ModelServer
 ) -> None:
-    if engine != "claude-code":
-        pytest.skip("one engine suffices: the budget is the gateway's, whatever the CLI")
+    """One engine suffices: the budget is the gateway's, whatever the CLI."""
     monkeypatch.setenv("GAFFER_GATEWAY_MAX_RUN_COST_USD", "0.000001")
     gaffer = start_gaffer()
-    project = project_on(gaffer, engine, server)
-    server.script([Shell("printf 'hello\\n' > HELLO.md", then="done")])
+    project = project_on(gaffer, "claude-code", claude_server)
+    claude_server.script([Shell("printf 'hello\\n' > HELLO.md", then="done")])
     response = gaffer.deliver(fixture_body("issues.labeled"), "issues", project.secret)
     [run_id] = response.json()["runs"]
     run = gaffer.wait_for(run_id, timeout=180)
@@ -144,5 +149,50 @@ def test_a_run_over_its_cost_budget_is_stopped_and_failed_with_the_reason(
     assert run["error"].startswith("budget exceeded:"), run["error"]
     assert "per run" in run["error"]
     # Nothing reached the upstream: the call was refused before it was forwarded.
-    assert server.model_requests == []
-    assert os.environ["GAFFER_GATEWAY_MAX_RUN_COST_USD"] == "0.000001"
+    assert claude_server.model_requests == []
+
+
+def test_a_project_over_its_monthly_budget_starts_no_new_run(
+    start_gaffer: GafferFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GAFFER_GATEWAY_PROJECT_MONTHLY_USD", "1")
+    gaffer = start_gaffer()
+    project = gaffer.create_project(agents=["implementation"])
+    earlier = uuid.uuid4().hex
+    with gaffer.rt.db.session() as session:
+        # Earlier this month the project's calls cost $1.50.
+        session.add(
+            Run(
+                id=earlier,
+                project_id=project.id,
+                agent_type="implementation",
+                work_item="9",
+                trigger="github:issues.labeled",
+                status=RunStatus.SUCCEEDED,
+                job_data={},
+            )
+        )
+        session.flush()
+        session.add(
+            GatewayCall(
+                run_id=earlier,
+                project_id=project.id,
+                agent_type="implementation",
+                api="anthropic",
+                provider="anthropic",
+                model="claude-haiku-4-5",
+                status_code=200,
+                outcome="ok",
+                input_tokens=1,
+                output_tokens=1,
+                cost_nano_usd=1_500_000_000,
+                duration_ms=10,
+            )
+        )
+    response = gaffer.deliver(fixture_body("issues.labeled"), "issues", project.secret)
+    assert response.status_code == 202
+    answer = response.json()
+    assert answer["decision"] == "ignored" and answer["runs"] == []
+    assert "budget exceeded: $1.50 of $1.00 of the project's monthly budget" in answer["reason"]
+    with gaffer.rt.db.session() as session:
+        assert session.query(Run).filter(Run.project_id == project.id).count() == 1

@@ -584,7 +584,14 @@ class Dispatcher:
                 f"stopped: its work-item lease lapsed and run {lost_to} took the work item"
                 " (one run of an agent type per work item at a time)",
             )
-        return outcome_of_exit(exit_code, report, handle.exit_reason(exit_code))
+        outcome = outcome_of_exit(exit_code, report, handle.exit_reason(exit_code))
+        if outcome.status is not RunStatus.SUCCEEDED:
+            # The engine may fail on the refused call before the stop request is acted on:
+            # the run failed for gaffer's reason (a budget exceeded), not the engine's.
+            reason = await stop_reason(self.redis, data.run_id)
+            if reason is not None:
+                outcome.error = reason
+        return outcome
 
     async def _pump(self, handle: WorkerHandle, writer: RunLogWriter, report: WorkerReport) -> None:
         async for line in handle.output():

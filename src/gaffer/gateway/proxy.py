@@ -159,7 +159,7 @@ async def forward(
             log.warning(
                 "gateway_budget_exceeded", run_id=run.run_id, budget=exc.budget, reason=str(exc)
             )
-            gateway.budget_exceeded(run.run_id, str(exc))
+            await gateway.budget_exceeded(run.run_id, str(exc))
             return _error(protocol, "budget", str(exc))
         except BudgetUnavailable as exc:
             return _fail_closed(protocol, exc.store, str(exc))

@@ -134,19 +134,18 @@ class Gateway:
         await self.writer.aclose()
         await self.client.aclose()
 
-    def budget_exceeded(self, run_id: str, reason: str) -> None:
-        """Call the hook (on a background task) for a refused call."""
+    async def budget_exceeded(self, run_id: str, reason: str) -> None:
+        """Call the hook for a refused call, before the refusal is answered: the run's stop
+        (and its reason) is recorded before the engine can react to the error and exit, so
+        the run ends FAILED with the budget's reason rather than the engine's words. A hook
+        that fails is logged (``gateway_budget_hook_failed``), never raised."""
         hook = self.on_budget_exceeded
         if hook is None:
             return
-
-        async def call() -> None:
-            try:
-                await hook(run_id, reason)
-            except Exception:
-                log.exception("gateway_budget_hook_failed", run_id=run_id)
-
-        self.spawn(call())
+        try:
+            await hook(run_id, reason)
+        except Exception:
+            log.exception("gateway_budget_hook_failed", run_id=run_id)
 
     async def finish(self, record: CallRecord, reservation: Reservation | None) -> None:
         """Price ``record`` and settle ``reservation`` with it now (one Redis round trip, so

@@ -102,6 +102,10 @@ class RunIntake:
         self.redis = redis
         self.gate = gate
         self.buffer = buffer
+        from gaffer.gateway.budgets import usd_to_nano
+        from gaffer.gateway.settings import GatewaySettings
+
+        self._monthly_nano_usd = usd_to_nano(GatewaySettings().project_monthly_usd)
 
     async def submit(
         self,
@@ -117,6 +121,11 @@ class RunIntake:
         not called when no row is written. Raises database and Redis errors of the run engine.
         """
         submission = Submission()
+        refusal = await self._over_monthly_budget(project)
+        if refusal is not None:
+            submission.skipped = [(new.run_id, refusal) for new in runs]
+            log.info("runs_refused_over_budget", project=project.name, reason=refusal)
+            return submission
         admitted: list[NewRun] = []
         claimed: list[NewRun] = []
         for new in runs:
@@ -154,6 +163,20 @@ class RunIntake:
                     await self._release(project, new)
             raise
         return submission
+
+    async def _over_monthly_budget(self, project: ProjectSnapshot) -> str | None:
+        """Why ``project`` may start no run this month (its model calls since the month began
+        cost its monthly budget, ``GAFFER_GATEWAY_PROJECT_MONTHLY_USD``), or None. One query
+        over the gateway's usage rows, and only when a budget is set."""
+        if self._monthly_nano_usd <= 0:
+            return None
+        from gaffer.gateway.budgets import monthly_budget_refusal
+
+        def check() -> str | None:
+            with self.run_engine.db.session() as session:
+                return monthly_budget_refusal(session, project.id, self._monthly_nano_usd)
+
+        return await asyncio.to_thread(check)
 
     async def _written(self, run_ids: list[str]) -> set[str]:
         """Which of ``run_ids`` have a run row. When the database cannot say, all of them:
