@@ -20,7 +20,12 @@ import pytest
 from gaffer.engines.aider import MAX_MODEL_ATTEMPTS, AiderEngine
 from gaffer.engines.base import EngineResult, Invocation, ModelEndpoint
 from gaffer.queue.jobs import EngineSpec, JobData, RepositorySpec, TaskSpec
+from gaffer.store.agents import set_agent
+from gaffer.store.credentials import set_credential
+from gaffer.store.projects import get_project
 from gaffer.worker.events import Reporter
+from tests.conftest import GafferFactory
+from tests.support.harness import Gaffer, fixture_body
 from tests.support.model_server import Edit, ModelServer, Say, Usage
 
 ENGINES_BIN = Path(os.environ.get("GAFFER_ENGINES_DIR", "/opt/gaffer-engines")) / "bin"
@@ -236,3 +241,93 @@ def test_a_repository_env_file_cannot_set_a_proxy(run: Run, server: Any) -> None
 
     assert result.ok, (result, run.log())
     assert len(server.model_requests) == 1
+
+
+# -- end to end: a project whose agent uses the aider engine -------------------------------
+
+
+def aider_project(
+    gaffer: Gaffer, server: ModelServer, agent: str = "implementation", **options: Any
+) -> Any:
+    """A project whose ``agent`` plays on aider against the model server, its key in the
+    project's credentials under the engine's default name."""
+    project = gaffer.create_project(agents=[agent], **options)
+    with gaffer.rt.db.session() as session:
+        found = get_project(session, project.name)
+        set_credential(session, gaffer.rt.box, found.id, "OPENAI_API_KEY", KEY)
+        set_agent(
+            session,
+            found,
+            agent,
+            engine="aider",
+            engine_settings={},
+            overrides={"model": "gpt-test", "base_url": server.openai_url},
+        )
+    return project
+
+
+def deliver_issue(gaffer: Gaffer, project: Any) -> str:
+    response = gaffer.deliver(fixture_body("issues.labeled"), "issues", project.secret)
+    assert response.status_code == 202, response.text
+    [run_id] = response.json()["runs"]
+    return str(run_id)
+
+
+def show(bare: Path, spec: str) -> str:
+    return subprocess.run(
+        ["git", "show", spec], cwd=bare, capture_output=True, text=True, check=True
+    ).stdout
+
+
+def test_an_aider_run_through_gaffer_commits_pushes_and_records_its_figures(
+    start_gaffer: GafferFactory, aider_cli: Path, server: ModelServer
+) -> None:
+    gaffer = start_gaffer(engines_dir=aider_cli.parent.parent)
+    project = aider_project(gaffer, server)
+    server.usage = Usage(input_tokens=200, output_tokens=20)
+    server.script([Edit("HELLO.md", "hi\n", then="Done: wrote HELLO.md")])
+
+    run_id = deliver_issue(gaffer, project)
+    run = gaffer.wait_for(run_id)
+
+    assert run["status"] == "SUCCEEDED", (run["error"], gaffer.logs(run_id))
+    assert project.bare is not None
+    assert show(project.bare, f"{run['commit']}:HELLO.md") == "hi\n"
+    files = subprocess.run(
+        ["git", "show", "--name-only", "--format=", run["commit"]],
+        cwd=project.bare,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    assert files == ["HELLO.md"]  # no aider history or config in the commit
+    assert run["summary"] == "Done: wrote HELLO.md"
+    calls = server.model_requests
+    assert len(calls) == 1
+    assert run["engine_usage"] == {
+        "turns": 1,
+        "input_tokens": 200,
+        "output_tokens": 20,
+        "invocations": 1,
+    }
+    title = json.loads(fixture_body("issues.labeled"))["issue"]["title"]
+    assert title in json.dumps(calls[0].json["messages"])
+    assert calls[0].headers["authorization"] == f"Bearer {KEY}"
+    engine_lines = [m for stream, m in gaffer.logs(run_id) if stream == "engine"]
+    assert "tool edit: HELLO.md" in engine_lines, engine_lines
+    assert all(KEY not in m for _, m in gaffer.logs(run_id))
+
+
+def test_a_bad_key_fails_the_run_with_aider_message(
+    start_gaffer: GafferFactory, aider_cli: Path, server: ModelServer
+) -> None:
+    gaffer = start_gaffer(engines_dir=aider_cli.parent.parent)
+    project = aider_project(gaffer, server)
+    server.fail(status=401, times=None)
+
+    run = gaffer.wait_for(deliver_issue(gaffer, project))
+
+    assert run["status"] == "FAILED"
+    assert run["error"].startswith("engine aider failed: aider: litellm.AuthenticationError")
+    assert "Incorrect API key provided" in run["error"]
+    assert len(server.model_requests) == 1  # not retried, and no continuation turn after it
