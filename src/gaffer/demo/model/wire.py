@@ -27,7 +27,7 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
-from tests.support.model_plan import Answer, Usage, words
+from gaffer.demo.model.plan import Answer, Usage, words
 
 Event = tuple[str | None, dict[str, Any] | str]  # (SSE event name or None, data)
 

@@ -13,7 +13,7 @@ no tool result yet (see :class:`Planner`):
 - :class:`Say`: answer text only.
 
 The plan used up, the model answers ``Say("done")``. The wire formats are in
-``tests/support/model_wire.py``; the HTTP server is ``tests/support/model_server.py``.
+:mod:`gaffer.demo.model.wire`; the HTTP server is :mod:`gaffer.demo.model.server`.
 """
 
 from __future__ import annotations
