@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from gaffer.engines.aider import MAX_MODEL_ATTEMPTS, AiderEngine
+from gaffer.engines.aider import MAX_MODEL_ATTEMPTS, OUTPUT_DIR, AiderEngine
 from gaffer.engines.base import EngineResult, Invocation, ModelEndpoint
 from gaffer.queue.jobs import EngineSpec, JobData, RepositorySpec, TaskSpec
 from gaffer.store.agents import set_agent
@@ -331,3 +331,34 @@ def test_a_bad_key_fails_the_run_with_aider_message(
     assert run["error"].startswith("engine aider failed: aider: litellm.AuthenticationError")
     assert "Incorrect API key provided" in run["error"]
     assert len(server.model_requests) == 1  # not retried, and no continuation turn after it
+
+
+def test_a_continuation_turn_makes_the_review_agent_write_its_review(
+    start_gaffer: GafferFactory, aider_cli: Path, server: ModelServer
+) -> None:
+    gaffer = start_gaffer(engines_dir=aider_cli.parent.parent)
+    project = aider_project(gaffer, server, "review", pr_branch="changes")
+    review = {"event": "COMMENT", "body": "Looks right.", "comments": []}
+    server.script(
+        [
+            Say("I read the diff; it looks right."),  # and forgets the review file
+            # aider edits repository files only: the review file is a stand-in in the checkout.
+            Edit(f"{OUTPUT_DIR}/review.json", json.dumps(review), then="Filed."),
+        ]
+    )
+    payload = fixture_body("pull_request.opened")
+
+    response = gaffer.deliver(payload, "pull_request", project.secret)
+    [run_id] = response.json()["runs"]
+    run = gaffer.wait_for(run_id)
+
+    assert run["status"] == "SUCCEEDED", (run["error"], gaffer.logs(run_id))
+    assert run["outputs"] == {"review": review}
+    assert run["summary"] == "Filed."
+    assert run["commit"] is None  # read-only, and the stand-in is not left in the checkout
+    assert run["engine_usage"]["invocations"] == 2
+    first, *rest = server.agent_requests
+    assert f"{OUTPUT_DIR}/review.json" in json.dumps(first.json["messages"])
+    history = json.dumps(rest[0].json["messages"])
+    assert "I read the diff; it looks right." in history  # the restored chat
+    assert "the review file is missing or invalid" in history

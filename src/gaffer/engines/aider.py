@@ -30,6 +30,12 @@ every log line is redacted too; aider runs no command of the model's, see above)
 ``BROWSER=true`` (aider offers to open a documentation URL after an error, and
 ``--yes-always`` accepts), no ``AIDER_*`` variable of the worker's (each is an option).
 
+Output files: aider edits files of the repository only, so the agent's output files
+(``$GAFFER_REVIEW_FILE``, ``$GAFFER_REPLY_FILE``, ``$GAFFER_PLAN_FILE``, in the scratch
+directory) are given to it as stand-ins under :data:`OUTPUT_DIR` in the checkout (their paths
+and env var names replaced in the prompts), copied to the real paths after the turn and removed
+from the checkout, so never committed.
+
 Output (:class:`AiderOutput`): aider's header lines are ``output`` log lines; each reply of
 the model is one ``assistant`` line, and the last one, without its edit blocks, is the
 summary; ``Applied edit to F`` lines are ``tool`` lines (tool ``edit``). aider exits 0 even
@@ -53,9 +59,11 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 from pathlib import Path
 from typing import Any
 
+from gaffer.agents.outputs import OUTPUT_ENV
 from gaffer.engines.base import EngineFigures, EngineResult, Invocation
 from gaffer.engines.discovery import find_cli
 from gaffer.engines.process import engine_log, run_cli
@@ -100,6 +108,11 @@ HEADER_PREFIXES = (
     "Note: ",
 )
 """What aider prints before the model's first reply (and between turns): not the model's."""
+
+OUTPUT_DIR = ".gaffer-output"
+"""In the checkout: where aider writes the agent's output files (it edits files of the
+repository only); moved to their real paths in the scratch directory after the turn, and never
+left in the checkout (so never committed)."""
 
 _TOKENS = re.compile(r"^Tokens: .* sent, .* received\.")
 _APPLIED = re.compile(r"^Applied edit to (.+)$")
@@ -341,6 +354,54 @@ def read_figures(path: Path, *, priced: bool) -> EngineFigures:
     )
 
 
+def _prepare_outputs(invocation: Invocation) -> list[tuple[str, str, Path]]:
+    """The agent's output files outside the checkout, as ``(env var, stand-in path relative
+    to the checkout, real path)``: each ``GAFFER_REVIEW_FILE``... of ``invocation.env``. The
+    stand-ins go under :data:`OUTPUT_DIR`, made empty (and the engine user's)."""
+    _remove(invocation.checkout / OUTPUT_DIR)
+    outputs = [
+        (variable, f"{OUTPUT_DIR}/{Path(target).name}", Path(target))
+        for variable in OUTPUT_ENV.values()
+        if (target := invocation.env.get(variable))
+        and not Path(target).is_relative_to(invocation.checkout)
+    ]
+    if outputs:
+        stand_in = invocation.checkout / OUTPUT_DIR
+        stand_in.mkdir()
+        if invocation.user is not None:
+            os.chown(stand_in, invocation.user.uid, invocation.user.gid)
+    return outputs
+
+
+def _point_at(text: str, outputs: list[tuple[str, str, Path]]) -> str:
+    """``text`` with each output file's real path, and its env var (``$GAFFER_REVIEW_FILE``,
+    ``${GAFFER_REVIEW_FILE}``), replaced by its stand-in path in the checkout."""
+    for variable, relative, target in outputs:
+        text = text.replace(str(target), relative)
+        text = text.replace("${" + variable + "}", relative).replace("$" + variable, relative)
+    return text
+
+
+def _collect_outputs(invocation: Invocation, outputs: list[tuple[str, str, Path]]) -> None:
+    """Copy what aider wrote at the stand-in paths to the real output files (a symlink is not
+    followed); remove :data:`OUTPUT_DIR` from the checkout."""
+    for _variable, relative, target in outputs:
+        written = invocation.checkout / relative
+        if written.is_file() and not written.is_symlink():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.unlink(missing_ok=True)
+            target.write_bytes(written.read_bytes())
+    _remove(invocation.checkout / OUTPUT_DIR)
+
+
+def _remove(path: Path) -> None:
+    """Remove ``path`` (a file, a symlink or a directory tree; absent: nothing)."""
+    if path.is_symlink() or path.is_file():
+        path.unlink()
+    elif path.exists():
+        shutil.rmtree(path)
+
+
 def _number(value: object, kind: type = int) -> Any:
     if isinstance(value, int | float) and not isinstance(value, bool):
         return kind(value)
@@ -388,7 +449,8 @@ class AiderEngine:
         # JSON is YAML: one model's settings, the OpenAI client's own retries off.
         model_settings = [{"name": f"openai/{name}", "extra_params": {"max_retries": 0}}]
         files["settings"].write_text(json.dumps(model_settings))
-        files["message"].write_text(invocation.prompt)
+        outputs = _prepare_outputs(invocation)
+        files["message"].write_text(_point_at(invocation.prompt, outputs))
         files["analytics"].unlink(missing_ok=True)
         env = {k: v for k, v in invocation.base_env().items() if not k.startswith("AIDER_")}
         files["env"].write_text(
@@ -396,7 +458,7 @@ class AiderEngine:
         )
         if invocation.system_prompt.strip():
             files["system"] = scratch / "aider-system-prompt.md"
-            files["system"].write_text(invocation.system_prompt)
+            files["system"].write_text(_point_at(invocation.system_prompt, outputs))
         for name_ in ("OPENAI_API_KEY", "OPENAI_API_BASE", "OPENAI_BASE_URL"):
             env.pop(name_, None)
         env["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
@@ -428,6 +490,7 @@ class AiderEngine:
         finally:
             stopper.close()
         output.finish()
+        _collect_outputs(invocation, outputs)
         error = output.error
         if stopper.stopped:
             error = f"{stopper.stopped}: {error}" if error else stopper.stopped
