@@ -43,7 +43,8 @@ def _result_cell(run: dict[str, Any] | None) -> str | None:
     if run is None:
         return None
     if run.get("branch"):
-        return f"{run['branch']} @ {short(run['commit'], 8)}"
+        changed = ", ".join(run.get("changed") or [])
+        return f"{run['branch']} @ {short(run['commit'], 8)}" + (f": {changed}" if changed else "")
     outputs = run.get("outputs") or {}
     if "review" in outputs:
         return f"review: {outputs['review'].get('event')}"
@@ -81,6 +82,7 @@ def _print_report(report: DemoReport) -> None:
     for outcome in report.outcomes:
         for problem in outcome.problems:
             console.print(f"[red]✗ {outcome.delivery.label}: {problem}[/red]", highlight=False)
+    console.print(f"engine: {report.engine}; model: {report.model}", highlight=False)
     verdict = "[green]all as expected[/green]" if report.ok else "[red]NOT as expected[/red]"
     console.print(f"{verdict} in {report.elapsed_s:.1f} s")
 
@@ -96,14 +98,23 @@ def demo_command(
         help="Worker backend: local (process groups) or docker (containers of "
         "GAFFER_WORKER_IMAGE, through DOCKER_HOST).",
     ),
+    engine: str = typer.Option(
+        "command",
+        help="Engine that plays the agents: command (a script), or a real CLI: "
+        "claude-code, codex, opencode, aider.",
+    ),
+    install: bool = typer.Option(False, help="Install the engine's CLI first if missing."),
 ) -> None:
     """Deliver real GitHub payloads to a local gaffer and show the runs they become."""
     from gaffer.aio import run_async
+    from gaffer.demo.engine import DEMO_ENGINES, demo_model, ensure_installed
     from gaffer.demo.scenario import SCENARIO, run_demo
     from gaffer.runtime import open_runtime
 
     if backend not in BACKENDS:
         raise CliError(f"unknown backend {backend!r}: choose {' or '.join(BACKENDS)}")
+    if engine != "command" and engine not in DEMO_ENGINES:
+        raise CliError(f"unknown engine {engine!r}: choose command, {', '.join(DEMO_ENGINES)}")
     missing = sorted({d.fixture for d in SCENARIO if not (fixtures / d.fixture).is_file()})
     if missing:
         raise CliError(f"fixture(s) not found in {fixtures}: {', '.join(missing)}")
@@ -114,11 +125,15 @@ def demo_command(
         redis_url=None,
         master_key=None,
         backend=backend,
+        # Containers reach this process's gateway on the host's loopback.
+        worker_network="host" if backend == "docker" and engine != "command" else "bridge",
     )
+    if engine != "command" and backend == "local":
+        ensure_installed(engine, settings.engines_dir, install)
     configure_logging(settings, quiet=True)
     live = None if as_json else Live(_progress_table([]), console=err_console, transient=True)
     try:
-        with open_runtime(settings) as rt:
+        with open_runtime(settings) as rt, demo_model(engine) as model:
             if live is not None:
                 live.start()
             report = run_async(
@@ -127,6 +142,8 @@ def demo_command(
                     fixtures=fixtures,
                     timeout_s=timeout,
                     on_progress=(lambda runs: live.update(_progress_table(runs))) if live else None,
+                    engine=engine,
+                    model=model if engine != "command" else None,
                 )
             )
     finally:

@@ -87,3 +87,15 @@ def commit_exists(bare: Path, sha: str) -> bool:
         ["git", "cat-file", "-e", f"{sha}^{{commit}}"], cwd=bare, capture_output=True, check=False
     )
     return proc.returncode == 0
+
+
+def changed_files(bare: Path, sha: str) -> list[str]:
+    """The paths commit ``sha`` of ``bare`` changed against its first parent."""
+    proc = subprocess.run(
+        ["git", "diff-tree", "--no-commit-id", "--name-only", "-r", sha],
+        cwd=bare,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return [line for line in proc.stdout.splitlines() if line]

@@ -23,15 +23,20 @@ from typing import Any
 import httpx
 
 from gaffer.demo import DEFAULT_FIXTURES
+from gaffer.demo.engine import DemoModel
 from gaffer.demo.repository import (
     PR_BRANCH,
     branch_commit,
+    changed_files,
     commit_exists,
     create_bare_repository,
 )
+from gaffer.engines import DEFAULT_CREDENTIALS
 from gaffer.providers.github import delivery_headers
 from gaffer.runtime import Runtime
 from gaffer.server import Listening, serve
+from gaffer.store.agents import set_agent
+from gaffer.store.credentials import set_credential
 from gaffer.store.models import Run, RunStatus
 from gaffer.store.projects import create_project
 from gaffer.triggers.github import default_agent_setups
@@ -112,6 +117,8 @@ class DemoReport:
     url: str
     outcomes: list[DeliveryOutcome]
     elapsed_s: float
+    engine: str = "command"
+    model: str = ""
 
     @property
     def ok(self) -> bool:
@@ -124,6 +131,8 @@ class DemoReport:
             "ok": self.ok,
             "home": str(self.home),
             "url": self.url,
+            "engine": self.engine,
+            "model": self.model,
             "elapsed_s": round(self.elapsed_s, 3),
             "deliveries": [
                 {
@@ -151,12 +160,15 @@ class DemoReport:
 ProgressCallback = Callable[[list[dict[str, Any]]], None]
 
 
-def setup_project(rt: Runtime, workdir: Path) -> tuple[Path, str]:
-    """Create the bare repository and the project; returns (bare repo path, webhook secret)."""
+def setup_project(
+    rt: Runtime, workdir: Path, engine: str = "command", model: DemoModel | None = None
+) -> tuple[Path, str]:
+    """Create the bare repository and the project (its agents on ``engine``, calling
+    ``model``); returns (bare repo path, webhook secret)."""
     bare = create_bare_repository(workdir, pr_branch=PR_BRANCH)
     secret = secrets.token_hex(32)
     with rt.db.session() as session:
-        create_project(
+        project = create_project(
             session,
             rt.box,
             name=PROJECT,
@@ -167,6 +179,21 @@ def setup_project(rt: Runtime, workdir: Path) -> tuple[Path, str]:
             trigger_label=TRIGGER_LABEL,
             agents=default_agent_setups("command", {"command": "python -m gaffer.demo.agent"}),
         )
+        if engine != "command" and model is not None:
+            credential = DEFAULT_CREDENTIALS.get(engine) or "OPENAI_API_KEY"
+            set_credential(session, rt.box, project.id, credential, model.key)
+            overrides = {"model": model.model, "base_url": model.base_url}
+            for config in list(project.agents):
+                if engine == "aider" and config.agent_type == "review":
+                    continue  # aider has no tools to write a review file: the demo agent does
+                set_agent(
+                    session,
+                    project,
+                    config.agent_type,
+                    engine=engine,
+                    engine_settings={},
+                    overrides={k: v for k, v in overrides.items() if v is not None},
+                )
     return bare, secret
 
 
@@ -176,6 +203,8 @@ async def run_demo(
     fixtures: Path = DEFAULT_FIXTURES,
     timeout_s: float = 180.0,
     on_progress: ProgressCallback | None = None,
+    engine: str = "command",
+    model: DemoModel | None = None,
 ) -> DemoReport:
     """Run the scenario on ``rt`` (a fresh data dir) and report; see the module docstring.
 
@@ -187,7 +216,7 @@ async def run_demo(
             raise FileNotFoundError(f"fixture {fixtures / delivery.fixture} not found")
     workdir = rt.settings.home / "demo"
     workdir.mkdir(parents=True, exist_ok=True)
-    bare, secret = await asyncio.to_thread(setup_project, rt, workdir)
+    bare, secret = await asyncio.to_thread(setup_project, rt, workdir, engine, model)
 
     stop = asyncio.Event()
     ready: asyncio.Future[Listening | None] = asyncio.get_running_loop().create_future()
@@ -210,7 +239,17 @@ async def run_demo(
     pushes = reported_pushes(outcomes)
     for outcome in outcomes:
         _check(outcome, bare, pushes)
-    return DemoReport(rt.settings.home, listening.url, outcomes, time.monotonic() - started)
+        for run in outcome.runs:
+            if run.get("commit"):
+                run["changed"] = changed_files(bare, run["commit"])
+    return DemoReport(
+        rt.settings.home,
+        listening.url,
+        outcomes,
+        time.monotonic() - started,
+        engine=engine,
+        model=model.label if model is not None else "none (the command engine runs a script)",
+    )
 
 
 async def _deliver_all(url: str, fixtures: Path, secret: str) -> list[DeliveryOutcome]:

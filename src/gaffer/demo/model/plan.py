@@ -24,6 +24,7 @@ import re
 import shlex
 import subprocess
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -117,6 +118,8 @@ class Turn:
     system: str
     key: str
     max_tokens: int | None = None
+    prompt: str = ""
+    """The text of the conversation's user messages (the task, and what tools answered)."""
 
 
 def _text_of(content: Any) -> str:
@@ -199,6 +202,11 @@ def turn_of(protocol: Protocol, body: dict[str, Any]) -> Turn:
         results.reverse()
         conversation = messages
     max_tokens = body.get("max_tokens") or body.get("max_output_tokens")
+    prompt = "\n".join(
+        _text_of(m.get("content"))
+        for m in (conversation if isinstance(conversation, list) else [])
+        if isinstance(m, dict) and m.get("role") == "user"
+    )
     return Turn(
         protocol=protocol,
         model=str(body.get("model") or ""),
@@ -207,6 +215,7 @@ def turn_of(protocol: Protocol, body: dict[str, Any]) -> Turn:
         system=system,
         key=_digest(conversation),
         max_tokens=int(max_tokens) if isinstance(max_tokens, int) else None,
+        prompt=prompt,
     )
 
 
@@ -311,6 +320,9 @@ class Planner:
 
     plan: list[PlanItem] = field(default_factory=list)
     side_text: str = "Scripted task"
+    policy: Callable[[Turn], PlanItem] | None = None
+    """What a new agent turn does once the plan is used up (None: ``Say("done")``); the demo's
+    model decides from the task (see :mod:`gaffer.demo.engine`)."""
     _next: int = 0
     _calls: dict[str, PlanItem] = field(default_factory=dict)
     _last: tuple[str, Answer] | None = None
@@ -345,11 +357,13 @@ class Planner:
         if self._last is not None and self._last[0] == key:
             self._last_delivered = True
 
-    def _take(self) -> PlanItem:
+    def _take(self, turn: Turn) -> PlanItem:
         if self._next < len(self.plan):
             item = self.plan[self._next]
             self._next += 1
             return item
+        if self.policy is not None:
+            return self.policy(turn)
         return Say("done")
 
     def _choose(self, turn: Turn) -> Answer:
@@ -360,7 +374,7 @@ class Planner:
             then = made[-1].then if isinstance(made[-1], Shell | Edit) else None
             if then is not None:
                 return Answer(text=then)
-        return self._act(self._take(), turn)
+        return self._act(self._take(turn), turn)
 
     def _act(self, item: PlanItem, turn: Turn) -> Answer:
         if isinstance(item, Say):

@@ -34,7 +34,7 @@ import json
 import socket
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
@@ -129,13 +129,18 @@ class ModelServer:
 
     ``model``: the model id ``GET /v1/models`` lists (requests may name any model; answers echo
     the requested one). Thread-safe: the test thread configures it while the server thread
-    answers."""
+    answers. ``policy``: what a new agent turn does once the plan is used up
+    (:attr:`gaffer.demo.model.plan.Planner.policy`)."""
 
-    def __init__(self, model: str = "gaffer-scripted") -> None:
+    def __init__(
+        self,
+        model: str = "gaffer-scripted",
+        policy: Callable[[Turn], PlanItem] | None = None,
+    ) -> None:
         self.model = model
         self.usage = Usage()
         self._lock = threading.Lock()
-        self._planner = Planner()
+        self._planner = Planner(policy=policy)
         self._requests: list[RecordedRequest] = []
         self._fail: _Budget | None = None
         self._cut: _Budget | None = None
