@@ -28,9 +28,10 @@ from gaffer.store import outbox
 from gaffer.store.crypto import SecretBox
 from gaffer.store.db import Database
 from gaffer.store.migrate import migrate
-from gaffer.store.models import OutboxEntry, OutboxStatus, RunStatus, utcnow
+from gaffer.store.models import OutboxEntry, OutboxStatus, Run, RunStatus, utcnow
+from gaffer.store.projects import create_project
 from gaffer.store.runs import transition
-from tests.support.fake_github.fixtures import GitHubWorld, fake_github, github_world
+from tests.support.fake_github.fixtures import FAST_RETRY, GitHubWorld, fake_github, github_world
 from tests.support.store import add_runs
 
 pytestmark = pytest.mark.anyio
@@ -413,3 +414,58 @@ async def test_a_notifier_killed_after_github_made_the_write_does_not_post_it_tw
     assert entry.status == OutboxStatus.SENT and entry.attempts == 2
     assert len(repo.comments) == 1  # found by its marker, not posted again
     fake.faults.clear()
+
+
+async def test_the_notifier_builds_clients_from_the_projects_stored_credentials(
+    github_world: GitHubWorld, sqlite_db: Database
+) -> None:
+    from gaffer.providers.github_api.factory import NoGitHubCredentialsError, outbox_clients
+
+    fake, repo = github_world.fake, github_world.repo
+    issue = fake.add_issue(repo, "Bug")
+    with sqlite_db.session() as s:
+        project = create_project(
+            s,
+            github_world.box,
+            name="w",
+            repository=repo.full_name,
+            clone_url="/x",
+            webhook_secret="s",
+            bot_login="b",
+        )
+        project_id = project.id
+        s.add(
+            Run(
+                id=RUN,
+                project_id=project_id,
+                agent_type="review",
+                work_item="1",
+                trigger="github:x",
+                status=RunStatus.RUNNING,
+                job_data={},
+            )
+        )
+        outbox.enqueue(
+            s,
+            run_id=RUN,
+            project_id=project_id,
+            kind="notice",
+            payload={"number": issue.number, "body": "hello"},
+        )
+    factory = outbox_clients(sqlite_db, github_world.box, github_world.redis, FAST_RETRY)
+    notifier = Notifier(sqlite_db, factory, FAST)
+    assert await notifier.send_due() == 0  # no credentials yet: retried, not lost
+    (entry,) = _entries(sqlite_db)
+    assert entry.status == OutboxStatus.PENDING and "no GitHub credentials" in (
+        entry.last_error or ""
+    )
+    with pytest.raises(NoGitHubCredentialsError):
+        await factory(entry)
+    with sqlite_db.session() as s:
+        set_credentials(
+            s, github_world.box, project_id, github_world.credentials, api_url=fake.api_url
+        )
+        s.execute(update(OutboxEntry).values(next_attempt_at=utcnow()))
+    assert await notifier.send_due() == 1
+    assert [c.body.split("\n")[0] for c in repo.comments.values()] == ["hello"]
+    assert fake.minted[-1].permissions["contents"] == "read"

@@ -36,6 +36,7 @@ def enqueue(
     With ``coalesce_key``, older *pending* entries of the run with that key are superseded
     (only the newest text of an ack needs sending; one already being sent is left alone).
     """
+    session.flush()  # a run added in this session is written first (its row is the FK target)
     if coalesce_key is not None:
         session.execute(
             update(OutboxEntry)
