@@ -14,7 +14,6 @@ import asyncio
 import hashlib
 import hmac
 import json
-import re
 import secrets
 import socket
 import threading
@@ -30,20 +29,17 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 from tests.support.fake_github import auth, git_http
+from tests.support.fake_github import handlers_checks as _checks  # noqa: F401 (registers)
+from tests.support.fake_github import handlers_pulls as _pulls  # noqa: F401 (registers)
 from tests.support.fake_github.calls import Answer, Call, HttpError
 from tests.support.fake_github.contract import Contract, Violation
 from tests.support.fake_github.faults import Fault, Faults
 from tests.support.fake_github.handlers import HANDLERS
 from tests.support.fake_github.render import Renderer
+from tests.support.fake_github.seeding import Seeding
 from tests.support.fake_github.state import (
     CheckRun,
-    Comment,
-    Installation,
-    Issue,
-    PullRequest,
     Repository,
-    Review,
-    ReviewComment,
     State,
     Token,
 )
@@ -51,7 +47,7 @@ from tests.support.fake_github.state import (
 DOCS = "https://docs.github.com/rest"
 
 
-class FakeGitHub:
+class FakeGitHub(Seeding):
     """A fake GitHub on a free loopback port. Use :meth:`start` / :meth:`stop` (or the
     ``fake_github`` fixture). ``api_url`` is the REST base URL (pass it as githubkit's
     ``base_url``), ``web_url`` the web/git base (``{web_url}/{owner}/{repo}.git``)."""
@@ -103,220 +99,6 @@ class FakeGitHub:
         if self._thread is not None:
             self._thread.join(timeout=10)
         self._sock.close()
-
-    # --- seeding --------------------------------------------------------------------------
-
-    def add_repo(
-        self, full_name: str, private: bool = False, git: bool = False, default_branch: str = "main"
-    ) -> Repository:
-        """Add a repository; ``git``: back it by an empty bare repository served over HTTP."""
-        owner, name = full_name.split("/")
-        repo = Repository(
-            owner=owner,
-            name=name,
-            id=self.state.next_id(),
-            private=private,
-            default_branch=default_branch,
-        )
-        if git:
-            path = self.root / "git" / owner / f"{name}.git"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            repo.git_dir = git_http.init_bare(path, default_branch)
-        with self.state.lock:
-            self.state.repos[full_name.lower()] = repo
-        return repo
-
-    def add_installation(
-        self,
-        account: str,
-        repositories: list[str],
-        permissions: dict[str, str] | None = None,
-        installation_id: int | None = None,
-    ) -> Installation:
-        """Install the app on ``account`` for ``repositories`` (names without owner)."""
-        inst = Installation(
-            id=installation_id or self.state.next_id(),
-            account=self.state.user(account),
-            repositories=list(repositories),
-            permissions=permissions
-            or {
-                "contents": "write",
-                "issues": "write",
-                "pull_requests": "write",
-                "checks": "write",
-                "actions": "read",
-                "metadata": "read",
-            },
-        )
-        with self.state.lock:
-            self.state.installations[inst.id] = inst
-        return inst
-
-    def add_pat(self, login: str) -> str:
-        """A personal access token of user ``login`` (not narrowed)."""
-        value = "github_pat_" + secrets.token_hex(20)
-        with self.state.lock:
-            self.state.tokens[value] = Token(value=value, kind="pat", user=self.state.user(login))
-        return value
-
-    def add_issue(
-        self, repo: Repository, title: str, body: str = "", author: str = "octocat"
-    ) -> Issue:
-        with self.state.lock:
-            issue = Issue(
-                number=self.state.next_number(repo),
-                title=title,
-                body=body,
-                user=self.state.user(author),
-            )
-            repo.issues[issue.number] = issue
-        return issue
-
-    def add_comment(
-        self, repo: Repository, number: int, body: str, author: str = "octocat"
-    ) -> Comment:
-        with self.state.lock:
-            comment = Comment(
-                id=self.state.next_id(),
-                issue_number=number,
-                body=body,
-                user=self.state.user(author),
-            )
-            repo.comments[comment.id] = comment
-        return comment
-
-    def add_pull(
-        self,
-        repo: Repository,
-        head_ref: str,
-        head_sha: str,
-        diff: str,
-        title: str = "A change",
-        body: str = "",
-        base_ref: str = "main",
-        base_sha: str = "0" * 40,
-        author: str = "octocat",
-        from_fork: bool = False,
-    ) -> PullRequest:
-        with self.state.lock:
-            number = self.state.next_number(repo)
-            user = self.state.user(author)
-            repo.issues[number] = Issue(
-                number=number, title=title, body=body, user=user, is_pull_request=True
-            )
-            pull = PullRequest(
-                number=number,
-                head_ref=head_ref,
-                base_ref=base_ref,
-                head_sha=head_sha,
-                base_sha=base_sha,
-                user=user,
-                diff=diff,
-                from_fork=from_fork,
-            )
-            repo.pulls[number] = pull
-        return pull
-
-    def add_review(
-        self,
-        repo: Repository,
-        pull: PullRequest,
-        state: str,
-        body: str,
-        comments: list[tuple[str, int, str]],
-        author: str = "octocat",
-    ) -> tuple[Review, list[ReviewComment]]:
-        """A submitted review with inline ``comments`` given as (path, line, body)."""
-        with self.state.lock:
-            user = self.state.user(author)
-            review = Review(
-                id=self.state.next_id(),
-                pull_number=pull.number,
-                state=state,
-                body=body,
-                commit_id=pull.head_sha,
-                user=user,
-            )
-            repo.reviews[review.id] = review
-            made = []
-            for path, line, text in comments:
-                rc = ReviewComment(
-                    id=self.state.next_id(),
-                    pull_number=pull.number,
-                    review_id=review.id,
-                    path=path,
-                    line=line,
-                    side="RIGHT",
-                    body=text,
-                    user=user,
-                    commit_id=pull.head_sha,
-                )
-                repo.review_comments[rc.id] = rc
-                made.append(rc)
-        return review, made
-
-    def add_check_run(
-        self,
-        repo: Repository,
-        name: str,
-        head_sha: str,
-        conclusion: str | None = "failure",
-        log: str | None = None,
-    ) -> CheckRun:
-        """A check run (an Actions job when ``log`` is given: its id is the job id)."""
-        with self.state.lock:
-            run = CheckRun(
-                id=self.state.next_id(),
-                name=name,
-                head_sha=head_sha,
-                status="completed" if conclusion else "in_progress",
-                conclusion=conclusion,
-                log=log,
-                started_at="2026-01-01T00:00:00Z",
-                completed_at="2026-01-01T00:01:00Z" if conclusion else None,
-            )
-            repo.check_runs[run.id] = run
-        return run
-
-    def revoke(self, token: str) -> None:
-        """Make ``token`` unknown (GitHub then answers 401 "Bad credentials")."""
-        with self.state.lock:
-            self.state.tokens.pop(token, None)
-
-    # --- failures -------------------------------------------------------------------------
-
-    def fail_next(self, n: int, status: int = 502, match: str = "") -> None:
-        """Answer the next ``n`` calls matching regex ``match`` (on ``METHOD /path``) with
-        ``status``."""
-        self.faults.add(Fault("status", re.compile(match), remaining=n, status=status))
-
-    def fail_for(self, seconds: float, status: int = 503, match: str = "") -> None:
-        """Answer every matching call with ``status`` for ``seconds``."""
-        self.faults.add(
-            Fault("status", re.compile(match), until=time.monotonic() + seconds, status=status)
-        )
-
-    def rate_limit_next(self, n: int = 1, retry_after_s: int = 1, match: str = "") -> None:
-        """Answer the next ``n`` matching calls 403 secondary rate limit, ``Retry-After``."""
-        self.faults.add(
-            Fault("rate_limit", re.compile(match), remaining=n, retry_after_s=retry_after_s)
-        )
-
-    def primary_rate_limit_next(self, n: int = 1, reset_in_s: int = 1, match: str = "") -> None:
-        """Answer the next ``n`` matching calls 403 with the primary limit spent
-        (``X-RateLimit-Remaining: 0``, ``X-RateLimit-Reset`` ``reset_in_s`` from now)."""
-        self.faults.add(
-            Fault("primary_rate_limit", re.compile(match), remaining=n, retry_after_s=reset_in_s)
-        )
-
-    def hang_after_next(self, seconds: float, n: int = 1, match: str = "") -> None:
-        """Handle the next ``n`` matching calls (GitHub makes the change) but hold the answer
-        for ``seconds``: the caller may time out or die before it hears of it."""
-        self.faults.add(Fault("hang_after", re.compile(match), remaining=n, hang_s=seconds))
-
-    def hang_next(self, seconds: float, n: int = 1, match: str = "") -> None:
-        """Hold the next ``n`` matching calls for ``seconds`` before answering."""
-        self.faults.add(Fault("hang", re.compile(match), remaining=n, hang_s=seconds))
 
     # --- helpers for handlers -------------------------------------------------------------
 
