@@ -8,9 +8,12 @@ from __future__ import annotations
 import io
 import json
 import os
+import shutil
 import stat
 import subprocess
+import tempfile
 import uuid
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -18,7 +21,7 @@ from typing import Any
 import pytest
 
 from gaffer.engines.aider import MAX_MODEL_ATTEMPTS, OUTPUT_DIR, AiderEngine
-from gaffer.engines.base import EngineResult, Invocation, ModelEndpoint
+from gaffer.engines.base import EngineResult, EngineUser, Invocation, ModelEndpoint
 from gaffer.queue.jobs import EngineSpec, JobData, RepositorySpec, TaskSpec
 from gaffer.store.agents import set_agent
 from gaffer.store.credentials import set_credential
@@ -362,3 +365,29 @@ def test_a_continuation_turn_makes_the_review_agent_write_its_review(
     history = json.dumps(rest[0].json["messages"])
     assert "I read the diff; it looks right." in history  # the restored chat
     assert "the review file is missing or invalid" in history
+
+
+@pytest.fixture
+def user_root() -> Iterator[Path]:
+    """A directory an unprivileged user can reach (pytest's tmp_path is 0700 root)."""
+    root = Path(tempfile.mkdtemp(prefix="gaffer-aider-user-"))
+    root.chmod(0o755)
+    try:
+        yield root
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="switching to an engine user needs root")
+def test_as_an_unprivileged_engine_user(user_root: Path, aider_cli: Path, server: Any) -> None:
+    run = Run(user_root, aider_cli, server.openai_url)
+    user = EngineUser(uid=64123, gid=64123)
+    for path in (user_root, *user_root.rglob("*")):
+        os.chown(path, user.uid, user.gid)
+    server.script([Edit("HELLO.md", "hi\n", then="Done")])
+
+    result = run.run(user=user)
+
+    assert result.ok and result.summary == "Done", (result, run.log())
+    assert (run.checkout / "HELLO.md").stat().st_uid == user.uid
+    assert result.figures is not None and result.figures.turns == 1
