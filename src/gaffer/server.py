@@ -41,6 +41,7 @@ from gaffer.coordination.client import connect
 from gaffer.dispatch.dispatcher import Dispatcher
 from gaffer.dispatch.engine_secrets import GatewayAccess
 from gaffer.dispatch.followups import FollowUps
+from gaffer.dispatch.github_notify import make_notifier
 from gaffer.errors import UserError
 from gaffer.ingest.app import create_app
 from gaffer.ingest.directory import ProjectDirectory
@@ -136,6 +137,7 @@ async def serve(
     gateway_task: asyncio.Task[None] | None = None
     sweeps_stop = asyncio.Event()
     sweeps: list[asyncio.Task[None]] = []
+    notifier_task: asyncio.Task[None] | None = None
     server: _Server | None = None
     server_task: asyncio.Task[None] | None = None
     listening: Listening | None = None
@@ -156,6 +158,10 @@ async def serve(
                 on_run_finished=follow_ups.after_run,
             )
             await dispatcher.start()
+            # The outbox's writes to GitHub (acks, PRs, reviews, check runs).
+            notifier_task = asyncio.create_task(
+                make_notifier(runtime.db, runtime.box, redis).run(sweeps_stop)
+            )
         if "drain" in roles:
             projects = ProjectCache(runtime.db, runtime.box, settings.project_cache_ttl_s)
             replayer = Replayer(settings, buffer, run_engine, projects)
@@ -226,6 +232,8 @@ async def serve(
         sweeps_stop.set()
         if sweeps:
             await asyncio.gather(*sweeps, return_exceptions=True)
+        if notifier_task is not None:
+            await asyncio.gather(notifier_task, return_exceptions=True)
         if drainer is not None:
             await drainer.stop()
         if dispatcher is not None:

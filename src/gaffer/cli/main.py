@@ -18,6 +18,7 @@ from gaffer.cli.credentials import credentials_app
 from gaffer.cli.deliveries import deliveries_app
 from gaffer.cli.demo import demo_command
 from gaffer.cli.engines import engines_command
+from gaffer.cli.github import github_app
 from gaffer.cli.login import login_command, logout_command
 from gaffer.cli.output import err_console
 from gaffer.cli.projects import projects_app
@@ -51,6 +52,7 @@ app.add_typer(webhook_app, name="webhook")
 app.add_typer(deliveries_app, name="deliveries")
 app.add_typer(agents_app, name="agents")
 app.add_typer(credentials_app, name="credentials")
+app.add_typer(github_app, name="github")
 app.command("demo")(demo_command)
 app.command("engines")(engines_command)
 app.command("usage")(usage_command)

@@ -68,6 +68,8 @@ from gaffer.coordination.client import connect
 from gaffer.coordination.job_readers import JobReaderError, sweep_job_readers
 from gaffer.coordination.leases import LeaseKeys, LeaseResult, RunLeases
 from gaffer.dispatch.engine_secrets import GatewayAccess, engine_secret_env
+from gaffer.dispatch.github_start import start_error, start_on_github
+from gaffer.dispatch.github_writes import enqueue_moment
 from gaffer.dispatch.orphans import OrphanSweeper
 from gaffer.dispatch.outcome import Outcome, WorkerReport, outcome_of_exit
 from gaffer.dispatch.run_log import RunLogWriter
@@ -333,12 +335,20 @@ class Dispatcher:
         writer = RunLogWriter(self.db, run_id)
         await writer.write("system", f"dispatching to the {self.backend.name} backend")
         try:
+            github = await start_on_github(self.db, self.box, self.redis, data)
+            if github.refusal is not None:
+                await writer.write("system", f"not started: {github.refusal}")
+                await writer.flush()
+                outcome = Outcome(RunStatus.CANCELED, error=github.refusal)
+                await self._finish(data, outcome, from_statuses=[RunStatus.STARTING])
+                return {"status": outcome.status.value}
+            data = github.data
             secrets = await asyncio.to_thread(
                 engine_secret_env, self.db, self.box, data, self.gateway
             )
             env = await build_worker_env(
                 data,
-                {**self.backend.base_env(data), **secrets},
+                {**self.backend.base_env(data), **secrets, **github.env},
                 settings=self.settings,
                 redis=self.redis,
                 worker_redis_url=self.settings.worker_redis_url
@@ -348,7 +358,7 @@ class Dispatcher:
         except Exception as exc:
             await writer.write("system", f"worker start failed: {exc}")
             await writer.flush()
-            return await self._spawn_failed(job, data, exc)
+            return await self._spawn_failed(job, data, start_error(exc))
         await writer.write("system", f"worker started ({handle.ref})")
         return await self._attend(handle, data, keys, writer, data.timeout_s, [RunStatus.STARTING])
 
@@ -369,7 +379,12 @@ class Dispatcher:
         detached = False
         try:
             await asyncio.to_thread(
-                self._transition, run_id, from_statuses, RunStatus.RUNNING, worker_ref=handle.ref
+                self._transition,
+                run_id,
+                from_statuses,
+                RunStatus.RUNNING,
+                worker_ref=handle.ref,
+                writes_of=data if RunStatus.STARTING in from_statuses else None,
             )
             outcome = await self._supervise(handle, data, writer, keys, timeout_s)
             await writer.flush()
@@ -398,13 +413,19 @@ class Dispatcher:
         run_id: str,
         from_statuses: Sequence[RunStatus],
         to_status: RunStatus,
+        writes_of: JobData | None = None,
         **fields: Any,
     ) -> bool:
-        """:func:`transition` in a session of its own (call it in a thread)."""
+        """:func:`transition` in a session of its own (call it in a thread). With
+        ``writes_of``, the GitHub writes the new state calls for go to the outbox in the same
+        transaction (:mod:`gaffer.dispatch.github_writes`)."""
         with self.db.session() as session:
-            return transition(
+            moved = transition(
                 session, run_id, from_statuses=from_statuses, to_status=to_status, **fields
             )
+            if moved and writes_of is not None:
+                enqueue_moment(session, writes_of, "finished" if to_status.terminal else "started")
+            return moved
 
     async def _not_queued(self, job: Job, data: JobData, keys: LeaseKeys) -> dict[str, Any]:
         """The run was not QUEUED when its job came up."""
@@ -628,7 +649,12 @@ class Dispatcher:
     ) -> None:
         run_id = data.run_id
         moved = await asyncio.to_thread(
-            self._transition, run_id, from_statuses, outcome.status, **outcome.columns()
+            self._transition,
+            run_id,
+            from_statuses,
+            outcome.status,
+            writes_of=data,
+            **outcome.columns(),
         )
         await self.redis.delete(cancel_key(run_id), stop_reason_key(run_id))
         log.info(

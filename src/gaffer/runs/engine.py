@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 from gaffer.agents.effective import effective_agent
 from gaffer.coordination.cancel import cancel_key, request_cancel
 from gaffer.coordination.leases import LeaseKeys, RunLeases
+from gaffer.dispatch.github_writes import enqueue_queued
 from gaffer.engines import DEFAULT_CREDENTIALS
 from gaffer.queue.jobs import EngineSpec, JobData, RepositorySpec, TaskSpec, branch_name
 from gaffer.queue.queues import RunQueue
@@ -231,7 +232,13 @@ class RunEngine:
             }
             for job, new in zip(jobs, runs, strict=True)
         ]
-        self._insert_absent(rows, extra)
+
+        def with_writes(session: Session) -> None:
+            if extra is not None:
+                extra(session)
+            enqueue_queued(session, jobs)  # the GitHub ack, in the same transaction
+
+        self._insert_absent(rows, with_writes)
 
     def _insert_absent(
         self, rows: Sequence[dict[str, Any]], extra: Callable[[Session], None] | None = None

@@ -1,0 +1,322 @@
+"""Back to GitHub end to end: webhooks into a running gaffer, the fake GitHub as github.com,
+real git over smart HTTP, the ``command`` engine.
+
+Credentials are set with the CLI (``gaffer github set-app|set-token|show``); the run's start
+fetches its context and mints an installation token for the worker's git; the outbox's writes
+(ack, PR, review, check runs) are sent by the notifier of the dispatch role.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gaffer.store.models import OutboxEntry, OutboxStatus, Run
+from gaffer.store.outbox import entries_for_run
+from tests.conftest import MASTER_KEY, GafferFactory
+from tests.support.fake_github import FakeGitHub
+from tests.support.fake_github.fixtures import fake_github
+from tests.support.fake_github.state import Repository
+from tests.support.harness import Gaffer, ProjectInfo, fixture_body
+from tests.support.process import GAFFER, gaffer, gaffer_env
+
+__all__ = ["fake_github"]
+
+REPO = "acme/widgets"
+
+
+def _git(*args: str, cwd: Path, env: dict[str, str] | None = None) -> str:
+    full = {
+        "PATH": os.environ["PATH"],
+        "HOME": str(cwd),
+        "GIT_CONFIG_NOSYSTEM": "1",
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@example.invalid",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@example.invalid",
+        "GIT_TERMINAL_PROMPT": "0",
+        **(env or {}),
+    }
+    return subprocess.run(
+        ["git", *args], cwd=cwd, env=full, capture_output=True, text=True, check=True
+    ).stdout.strip()
+
+
+def seed(
+    repo: Repository, tmp_path: Path, branches: dict[str, str] | None = None
+) -> dict[str, str]:
+    """Put ``main`` (a README) and ``branches`` (name -> a file's text, on top of main) into
+    the fake's bare repository directly; returns each branch's head SHA."""
+    work = tmp_path / "seed"
+    work.mkdir()
+    _git("init", "-q", "-b", "main", cwd=work)
+    (work / "README.md").write_text("hello\n")
+    _git("add", ".", cwd=work)
+    _git("commit", "-qm", "first", cwd=work)
+    assert repo.git_dir is not None
+    _git("push", "-q", str(repo.git_dir), "main", cwd=work)
+    heads = {"main": _git("rev-parse", "HEAD", cwd=work)}
+    for name, text in (branches or {}).items():
+        _git("checkout", "-q", "-b", name, "main", cwd=work)
+        (work / "change.txt").write_text(text)
+        _git("add", ".", cwd=work)
+        _git("commit", "-qm", f"change on {name}", cwd=work)
+        _git("push", "-q", str(repo.git_dir), name, cwd=work)
+        heads[name] = _git("rev-parse", "HEAD", cwd=work)
+    return heads
+
+
+def cli_env(g: Gaffer) -> dict[str, str]:
+    return gaffer_env(g.settings.home, REDIS_URL=g.settings.redis_url, GAFFER_MASTER_KEY=MASTER_KEY)
+
+
+def set_app(g: Gaffer, project: ProjectInfo, fake: FakeGitHub, tmp_path: Path) -> None:
+    """``gaffer github set-app`` as a user types it (the key from a file)."""
+    key = tmp_path / "app.pem"
+    key.write_text(fake.app.private_key_pem)
+    gaffer(
+        "github",
+        "set-app",
+        "--project",
+        project.name,
+        "--app-id",
+        str(fake.app.id),
+        "--private-key-file",
+        str(key),
+        "--api-url",
+        fake.api_url,
+        env=cli_env(g),
+    )
+
+
+def repository_payload() -> dict[str, Any]:
+    base = json.loads(fixture_body("issues.labeled"))["repository"]
+    base.update(full_name=REPO, name="widgets", private=True)
+    base["owner"] = {**base["owner"], "login": "acme"}
+    return base
+
+
+def deliver(g: Gaffer, project: ProjectInfo, fixture: str, event: str, **edits: Any) -> str:
+    payload = json.loads(fixture_body(fixture))
+    payload.update(edits)
+    payload["repository"] = repository_payload()
+    response = g.deliver(
+        json.dumps(payload).encode(), event, project.secret, delivery_id=str(uuid.uuid4())
+    )
+    assert response.status_code == 202, response.text
+    [run_id] = response.json()["runs"]
+    return run_id
+
+
+def wait_sent(g: Gaffer, run_id: str, timeout: float = 30) -> list[OutboxEntry]:
+    """Wait until every outbox entry of the run is final; returns them."""
+    deadline = time.monotonic() + timeout
+    final = {OutboxStatus.SENT, OutboxStatus.FAILED, OutboxStatus.SUPERSEDED}
+    while True:
+        with g.rt.db.session() as session:
+            entries = list(entries_for_run(session, run_id))
+            for e in entries:
+                session.expunge(e)
+        done = entries and all(OutboxStatus(e.status) in final for e in entries)
+        if done and any(e.kind == "ack_update" for e in entries):
+            return entries
+        if time.monotonic() > deadline:
+            states = [(e.kind, e.status, e.last_error) for e in entries]
+            raise AssertionError(f"outbox of {run_id} not sent: {states}")
+        time.sleep(0.1)
+
+
+def ack_comment(repo: Repository, number: int, run_id: str) -> str:
+    found = [c.body for c in repo.comments.values() if c.issue_number == number]
+    mine = [b for b in found if run_id in b]
+    assert len(mine) == 1, found
+    return mine[0]
+
+
+def test_github_credentials_are_set_and_shown_masked(
+    start_gaffer: GafferFactory, fake_github: FakeGitHub, tmp_path: Path
+) -> None:
+    g = start_gaffer(roles=("ingest",))
+    project = g.create_project(repository=REPO, with_repository=False)
+    env = cli_env(g)
+    bad = tmp_path / "bad.pem"
+    bad.write_text("not a key")
+    refused = gaffer(
+        "github", "set-app", "--project", project.name, "--app-id", "7",
+        "--private-key-file", str(bad), env=env, check=False,
+    )  # fmt: skip
+    assert refused.returncode == 1 and "not a PEM private key" in refused.stderr
+    assert gaffer("github", "show", "--project", project.name, env=env, check=False).returncode == 1
+
+    set_app(g, project, fake_github, tmp_path)
+    shown = json.loads(
+        gaffer("github", "show", "--project", project.name, "--json", env=env).stdout
+    )
+    assert shown["kind"] == "app" and shown["app_id"] == fake_github.app.id
+    assert shown["api_url"] == fake_github.api_url
+    assert "PRIVATE KEY" not in json.dumps(shown)
+
+    token = fake_github.add_pat("alice")
+    proc = subprocess.run(
+        [GAFFER, "github", "set-token", "--project", project.name, "--login", "alice"],
+        input=token, env=env, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert token not in proc.stdout + proc.stderr
+    shown = json.loads(
+        gaffer("github", "show", "--project", project.name, "--json", env=env).stdout
+    )
+    assert shown == {**shown, "kind": "token", "login": "alice", "token": "******"}
+    assert token not in json.dumps(shown)
+    # A PAT that is a person's account: that person is the bot (the loop guard's login).
+    with g.rt.db.session() as session:
+        from gaffer.store.projects import get_project
+
+        assert get_project(session, project.name).bot_login == "alice"
+
+
+IMPLEMENT = """
+test -f context/github-issue.md || exit 3
+grep -q "Widgets break on Tuesdays" "$GAFFER_SCRATCH/context/github-issue.md" 2>/dev/null || \
+  grep -rq "Widgets break on Tuesdays" .. || true
+echo fixed > FIX.txt
+env > "$GAFFER_SCRATCH/engine-env.txt" 2>/dev/null || true
+"""
+
+
+def test_issue_labeled_opens_a_pull_request_from_a_private_repository(
+    start_gaffer: GafferFactory, fake_github: FakeGitHub, tmp_path: Path
+) -> None:
+    repo = fake_github.add_repo(REPO, private=True, git=True)
+    fake_github.add_installation("acme", ["widgets"])
+    seed(repo, tmp_path)
+    issue = fake_github.add_issue(repo, "Widgets break", "Widgets break on Tuesdays")
+    g = start_gaffer()
+    project = g.create_project(
+        command="env > ../engine-env.txt; echo fixed > FIX.txt",
+        agents=["implementation"],
+        repository=REPO,
+        with_repository=False,
+    )
+    set_app(g, project, fake_github, tmp_path)
+    issue_payload = json.loads(fixture_body("issues.labeled"))["issue"]
+    issue_payload.update(number=issue.number, title=issue.title, body=issue.body)
+    run_id = deliver(g, project, "issues.labeled", "issues", issue=issue_payload)
+    run = g.wait_for(run_id)
+    assert run["status"] == "SUCCEEDED", run["error"]
+    branch = f"gaffer/implementation/{issue.number}"
+    assert run["branch"] == branch
+    entries = wait_sent(g, run_id)
+    assert [(e.kind, e.status) for e in entries if e.kind != "ack_update"] == [
+        ("ack", "sent"),
+        ("pull_request", "sent"),
+    ], [(e.kind, e.status, e.last_error) for e in entries]
+    [pull] = [p for p in repo.pulls.values() if p.head_ref == branch]
+    assert pull.base_ref == "main"
+    assert f"Closes #{issue.number}" in repo.issues[pull.number].body
+    final = ack_comment(repo, issue.number, run_id)
+    assert "Done" in final and f"/pull/{pull.number}" in final
+    # The pushed branch is on the fake, cloned and pushed with the installation token only.
+    assert repo.git_dir is not None
+    shown = subprocess.run(
+        ["git", "--git-dir", str(repo.git_dir), "show", f"{branch}:FIX.txt"],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert shown.stdout.strip() == "fixed"
+    # No token in the run record, its log, or the engine's environment.
+    tokens = [t for t, v in fake_github.state.tokens.items() if v.kind == "installation"]
+    assert tokens
+    with g.rt.db.session() as session:
+        row = session.get(Run, run_id)
+        assert row is not None
+        record = json.dumps(row.job_data) + json.dumps(run, default=str)
+    logs = "\n".join(m for _, m in g.logs(run_id))
+    engine_env = next(g.settings.home.rglob("engine-env.txt"), None)
+    for token in tokens:
+        assert token not in record and token not in logs
+        if engine_env is not None:
+            assert token not in engine_env.read_text()
+    assert "GAFFER_GIT_TOKEN" not in (engine_env.read_text() if engine_env else "")
+
+
+REVIEW = """python - <<'PY'
+import json, os, pathlib
+ctx = pathlib.Path(os.environ["GAFFER_REVIEW_FILE"]).parent.parent / "context"
+diff = (ctx / "github-pr-diff.md").read_text()
+review = {"event": "REQUEST_CHANGES", "body": "saw " + str(len(diff)) + " bytes", "comments": [
+    {"path": "change.txt", "line": 1, "side": "RIGHT", "body": "say why"},
+    {"path": "README.md", "line": 40, "side": "RIGHT", "body": "off the diff"}]}
+open(os.environ["GAFFER_REVIEW_FILE"], "w").write(json.dumps(review))
+PY
+"""
+
+DIFF = """diff --git a/change.txt b/change.txt
+new file mode 100644
+--- /dev/null
++++ b/change.txt
+@@ -0,0 +1 @@
++a change
+"""
+
+
+def test_pull_request_opened_submits_a_review_with_inline_comments(
+    start_gaffer: GafferFactory, fake_github: FakeGitHub, tmp_path: Path
+) -> None:
+    repo = fake_github.add_repo(REPO, private=True, git=True)
+    fake_github.add_installation("acme", ["widgets"])
+    heads = seed(repo, tmp_path, {"feature": "a change\n"})
+    pull = fake_github.add_pull(repo, "feature", heads["feature"], DIFF, base_sha=heads["main"])
+    g = start_gaffer()
+    project = g.create_project(
+        command=REVIEW, agents=["review"], repository=REPO, with_repository=False, raw_command=True
+    )
+    set_app(g, project, fake_github, tmp_path)
+    pr = json.loads(fixture_body("pull_request.opened"))["pull_request"]
+    pr.update(number=pull.number)
+    pr["head"] = {**pr["head"], "ref": "feature", "sha": heads["feature"]}
+    run_id = deliver(
+        g, project, "pull_request.opened", "pull_request", number=pull.number, pull_request=pr
+    )
+    run = g.wait_for(run_id)
+    assert run["status"] == "SUCCEEDED", run["error"]
+    entries = wait_sent(g, run_id)
+    kinds = {e.kind: (e.status, e.last_error) for e in entries}
+    assert kinds["review"] == ("sent", None), kinds
+    assert kinds["check_run_complete"] == ("sent", None), kinds
+    [review] = [r for r in repo.reviews.values() if r.pull_number == pull.number]
+    assert review.state == "CHANGES_REQUESTED" and review.commit_id == heads["feature"]
+    assert "off the diff" in review.body  # folded into the body, not rejected
+    inline = [c for c in repo.review_comments.values() if c.review_id == review.id]
+    assert [(c.path, c.line, c.body) for c in inline] == [("change.txt", 1, "say why")]
+    assert any(r.name == "gaffer / review" for r in repo.check_runs.values())
+
+
+@pytest.mark.parametrize("merged", [True, False])
+def test_a_pull_request_closed_while_the_run_waited_cancels_it_without_a_worker(
+    start_gaffer: GafferFactory, fake_github: FakeGitHub, tmp_path: Path, merged: bool
+) -> None:
+    repo = fake_github.add_repo(REPO, private=True, git=True)
+    fake_github.add_installation("acme", ["widgets"])
+    heads = seed(repo, tmp_path, {"feature": "a change\n"})
+    pull = fake_github.add_pull(repo, "feature", heads["feature"], DIFF, base_sha=heads["main"])
+    pull.state, pull.merged = "closed", merged
+    g = start_gaffer()
+    project = g.create_project(
+        command="exit 9", agents=["review"], repository=REPO, with_repository=False
+    )
+    set_app(g, project, fake_github, tmp_path)
+    pr = json.loads(fixture_body("pull_request.opened"))["pull_request"]
+    pr.update(number=pull.number)
+    run_id = deliver(
+        g, project, "pull_request.opened", "pull_request", number=pull.number, pull_request=pr
+    )
+    run = g.wait_for(run_id)
+    assert run["status"] == "CANCELED"
+    assert run["error"] == f"PR #{pull.number} was {'merged' if merged else 'closed'}"
+    assert not any("worker started" in m for _, m in g.logs(run_id))
