@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from gaffer.engines.aider import MAX_MODEL_ATTEMPTS, OUTPUT_DIR, AiderEngine
-from gaffer.engines.base import EngineResult, EngineUser, Invocation, ModelEndpoint
+from gaffer.engines.base import EngineError, EngineResult, EngineUser, Invocation, ModelEndpoint
 from gaffer.queue.jobs import EngineSpec, JobData, RepositorySpec, TaskSpec
 from gaffer.store.agents import set_agent
 from gaffer.store.credentials import set_credential
@@ -391,3 +391,15 @@ def test_as_an_unprivileged_engine_user(user_root: Path, aider_cli: Path, server
     assert result.ok and result.summary == "Done", (result, run.log())
     assert (run.checkout / "HELLO.md").stat().st_uid == user.uid
     assert result.figures is not None and result.figures.turns == 1
+
+
+def test_malformed_settings_are_an_engine_error(run: Run, server: Any) -> None:
+    settings = {**run.invocation.job.engine.settings, "context_window": "big"}
+    job = run.invocation.job.model_copy(
+        update={"engine": EngineSpec(name="aider", settings=settings)}
+    )
+
+    with pytest.raises(EngineError, match=r"settings\.context_window"):
+        run.run(job=job)
+
+    assert server.requests == []

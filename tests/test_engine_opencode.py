@@ -8,20 +8,25 @@ from __future__ import annotations
 import io
 import json
 import os
+import shutil
 import stat
 import subprocess
+import tempfile
+import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from gaffer.engines.base import EngineResult, Invocation, ModelEndpoint
+from gaffer.engines.base import EngineError, EngineResult, EngineUser, Invocation, ModelEndpoint
 from gaffer.engines.opencode import KEY_FILE, MAX_MODEL_ATTEMPTS, OpencodeEngine
 from gaffer.queue.jobs import EngineSpec, JobData, RepositorySpec, TaskSpec
 from gaffer.store.agents import set_agent
 from gaffer.store.credentials import set_credential
+from gaffer.store.models import RunStatus
 from gaffer.store.projects import get_project
 from gaffer.worker.events import Reporter
 from tests.conftest import GafferFactory
@@ -463,3 +468,83 @@ def test_a_model_that_stalls_times_the_run_out(
     assert run["status"] == "TIMED_OUT"
     assert run["error"] == "stalled: no engine output for 45 s"
     assert len(server.model_requests) == 1  # held, never answered
+
+
+@pytest.fixture
+def user_root() -> Iterator[Path]:
+    """A directory an unprivileged user can reach (pytest's tmp_path is 0700 root)."""
+    root = Path(tempfile.mkdtemp(prefix="gaffer-opencode-user-"))
+    root.chmod(0o755)
+    try:
+        yield root
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="switching to an engine user needs root")
+def test_as_an_unprivileged_engine_user(
+    user_root: Path, opencode_cli: Path, server: ModelServer
+) -> None:
+    run = Run(user_root, opencode_cli, server.openai_url)
+    user = EngineUser(uid=64123, gid=64123)
+    for path in (user_root, *user_root.rglob("*")):
+        os.chown(path, user.uid, user.gid)
+    probe = run.scratch / "probe.txt"
+    server.script([Shell(f"id -u > {probe}; printf 'hi\\n' > HELLO.md", then="Done")])
+
+    result = run.run(user=user)
+
+    assert result.ok and result.summary == "Done", (result, run.log())
+    assert probe.read_text().strip() == str(user.uid)
+    assert (run.checkout / "HELLO.md").stat().st_uid == user.uid
+    assert all(c.headers["authorization"] == f"Bearer {KEY}" for c in server.model_requests)
+    seeded = run.scratch / "home" / ".config" / "opencode" / "package.json"
+    assert seeded.stat().st_uid == user.uid and stat.S_IMODE(seeded.stat().st_mode) == 0o600
+    assert not (run.scratch / "home" / KEY_FILE).exists()
+
+
+def test_an_opencode_run_canceled_mid_run_stops_the_cli_and_its_commands(
+    start_gaffer: GafferFactory, opencode_cli: Path, server: ModelServer, tmp_path: Path
+) -> None:
+    gaffer = start_gaffer(engines_dir=opencode_cli.parent.parent)
+    project = opencode_project(gaffer, server)
+    pid_file = tmp_path / "agent-command.pid"
+    server.script([Shell(f"echo $$ > {pid_file}; exec sleep 600", then="never")])
+
+    run_id = deliver_issue(gaffer, project)
+    gaffer.wait_for(run_id, [RunStatus.RUNNING])
+    deadline = time.monotonic() + 120
+    while not pid_file.exists() or not pid_file.read_text().strip():
+        assert RunStatus(gaffer.run(run_id)["status"]) is RunStatus.RUNNING
+        assert time.monotonic() < deadline, "the agent's command never started"
+        time.sleep(0.05)
+    pid = int(pid_file.read_text())
+    result = gaffer.cancel(run_id)
+
+    run = gaffer.wait_for(run_id)
+    assert run["status"] == "CANCELED", (result, run["error"])
+    assert project.bare is not None and run["commit"] is None
+    deadline = time.monotonic() + 30
+    while _alive(pid):
+        assert time.monotonic() < deadline, f"the agent's command {pid} outlived the run"
+        time.sleep(0.05)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()
+    except OSError:
+        return False
+    return fields[0] != "Z"
+
+
+def test_a_malformed_cost_setting_is_an_engine_error(run: Run, server: ModelServer) -> None:
+    settings = {**run.invocation.job.engine.settings, "cost": {"input": "cheap"}}
+    job = run.invocation.job.model_copy(
+        update={"engine": EngineSpec(name="opencode", settings=settings)}
+    )
+
+    with pytest.raises(EngineError, match=r"settings\.cost"):
+        run.run(job=job)
+
+    assert server.requests == []

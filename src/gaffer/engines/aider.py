@@ -64,7 +64,7 @@ from pathlib import Path
 from typing import Any
 
 from gaffer.agents.outputs import OUTPUT_ENV
-from gaffer.engines.base import EngineFigures, EngineResult, Invocation
+from gaffer.engines.base import EngineError, EngineFigures, EngineResult, Invocation
 from gaffer.engines.discovery import find_cli
 from gaffer.engines.process import engine_log, run_cli
 from gaffer.engines.stopper import CliStopper, pid_argv
@@ -125,17 +125,17 @@ def model_metadata(name: str, invocation: Invocation) -> dict[str, Any]:
     """The ``--model-metadata-file`` content (litellm's model map format) for ``openai/name``:
     context window, output limit, prices per token (0 when the ``cost`` setting names none).
 
-    Raises ValueError when ``cost`` or ``context_window`` is malformed."""
+    Raises :class:`EngineError` when ``cost`` or ``context_window`` is malformed."""
     settings = invocation.job.engine.settings
     cost = settings.get("cost") or {}
     if not isinstance(cost, dict) or not all(
         isinstance(cost.get(k, 0), int | float) and not isinstance(cost.get(k), bool)
         for k in ("input", "output")
     ):
-        raise ValueError("aider: settings.cost needs input and output in USD per 1M tokens")
+        raise EngineError("aider: settings.cost needs input and output in USD per 1M tokens")
     window = settings.get("context_window", DEFAULT_CONTEXT_WINDOW)
     if not isinstance(window, int) or isinstance(window, bool) or window <= 0:
-        raise ValueError("aider: settings.context_window must be a positive number of tokens")
+        raise EngineError("aider: settings.context_window must be a positive number of tokens")
     return {
         f"openai/{name}": {
             "max_tokens": MAX_OUTPUT_TOKENS,
@@ -426,7 +426,7 @@ class AiderEngine:
         """Run one turn to completion, as the invocation's user.
 
         Raises :class:`~gaffer.engines.base.EngineError` when the CLI is missing or cannot
-        start, ValueError for malformed settings. The result's ``error`` is aider's own error
+        start or its settings are malformed. The result's ``error`` is aider's own error
         lines when the model call failed (aider itself exits 0 then).
         """
         settings = invocation.job.engine.settings

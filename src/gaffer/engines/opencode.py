@@ -67,7 +67,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from gaffer.engines.base import EngineFigures, EngineResult, Invocation
+from gaffer.engines.base import EngineError, EngineFigures, EngineResult, Invocation
 from gaffer.engines.discovery import find_cli
 from gaffer.engines.process import engine_log, run_cli, write_private
 from gaffer.engines.stopper import CliStopper, pid_argv
@@ -113,7 +113,8 @@ def opencode_config(
     docstring for each key. ``instructions``: path of the system prompt file, or None;
     ``key_file``: path of the API key file, or None (no key: no ``Authorization`` header).
 
-    Holds no secret. Raises ValueError when the ``cost`` setting is not a mapping of numbers.
+    Holds no secret. Raises :class:`EngineError` when the ``cost`` setting is not a mapping
+    of numbers.
     """
     endpoint = invocation.model
     name = endpoint.model or DEFAULT_MODEL
@@ -161,11 +162,11 @@ required)."""
 
 def _cost(value: object) -> dict[str, float]:
     if not isinstance(value, dict) or not {"input", "output"} <= set(value):
-        raise ValueError("opencode: settings.cost needs input and output (USD per 1M tokens)")
+        raise EngineError("opencode: settings.cost needs input and output (USD per 1M tokens)")
     out: dict[str, float] = {}
     for key, price in value.items():
         if key not in COST_KEYS or not isinstance(price, int | float) or isinstance(price, bool):
-            raise ValueError(f"opencode: settings.cost.{key} is not a price in USD (per 1M)")
+            raise EngineError(f"opencode: settings.cost.{key} is not a price in USD (per 1M)")
         out[key] = float(price)
     return out
 
@@ -423,7 +424,7 @@ class OpencodeEngine:
         """Run one turn to completion, as the invocation's user.
 
         Raises :class:`~gaffer.engines.base.EngineError` when the CLI is missing or cannot
-        start, ValueError for a malformed ``cost`` setting. The result's ``error`` is
+        start or its ``cost`` setting is malformed. The result's ``error`` is
         opencode's own message when it reported a failure (or the provider's, when the engine
         stopped its retries).
         """
