@@ -38,9 +38,7 @@ class RunDirectory(Protocol):
         ...
 
 
-_RUN_QUERY = select(Run.project_id, Run.agent_type, Run.status).where(
-    Run.id == bindparam("run_id")
-)
+_RUN_QUERY = select(Run.project_id, Run.agent_type, Run.status).where(Run.id == bindparam("run_id"))
 """Built once, so each call reuses its compiled form."""
 
 
