@@ -111,3 +111,23 @@ async def test_the_sdks_read_a_refused_token_as_the_providers_authentication_err
         answer = await http.post("/v1/messages", json={}, headers={"x-api-key": unknown})
         assert answer.status_code == 401 and "no such run" in answer.text
     assert rig.upstream.calls == []
+
+
+@pytest.mark.anyio
+async def test_a_request_too_large_is_refused_before_it_goes_upstream(
+    make_settings: Callable[..., Settings],
+) -> None:
+    from gaffer.gateway.settings import GatewaySettings
+
+    async with gateway_rig(
+        make_settings(), gateway_settings=GatewaySettings(max_request_bytes=4096)
+    ) as rig:
+        run_id = rig.add_run()
+        body = {"model": "claude-sonnet-4-5", "max_tokens": 5, "messages": [], "x": "y" * 5000}
+        async with httpx.AsyncClient(base_url=rig.url) as http:
+            answer = await http.post(
+                "/v1/messages", json=body, headers={"x-api-key": rig.token(run_id)}
+            )
+        assert answer.status_code == 413
+        assert answer.json()["error"]["type"] == "request_too_large"
+        assert rig.upstream.calls == []

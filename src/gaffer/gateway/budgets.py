@@ -174,11 +174,14 @@ class Budgets:
         limits: LimitsSource,
         *,
         reservation_ttl_s: int = 900,
+        redis_timeout_s: float = 2.0,
     ) -> None:
         self.redis = redis
         self.db = db
         self.limits = limits
         self.reservation_ttl_s = reservation_ttl_s
+        self.redis_timeout_s = redis_timeout_s
+        """A Redis call slower than this (s) counts as Redis unreachable: fail closed."""
         self._reserve = redis.register_script((_LUA / "reserve.lua").read_text())
         self._seed = redis.register_script((_LUA / "seed.lua").read_text())
         self._settle = redis.register_script((_LUA / "settle.lua").read_text())
@@ -220,11 +223,13 @@ class Budgets:
             KEY_TTL_S,
         ]
         try:
-            answer = await self._reserve(keys=list(keys), args=args)
+            async with asyncio.timeout(self.redis_timeout_s):
+                answer = await self._reserve(keys=list(keys), args=args)
             if answer[0] in (b"seed", "seed"):
                 await self._seed_from_db(run, keys, now)
-                answer = await self._reserve(keys=list(keys), args=args)
-        except RedisError as exc:
+                async with asyncio.timeout(self.redis_timeout_s):
+                    answer = await self._reserve(keys=list(keys), args=args)
+        except (RedisError, TimeoutError) as exc:
             raise BudgetUnavailable("redis", type(exc).__name__) from exc
         verdict = answer[0].decode() if isinstance(answer[0], bytes) else str(answer[0])
         if verdict == "ok":
@@ -246,15 +251,19 @@ class Budgets:
             cost, tokens, calls, project = await asyncio.to_thread(read)
         except SQLAlchemyError as exc:
             raise BudgetUnavailable("database", type(exc).__name__) from exc
-        await self._seed(keys=[keys[0], keys[2]], args=[cost, tokens, calls, project, KEY_TTL_S])
+        async with asyncio.timeout(self.redis_timeout_s):
+            await self._seed(
+                keys=[keys[0], keys[2]], args=[cost, tokens, calls, project, KEY_TTL_S]
+            )
 
     async def settle(self, reservation: Reservation, *, cost_nano_usd: int, tokens: int) -> None:
-        """Replace ``reservation`` with the call's real figures (raises :class:`RedisError`;
-        a reservation left unsettled lapses on its own)."""
-        await self._settle(
-            keys=list(reservation.keys),
-            args=[reservation.member, max(cost_nano_usd, 0), max(tokens, 0)],
-        )
+        """Replace ``reservation`` with the call's real figures (raises :class:`RedisError`
+        or :class:`TimeoutError`; a reservation left unsettled lapses on its own)."""
+        async with asyncio.timeout(self.redis_timeout_s):
+            await self._settle(
+                keys=list(reservation.keys),
+                args=[reservation.member, max(cost_nano_usd, 0), max(tokens, 0)],
+            )
 
 
 def monthly_budget_refusal(

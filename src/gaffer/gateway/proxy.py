@@ -93,6 +93,21 @@ def _estimate(gateway: Gateway, request: RequestInfo) -> tuple[int, int]:
     return gateway.prices.cost_nano_usd(request.model, usage) or 0, usage.total_tokens
 
 
+async def _read_body(request: Request, limit: int) -> bytes | None:
+    """The request body, or None once it passes ``limit`` bytes (the rest is not read)."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        return None
+    parts: list[bytes] = []
+    size = 0
+    async for part in request.stream():
+        size += len(part)
+        if size > limit:
+            return None
+        parts.append(part)
+    return b"".join(parts)
+
+
 class _Refusal(Exception):
     def __init__(self, response: Response) -> None:
         self.response = response
@@ -145,7 +160,10 @@ async def forward(
         run, upstream = await _admit(gateway, protocol, request)
     except _Refusal as refusal:
         return refusal.response
-    body = await request.body()
+    body = await _read_body(request, gateway.settings.max_request_bytes)
+    if body is None:
+        limit = gateway.settings.max_request_bytes
+        return _error(protocol, "too_large", f"request body over {limit} bytes")
     try:
         info = protocol.read_request(body)
     except ValueError as exc:

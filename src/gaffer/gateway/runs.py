@@ -8,7 +8,7 @@ import asyncio
 from dataclasses import dataclass
 from typing import Protocol
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from gaffer.store.db import Database
 from gaffer.store.models import Run, RunStatus
@@ -38,6 +38,10 @@ class RunDirectory(Protocol):
         ...
 
 
+_RUN_QUERY = select(Run.project_id, Run.agent_type, Run.status).where(Run.id == bindparam("run_id"))
+"""Built once, so each call reuses its compiled form."""
+
+
 class StoredRuns:
     """:class:`RunDirectory` over gaffer's database. The engine is synchronous: a PostgreSQL
     read goes to a thread; a SQLite read (one indexed row from a local file in WAL mode, which
@@ -50,9 +54,8 @@ class StoredRuns:
         self.inline = db.settings.uses_sqlite
 
     def _read(self, run_id: str) -> RunInfo | None:
-        query = select(Run.project_id, Run.agent_type, Run.status).where(Run.id == run_id)
         with self.db.engine.connect() as conn:
-            row = conn.execute(query).first()
+            row = conn.execute(_RUN_QUERY, {"run_id": run_id}).first()
         if row is None:
             return None
         return RunInfo(run_id, row.project_id, row.agent_type, RunStatus(row.status))

@@ -163,7 +163,7 @@ class Gateway:
                     cost_nano_usd=record.cost_nano_usd or 0,
                     tokens=record.usage.total_tokens,
                 )
-            except RedisError as exc:
+            except (RedisError, TimeoutError) as exc:
                 log.error(
                     "gateway_settle_failed", run_id=record.run.run_id, error=type(exc).__name__
                 )

@@ -16,6 +16,8 @@
                                        ``min(max_tokens asked, this)``.
 ``GAFFER_GATEWAY_RESERVATION_TTL_S``   how long a reservation holds budget when its gateway dies
                                        before settling it (default 900 s).
+``GAFFER_GATEWAY_MAX_REQUEST_BYTES``  largest request body taken from an engine (default 64 MiB;
+                                       larger: 413 in the provider's shape).
 ``GAFFER_GATEWAY_CONNECT_TIMEOUT_S``   connect timeout to the upstream (default 10 s).
 ``GAFFER_GATEWAY_READ_TIMEOUT_S``      longest silence between two bytes of the upstream's
                                        answer (default 600 s).
@@ -47,5 +49,6 @@ class GatewaySettings(BaseSettings):
     prices_file: Path | None = None
     reserve_output_tokens: int = Field(default=4096, ge=0)
     reservation_ttl_s: int = Field(default=900, ge=1)
+    max_request_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
     connect_timeout_s: float = Field(default=10.0, gt=0)
     read_timeout_s: float = Field(default=600.0, gt=0)

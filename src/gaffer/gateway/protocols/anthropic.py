@@ -28,6 +28,7 @@ from gaffer.gateway.protocols.base import (
 _ERRORS: dict[ErrorKind, tuple[int, str]] = {
     "authentication": (401, "authentication_error"),
     "invalid_request": (400, "invalid_request_error"),
+    "too_large": (413, "request_too_large"),
     "budget": (400, "invalid_request_error"),
     "unavailable": (503, "api_error"),
     "bad_gateway": (502, "api_error"),

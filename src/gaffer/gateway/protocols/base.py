@@ -9,9 +9,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-ErrorKind = Literal["authentication", "invalid_request", "budget", "unavailable", "bad_gateway"]
+ErrorKind = Literal[
+    "authentication", "invalid_request", "too_large", "budget", "unavailable", "bad_gateway"
+]
 """Why the gateway itself answers instead of the upstream: a refused token, a request it cannot
-read, a budget, Redis or the database unreachable (fail closed), the upstream unreachable."""
+read or that is too large, a budget, Redis or the database unreachable (fail closed), the
+upstream unreachable."""
 
 _EVENT_END = re.compile(rb"\r\n\r\n|\n\n|\r\r")
 

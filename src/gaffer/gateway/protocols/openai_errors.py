@@ -14,6 +14,7 @@ from gaffer.gateway.protocols.base import ErrorKind
 _ERRORS: dict[ErrorKind, tuple[int, str, str | None]] = {
     "authentication": (401, "invalid_request_error", "invalid_api_key"),
     "invalid_request": (400, "invalid_request_error", None),
+    "too_large": (413, "invalid_request_error", "request_too_large"),
     "budget": (429, "insufficient_quota", "insufficient_quota"),
     "unavailable": (503, "server_error", "gateway_unavailable"),
     "bad_gateway": (502, "server_error", "upstream_unreachable"),
