@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.support.containers import PodmanService, new_instance
 from tests.support.harness import FIXTURES
 
@@ -141,3 +143,43 @@ def test_demo_in_containers(tmp_path: Path, podman: PodmanService) -> None:
         assert podman.managed(instance) == []
     finally:
         podman.remove_all(instance)
+
+
+@pytest.mark.parametrize("engine", ["claude-code", "codex"])
+def test_demo_with_a_real_engine_runs_the_cli_against_the_shipped_model(
+    tmp_path: Path, engine: str
+) -> None:
+    """No provider key in the environment: the real CLI plays the agents against the scripted
+    model server shipped in the package, through the gateway."""
+    env = {k: v for k, v in clean_env().items() if k not in ("ANTHROPIC_API_KEY", "OPENAI_API_KEY")}
+    proc = subprocess.run(
+        [GAFFER, "demo", "--json", "--engine", engine, "--home", str(tmp_path / "home")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    report = json.loads(proc.stdout)
+    assert report["engine"] == engine
+    assert report["model"].startswith("the scripted local model server at http://127.0.0.1:")
+    runs = {r["agent_type"]: r for d in report["deliveries"] for r in d["runs"]}
+    assert runs["implementation"]["status"] == "SUCCEEDED"
+    assert runs["implementation"]["changed"] == ["DEMO_CHANGE.md"]
+    assert runs["review"]["outputs"]["review"]["event"] == "COMMENT"
+
+
+def test_demo_says_how_to_install_a_missing_engine(tmp_path: Path) -> None:
+    env = {**clean_env(), "GAFFER_ENGINES_DIR": str(tmp_path / "no-engines")}
+    proc = subprocess.run(
+        [GAFFER, "demo", "--engine", "opencode", "--home", str(tmp_path / "home")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 1
+    assert "opencode is not installed" in proc.stderr
+    assert "--install" in proc.stderr and "scripts/install-engines opencode" in proc.stderr
