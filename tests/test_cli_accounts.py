@@ -217,3 +217,14 @@ def test_remote_mode_prints_what_local_mode_prints(
     # Local mode again: eve's CLI token was revoked by the logout.
     [eves] = [t for t in cli.json("tokens", "list", env=env) if t["owner"] == "eve@x.test"]
     assert eves["revoked_at"] is not None and eves["role"] == "admin"
+    # Writes of both modes are in the audit log, with who made them and how.
+    rows = cli.json("audit", "list", "--limit", "200", env=env)
+    made = {(r["action"], r["actor"], r["via"]) for r in rows}
+    assert {
+        ("project.create", "local", "cli"),
+        ("run.cancel", "local", "cli"),
+        ("run.cancel", "root@x.test", "api"),
+        ("session.login", "eve@x.test", "api"),
+        ("token.create", "eve@x.test", "api"),
+        ("token.revoke", "eve@x.test", "api"),
+    } <= made

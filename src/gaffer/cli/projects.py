@@ -8,6 +8,7 @@ import typer
 
 from gaffer.agents import AgentType
 from gaffer.cli import context, remote
+from gaffer.cli.local_audit import cli_audit
 from gaffer.cli.output import console, print_json, table
 from gaffer.engines import ENGINES
 from gaffer.runs.views import project_view
@@ -76,6 +77,15 @@ def create(
         except ValueError as exc:
             raise context.CliError(str(exc)) from exc
         view = project_view(project)
+        cli_audit(
+            session,
+            "project.create",
+            target_type="project",
+            target_id=project.id,
+            organization_id=project.organization_id,
+            change={k: v for k, v in view.items() if k not in ("id", "created_at")}
+            | {"webhook_secret": "set"},
+        )
     if secret is None:
         view["webhook_secret"] = webhook_secret
     if as_json:

@@ -16,6 +16,7 @@ import typer
 from redis.exceptions import RedisError
 
 from gaffer.cli import context, remote, remote_runs
+from gaffer.cli.local_audit import cli_audit
 from gaffer.cli.output import console, err_console, print_json, short, styled_status, table
 from gaffer.runs.views import log_view, run_view
 from gaffer.runtime import Runtime, open_runtime
@@ -217,7 +218,18 @@ async def _start(
             gate=BufferGate(rt.settings, redis),
             buffer=BufferStore(redis),
         )
-        return await intake.submit(project, [NewRun(run_id, request)])
+        return await intake.submit(
+            project,
+            [NewRun(run_id, request)],
+            in_same_transaction=lambda session, submission: cli_audit(
+                session,
+                "run.start",
+                target_type="run",
+                target_id=run_id,
+                organization_id=project.organization_id,
+                change=request_fields | {"project": project.name, "runs": submission.run_ids},
+            ),
+        )
     finally:
         await queue.close()
         await redis.aclose()
@@ -297,6 +309,16 @@ def cancel(
     else:
         with open_runtime(context.settings()) as rt:
             result, status = asyncio.run(_cancel(rt, run_id, wait))
+            with rt.db.session() as session:
+                run = session.get(Run, result.run_id)
+                cli_audit(
+                    session,
+                    "run.cancel",
+                    target_type="run",
+                    target_id=result.run_id,
+                    organization_id=run.project.organization_id if run is not None else None,
+                    change={"status": str(result.status), "message": result.message},
+                )
         canceled_id, message = result.run_id, result.message
     if as_json:
         print_json({"id": canceled_id, "status": status, "message": message})
