@@ -202,6 +202,33 @@ def test_remote_mode_prints_what_local_mode_prints(
         gaffer("projects", "list", "--json", env=env).stdout
     )
 
+    # Writes in remote mode: a project and a manual run, seen by local mode.
+    created = cli.json(
+        "projects", "create", "hello2", "--repo", "o/r", "--clone-url", str(bare),
+        "--command", "true", "--agent", "implementation", env=remote_env,
+    )  # fmt: skip
+    assert len(created.pop("webhook_secret")) == 64
+    assert cli.json("projects", "show", "hello2", env=env) == created
+    human = cli("projects", "create", "hello3", "--repo", "o/r", "--clone-url", "/x",
+                "--command", "true", env=remote_env).stdout  # fmt: skip
+    assert human.startswith("created project hello3 (") and "webhook secret (shown once): " in human
+    started = cli.json(
+        "runs", "start", "--project", "hello2", "--agent", "implementation", "--work-item", "9",
+        env=remote_env,
+    )  # fmt: skip
+    assert started["skipped"] is None and started["buffered"] is False
+    [new_run] = started["runs"]
+    assert cli.json("runs", "show", new_run, env=env)["work_item"] == "9"
+    refused = cli(
+        "runs", "start", "--project", "hello2", "--agent", "review", "--work-item", "1",
+        env=remote_env, check=False,
+    )  # fmt: skip
+    local_refused = cli(
+        "runs", "start", "--project", "hello2", "--agent", "review", "--work-item", "1",
+        env=env, check=False,
+    )  # fmt: skip
+    assert refused.stderr == local_refused.stderr != ""
+
     # Another organization's admin sees none of it, and cannot cancel it.
     eve = cli("login", "--server", up.url, "--email", "eve@x.test", stdin=PASSWORD, env=env)
     assert eve.stdout.strip() == f"logged in to {up.url} as eve@x.test"
@@ -224,6 +251,8 @@ def test_remote_mode_prints_what_local_mode_prints(
         ("project.create", "local", "cli"),
         ("run.cancel", "local", "cli"),
         ("run.cancel", "root@x.test", "api"),
+        ("project.create", "root@x.test", "api"),
+        ("run.start", "root@x.test", "api"),
         ("session.login", "eve@x.test", "api"),
         ("token.create", "eve@x.test", "api"),
         ("token.revoke", "eve@x.test", "api"),

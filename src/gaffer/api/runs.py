@@ -96,6 +96,8 @@ class SubmissionOut(BaseModel):
     runs: list[str]
     skipped: list[str]
     buffered: bool
+    buffer_reason: str = Field(description="Why the burst buffer held them (when buffered).")
+    redis_down: bool = Field(description="A dispatch claim failed closed: Redis errored.")
 
 
 class CancelOut(BaseModel):
@@ -245,6 +247,8 @@ async def _submit(
         "runs": submission.run_ids,
         "skipped": [reason for _, reason in submission.skipped],
         "buffered": submission.buffered,
+        "buffer_reason": submission.buffer_reason,
+        "redis_down": submission.redis_down,
     }
 
 

@@ -235,6 +235,23 @@ async def _start(
         await redis.aclose()
 
 
+def _start_local(project: str, fields: dict[str, Any], run_id: str) -> Submission:
+    from gaffer.aio import run_async
+
+    with open_runtime(context.settings()) as rt:
+        try:
+            return run_async(_start(rt, project, fields, run_id))
+        except RedisError as exc:
+            with rt.db.session() as session:
+                if session.get(Run, run_id) is None:
+                    raise
+            # The row is written: the periodic repair of any dispatcher adds its job.
+            raise context.CliError(
+                f"run {run_id} is recorded (QUEUED), but Redis did not take its job ({exc}); "
+                "a dispatcher queues it once Redis is back"
+            ) from exc
+
+
 @runs_app.command("start")
 def start(
     project: str = typer.Option(..., help="Project name or id."),
@@ -249,8 +266,6 @@ def start(
     """Start a run by hand (a manual trigger). Goes through the same dispatch claims as
     webhooks: a review of a PR and head SHA already reviewed is not started twice; and through
     the burst buffer gate: a project that floods has it held (``buffered``)."""
-    from gaffer.aio import run_async
-
     fields = {
         "agent_type": agent,
         "work_item": work_item,
@@ -260,18 +275,11 @@ def start(
         "body": body,
     }
     run_id = new_id()
-    with open_runtime(context.settings()) as rt:
-        try:
-            submission = run_async(_start(rt, project, fields, run_id))
-        except RedisError as exc:
-            with rt.db.session() as session:
-                if session.get(Run, run_id) is None:
-                    raise
-            # The row is written: the periodic repair of any dispatcher adds its job.
-            raise context.CliError(
-                f"run {run_id} is recorded (QUEUED), but Redis did not take its job ({exc}); "
-                "a dispatcher queues it once Redis is back"
-            ) from exc
+    client = remote.client()
+    if client is not None:
+        submission = remote_runs.start(client, project, fields)
+    else:
+        submission = _start_local(project, fields, run_id)
     result = {
         "runs": submission.run_ids,
         "skipped": submission.reasons or None,
