@@ -10,6 +10,7 @@ import redis.asyncio as aioredis
 from sqlalchemy import select
 
 from gaffer.accounts.audit import AuditFilter, list_events
+from gaffer.accounts.bootstrap import ensure_first_superadmin
 from gaffer.accounts.errors import (
     ConflictError,
     ForbiddenError,
@@ -273,3 +274,16 @@ async def test_failed_logins_are_limited_per_account_and_per_address(redis_url: 
         assert all(k.startswith(b"gaffer:login:") for k in await redis.keys("*"))
     finally:
         await redis.aclose()
+
+
+def test_the_embedded_default_makes_a_first_superadmin_once(db: Database) -> None:
+    made = ensure_first_superadmin(db)
+    if not db.settings.uses_sqlite:
+        assert made is None  # a shared database: the operator runs users create --superadmin
+        return
+    assert made is not None
+    email, password = made
+    with db.session() as session:
+        user = authenticate_password(session, email, password)
+        assert user.superadmin
+    assert ensure_first_superadmin(db) is None

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 from unittest.mock import patch
 
+import httpx
 import pytest
 
 from gaffer.cli import context, remote
@@ -152,6 +153,14 @@ def up(env: dict[str, str]) -> Iterator[GafferUp]:
 def test_remote_mode_prints_what_local_mode_prints(
     cli: Cli, env: dict[str, str], tmp_path: Path, up: GafferUp
 ) -> None:
+    # The first start of the embedded default made a superadmin and printed its password once.
+    log = (Path(env["GAFFER_HOME"]) / "up.log").read_text()
+    [line] = [line for line in log.splitlines() if "first superadmin created" in line]
+    password = line.split("password (shown once): ")[1].strip()
+    first = httpx.post(
+        f"{up.url}/api/v1/auth/login", json={"email": "admin@localhost", "password": password}
+    )
+    assert first.status_code == 200 and first.json()["superadmin"] is True
     bare = create_bare_repository(tmp_path)
     cli(
         "projects", "create", "hello", "--repo", "Codertocat/Hello-World", "--clone-url",
