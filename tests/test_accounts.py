@@ -10,6 +10,7 @@ import redis.asyncio as aioredis
 from sqlalchemy import select
 
 from gaffer.accounts.audit import AuditFilter, list_events
+from gaffer.accounts.bootstrap import ensure_first_superadmin
 from gaffer.accounts.errors import (
     ConflictError,
     ForbiddenError,
@@ -273,3 +274,36 @@ async def test_failed_logins_are_limited_per_account_and_per_address(redis_url: 
         assert all(k.startswith(b"gaffer:login:") for k in await redis.keys("*"))
     finally:
         await redis.aclose()
+
+
+def test_the_embedded_default_makes_a_first_superadmin_once(db: Database) -> None:
+    made = ensure_first_superadmin(db)
+    if not db.settings.uses_sqlite:
+        assert made is None  # a shared database: the operator runs users create --superadmin
+        return
+    assert made is not None
+    email, password = made
+    with db.session() as session:
+        user = authenticate_password(session, email, password)
+        assert user.superadmin
+    assert ensure_first_superadmin(db) is None
+
+
+def test_a_token_follows_its_owner_down_but_never_up(db: Database) -> None:
+    acme = org_id(db, "acme")
+    add_user(db, "ann@example.com", acme, Role.ADMIN)
+    ann = principal(db, "ann@example.com")
+    with db.session() as session:
+        owner = find_user(session, "ann@example.com")
+        assert owner is not None
+        _, plain = create_token(session, ann, owner, name="ci", role=Role.ADMIN)
+        set_role(session, LOCAL, owner, Role.MEMBER, organization_id=acme)
+    with db.session() as session:
+        assert authenticate_token(session, plain).role_in(acme) is Role.MEMBER
+        owner = find_user(session, "ann@example.com")
+        assert owner is not None
+        set_role(session, LOCAL, owner, Role.SUPERADMIN)
+    with db.session() as session:
+        demoted_then_promoted = authenticate_token(session, plain)
+        assert demoted_then_promoted.role_in(acme) is Role.ADMIN  # capped by its own role
+        assert not demoted_then_promoted.is_superadmin

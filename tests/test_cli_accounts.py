@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 from unittest.mock import patch
 
+import httpx
 import pytest
 
 from gaffer.cli import context, remote
@@ -152,6 +153,14 @@ def up(env: dict[str, str]) -> Iterator[GafferUp]:
 def test_remote_mode_prints_what_local_mode_prints(
     cli: Cli, env: dict[str, str], tmp_path: Path, up: GafferUp
 ) -> None:
+    # The first start of the embedded default made a superadmin and printed its password once.
+    log = (Path(env["GAFFER_HOME"]) / "up.log").read_text()
+    [line] = [line for line in log.splitlines() if "first superadmin created" in line]
+    password = line.split("password (shown once): ")[1].strip()
+    first = httpx.post(
+        f"{up.url}/api/v1/auth/login", json={"email": "admin@localhost", "password": password}
+    )
+    assert first.status_code == 200 and first.json()["superadmin"] is True
     bare = create_bare_repository(tmp_path)
     cli(
         "projects", "create", "hello", "--repo", "Codertocat/Hello-World", "--clone-url",
@@ -202,6 +211,33 @@ def test_remote_mode_prints_what_local_mode_prints(
         gaffer("projects", "list", "--json", env=env).stdout
     )
 
+    # Writes in remote mode: a project and a manual run, seen by local mode.
+    created = cli.json(
+        "projects", "create", "hello2", "--repo", "o/r", "--clone-url", str(bare),
+        "--command", "true", "--agent", "implementation", env=remote_env,
+    )  # fmt: skip
+    assert len(created.pop("webhook_secret")) == 64
+    assert cli.json("projects", "show", "hello2", env=env) == created
+    human = cli("projects", "create", "hello3", "--repo", "o/r", "--clone-url", "/x",
+                "--command", "true", env=remote_env).stdout  # fmt: skip
+    assert human.startswith("created project hello3 (") and "webhook secret (shown once): " in human
+    started = cli.json(
+        "runs", "start", "--project", "hello2", "--agent", "implementation", "--work-item", "9",
+        env=remote_env,
+    )  # fmt: skip
+    assert started["skipped"] is None and started["buffered"] is False
+    [new_run] = started["runs"]
+    assert cli.json("runs", "show", new_run, env=env)["work_item"] == "9"
+    refused = cli(
+        "runs", "start", "--project", "hello2", "--agent", "review", "--work-item", "1",
+        env=remote_env, check=False,
+    )  # fmt: skip
+    local_refused = cli(
+        "runs", "start", "--project", "hello2", "--agent", "review", "--work-item", "1",
+        env=env, check=False,
+    )  # fmt: skip
+    assert refused.stderr == local_refused.stderr != ""
+
     # Another organization's admin sees none of it, and cannot cancel it.
     eve = cli("login", "--server", up.url, "--email", "eve@x.test", stdin=PASSWORD, env=env)
     assert eve.stdout.strip() == f"logged in to {up.url} as eve@x.test"
@@ -217,3 +253,16 @@ def test_remote_mode_prints_what_local_mode_prints(
     # Local mode again: eve's CLI token was revoked by the logout.
     [eves] = [t for t in cli.json("tokens", "list", env=env) if t["owner"] == "eve@x.test"]
     assert eves["revoked_at"] is not None and eves["role"] == "admin"
+    # Writes of both modes are in the audit log, with who made them and how.
+    rows = cli.json("audit", "list", "--limit", "200", env=env)
+    made = {(r["action"], r["actor"], r["via"]) for r in rows}
+    assert {
+        ("project.create", "local", "cli"),
+        ("run.cancel", "local", "cli"),
+        ("run.cancel", "root@x.test", "api"),
+        ("project.create", "root@x.test", "api"),
+        ("run.start", "root@x.test", "api"),
+        ("session.login", "eve@x.test", "api"),
+        ("token.create", "eve@x.test", "api"),
+        ("token.revoke", "eve@x.test", "api"),
+    } <= made

@@ -3,13 +3,13 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter, Query
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from sqlalchemy import select
 
 from gaffer.accounts.roles import Role
+from gaffer.api.answers import as_given
 from gaffer.api.deps import CallerDep, ServicesDep
 from gaffer.api.scope import project_for
 from gaffer.runs.views import delivery_view
@@ -41,7 +41,7 @@ def list_deliveries(
     delivery_id: str | None = Query(None, description="This X-GitHub-Delivery id or a prefix."),
     project: str | None = Query(None, description="Project name or id."),
     limit: int = Query(50, ge=1, le=500),
-) -> list[dict[str, Any]]:
+) -> JSONResponse:
     """Deliveries, newest first."""
     query = select(WebhookDelivery).order_by(WebhookDelivery.id.desc()).limit(limit)
     if delivery_id is not None:
@@ -57,4 +57,4 @@ def list_deliveries(
         if project is not None:
             found = project_for(session, caller.principal, project, Role.MEMBER)
             query = query.where(WebhookDelivery.project_id == found.id)
-        return [delivery_view(d) for d in session.scalars(query)]
+        return as_given([delivery_view(d) for d in session.scalars(query)])

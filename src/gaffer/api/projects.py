@@ -6,6 +6,7 @@ import secrets
 from typing import Any
 
 from fastapi import APIRouter
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
@@ -15,6 +16,7 @@ from gaffer.accounts.errors import InvalidInputError
 from gaffer.accounts.roles import Role
 from gaffer.accounts.users import organization_of
 from gaffer.agents import AgentType
+from gaffer.api.answers import as_given
 from gaffer.api.deps import CallerDep, ServicesDep
 from gaffer.api.scope import project_for, visible_projects
 from gaffer.engines import ENGINES
@@ -86,7 +88,7 @@ class ProjectUpdate(BaseModel):
 
 
 @router.get("", response_model=list[ProjectOut])
-def list_projects(caller: CallerDep, svc: ServicesDep) -> list[dict[str, Any]]:
+def list_projects(caller: CallerDep, svc: ServicesDep) -> JSONResponse:
     """The projects of the caller's organizations, by name."""
     query = (
         select(Project)
@@ -94,14 +96,15 @@ def list_projects(caller: CallerDep, svc: ServicesDep) -> list[dict[str, Any]]:
         .options(selectinload(Project.agents), selectinload(Project.triggers))
     )
     with svc.db.session() as session:
-        return [project_view(p) for p in session.scalars(visible_projects(query, caller.principal))]
+        found = session.scalars(visible_projects(query, caller.principal))
+        return as_given([project_view(p) for p in found])
 
 
 @router.get("/{name}", response_model=ProjectOut)
-def show_project(name: str, caller: CallerDep, svc: ServicesDep) -> dict[str, Any]:
+def show_project(name: str, caller: CallerDep, svc: ServicesDep) -> JSONResponse:
     """One project (by name or id) with its agents and triggers."""
     with svc.db.session() as session:
-        return project_view(project_for(session, caller.principal, name, Role.MEMBER))
+        return as_given(project_view(project_for(session, caller.principal, name, Role.MEMBER)))
 
 
 @router.post("", response_model=ProjectCreated, status_code=201)

@@ -9,6 +9,7 @@ import asyncio
 from typing import Any
 
 from fastapi import APIRouter, Query
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from sqlalchemy import and_, or_, select
 
@@ -16,6 +17,7 @@ from gaffer.accounts import audit
 from gaffer.accounts.errors import ConflictError, InvalidInputError
 from gaffer.accounts.principal import Principal
 from gaffer.accounts.roles import Role
+from gaffer.api.answers import as_given
 from gaffer.api.deps import Caller, CallerDep, ServicesDep
 from gaffer.api.pagination import decode_cursor, encode_cursor
 from gaffer.api.scope import no_run, project_for, require_on_project, run_row_for
@@ -104,6 +106,8 @@ class SubmissionOut(BaseModel):
     runs: list[str]
     skipped: list[str]
     buffered: bool
+    buffer_reason: str = Field(description="Why the burst buffer held them (when buffered).")
+    redis_down: bool = Field(description="A dispatch claim failed closed: Redis errored.")
 
 
 class CancelOut(BaseModel):
@@ -137,7 +141,7 @@ def list_runs(
     work_item: str | None = Query(None),
     cursor: str | None = Query(None, description="`next_cursor` of the previous page."),
     limit: int = Query(50, ge=1, le=500),
-) -> dict[str, Any]:
+) -> JSONResponse:
     """Runs of the caller's organizations, newest first."""
     query = select(Run).join(Project).order_by(Run.created_at.desc(), Run.id.desc())
     visible = caller.principal.visible_organizations()
@@ -162,10 +166,12 @@ def list_runs(
         runs = list(session.scalars(query.limit(limit + 1)))
     more = len(runs) > limit
     runs = runs[:limit]
-    return {
-        "items": [run_view(r) for r in runs],
-        "next_cursor": encode_cursor(runs[-1].created_at, runs[-1].id) if more else None,
-    }
+    return as_given(
+        {
+            "items": [run_view(r) for r in runs],
+            "next_cursor": encode_cursor(runs[-1].created_at, runs[-1].id) if more else None,
+        }
+    )
 
 
 async def visible_run(svc: ApiServices, principal: Principal, run_id: str) -> dict[str, Any]:
@@ -197,10 +203,10 @@ async def visible_run(svc: ApiServices, principal: Principal, run_id: str) -> di
 
 
 @router.get("/{run_id}", response_model=RunOut)
-async def show_run(run_id: str, caller: CallerDep, svc: ServicesDep) -> dict[str, Any]:
+async def show_run(run_id: str, caller: CallerDep, svc: ServicesDep) -> JSONResponse:
     """One run by id (or a unique prefix of 4+ characters), or by exact id while it waits in
     the burst buffer."""
-    return await visible_run(svc, caller.principal, run_id)
+    return as_given(await visible_run(svc, caller.principal, run_id))
 
 
 async def _submit(
@@ -253,6 +259,8 @@ async def _submit(
         "runs": submission.run_ids,
         "skipped": [reason for _, reason in submission.skipped],
         "buffered": submission.buffered,
+        "buffer_reason": submission.buffer_reason,
+        "redis_down": submission.redis_down,
     }
 
 

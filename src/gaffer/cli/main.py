@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from pydantic import ValidationError
@@ -30,6 +31,9 @@ from gaffer.cli.webhook import webhook_app
 from gaffer.errors import UserError
 from gaffer.logs import configure_logging
 from gaffer.settings import Settings
+
+if TYPE_CHECKING:
+    from gaffer.runtime import Runtime
 
 app = typer.Typer(
     name="gaffer",
@@ -94,7 +98,23 @@ def up(
             ready_file.write_text((listening.url if listening else "") + "\n")
 
     with open_runtime(settings) as runtime:
+        _first_superadmin(runtime)
         run_async(serve(runtime, host=host, port=port, roles=roles, on_ready=ready))
+
+
+def _first_superadmin(runtime: Runtime) -> None:
+    """On the embedded default's first start, make the first superadmin and print its
+    password once (to the terminal, never to the log)."""
+    from gaffer.accounts.bootstrap import ensure_first_superadmin
+
+    made = ensure_first_superadmin(runtime.db)
+    if made is not None:
+        email, password = made
+        err_console.print(
+            f"first superadmin created: {email}  password (shown once): {password}",
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 @app.command()

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import secrets
+from typing import Any
 
 import typer
 
 from gaffer.agents import AgentType
 from gaffer.cli import context, remote
+from gaffer.cli.local_audit import cli_audit
 from gaffer.cli.output import console, print_json, table
 from gaffer.engines import ENGINES
 from gaffer.runs.views import project_view
@@ -57,6 +59,27 @@ def create(
 ) -> None:
     """Create a project, its agents and their triggers."""
     setups = agent_setups(agent or [], engine, command)
+    client = remote.client()
+    if client is not None:
+        view = client.post(
+            "/projects",
+            {
+                "name": name,
+                "repository": repo,
+                "clone_url": clone_url,
+                "organization": organization,
+                "base_branch": base_branch,
+                "bot_login": bot_login,
+                "trigger_label": trigger_label,
+                "webhook_secret": secret,
+                "agents": agent or [],
+                "engine": engine,
+                "command": command,
+            },
+        )
+        webhook_secret = view.pop("webhook_secret") or secret or ""
+        _print_created(view, webhook_secret, secret is None, as_json)
+        return
     webhook_secret = secret or secrets.token_hex(32)
     with open_runtime(context.settings(), redis=False) as rt, rt.db.session() as session:
         try:
@@ -76,13 +99,31 @@ def create(
         except ValueError as exc:
             raise context.CliError(str(exc)) from exc
         view = project_view(project)
-    if secret is None:
+        cli_audit(
+            session,
+            "project.create",
+            target_type="project",
+            target_id=project.id,
+            organization_id=project.organization_id,
+            change={k: v for k, v in view.items() if k not in ("id", "created_at")}
+            | {"webhook_secret": "set"},
+        )
+    _print_created(view, webhook_secret, secret is None, as_json)
+
+
+def _print_created(
+    view: dict[str, Any], webhook_secret: str, generated: bool, as_json: bool
+) -> None:
+    """Print a created project; a generated webhook secret is shown (once)."""
+    if generated:
         view["webhook_secret"] = webhook_secret
     if as_json:
         print_json(view)
         return
-    console.print(f"created project [bold]{name}[/bold] ({view['id']}) for {repo}")
-    if secret is None:
+    console.print(
+        f"created project [bold]{view['name']}[/bold] ({view['id']}) for {view['repository']}"
+    )
+    if generated:
         console.print(f"webhook secret (shown once): [bold]{webhook_secret}[/bold]")
 
 

@@ -1,4 +1,5 @@
-"""``gaffer runs ...`` in remote mode: the same reads and cancels through ``/api/v1/runs``."""
+"""``gaffer runs ...`` in remote mode: the same reads, starts and cancels through
+``/api/v1/runs``."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 from gaffer.cli.remote import RemoteClient
+from gaffer.runs.intake import Submission
 from gaffer.store.models import RunStatus
 
 CANCEL_POLL_S = 0.2
@@ -79,3 +81,15 @@ def cancel(client: RemoteClient, run_id: str, wait_s: float) -> tuple[dict[str, 
         time.sleep(CANCEL_POLL_S)
         status = str(show_view(client, result["id"])["status"])
     return result, status
+
+
+def start(client: RemoteClient, project: str, fields: dict[str, Any]) -> Submission:
+    """Start a manual run through ``POST /runs``; the answer as a :class:`Submission`."""
+    answer = client.post("/runs", {"project": project, **fields})
+    return Submission(
+        run_ids=list(answer["runs"]),
+        skipped=[("", reason) for reason in answer["skipped"]],
+        redis_down=bool(answer["redis_down"]),
+        buffered=bool(answer["buffered"]),
+        buffer_reason=str(answer["buffer_reason"]),
+    )

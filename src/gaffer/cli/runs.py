@@ -16,6 +16,7 @@ import typer
 from redis.exceptions import RedisError
 
 from gaffer.cli import context, remote, remote_runs
+from gaffer.cli.local_audit import cli_audit
 from gaffer.cli.output import console, err_console, print_json, short, styled_status, table
 from gaffer.runs.views import log_view, run_detail, run_view
 from gaffer.runtime import Runtime, open_runtime
@@ -221,10 +222,38 @@ async def _start(
             gate=BufferGate(rt.settings, redis),
             buffer=BufferStore(redis),
         )
-        return await intake.submit(project, [NewRun(run_id, request)])
+        return await intake.submit(
+            project,
+            [NewRun(run_id, request)],
+            in_same_transaction=lambda session, submission: cli_audit(
+                session,
+                "run.start",
+                target_type="run",
+                target_id=run_id,
+                organization_id=project.organization_id,
+                change=request_fields | {"project": project.name, "runs": submission.run_ids},
+            ),
+        )
     finally:
         await queue.close()
         await redis.aclose()
+
+
+def _start_local(project: str, fields: dict[str, Any], run_id: str) -> Submission:
+    from gaffer.aio import run_async
+
+    with open_runtime(context.settings()) as rt:
+        try:
+            return run_async(_start(rt, project, fields, run_id))
+        except RedisError as exc:
+            with rt.db.session() as session:
+                if session.get(Run, run_id) is None:
+                    raise
+            # The row is written: the periodic repair of any dispatcher adds its job.
+            raise context.CliError(
+                f"run {run_id} is recorded (QUEUED), but Redis did not take its job ({exc}); "
+                "a dispatcher queues it once Redis is back"
+            ) from exc
 
 
 @runs_app.command("start")
@@ -246,8 +275,6 @@ def start(
     """Start a run by hand (a manual trigger). Goes through the same dispatch claims as
     webhooks: a review of a PR and head SHA already reviewed is not started twice; and through
     the burst buffer gate: a project that floods has it held (``buffered``)."""
-    from gaffer.aio import run_async
-
     fields = {
         "agent_type": agent,
         "work_item": work_item,
@@ -260,18 +287,11 @@ def start(
         "comment_body": comment,
     }
     run_id = new_id()
-    with open_runtime(context.settings()) as rt:
-        try:
-            submission = run_async(_start(rt, project, fields, run_id))
-        except RedisError as exc:
-            with rt.db.session() as session:
-                if session.get(Run, run_id) is None:
-                    raise
-            # The row is written: the periodic repair of any dispatcher adds its job.
-            raise context.CliError(
-                f"run {run_id} is recorded (QUEUED), but Redis did not take its job ({exc}); "
-                "a dispatcher queues it once Redis is back"
-            ) from exc
+    client = remote.client()
+    if client is not None:
+        submission = remote_runs.start(client, project, fields)
+    else:
+        submission = _start_local(project, fields, run_id)
     result = {
         "runs": submission.run_ids,
         "skipped": submission.reasons or None,
@@ -309,6 +329,16 @@ def cancel(
     else:
         with open_runtime(context.settings()) as rt:
             result, status = asyncio.run(_cancel(rt, run_id, wait))
+            with rt.db.session() as session:
+                run = session.get(Run, result.run_id)
+                cli_audit(
+                    session,
+                    "run.cancel",
+                    target_type="run",
+                    target_id=result.run_id,
+                    organization_id=run.project.organization_id if run is not None else None,
+                    change={"status": str(result.status), "message": result.message},
+                )
         canceled_id, message = result.run_id, result.message
     if as_json:
         print_json({"id": canceled_id, "status": status, "message": message})
