@@ -14,10 +14,14 @@ class GitError(RuntimeError):
 
 
 def git(
-    *args: str, cwd: Path | None = None, user: EngineUser | None = None, home: Path | None = None
+    *args: str,
+    cwd: Path | None = None,
+    user: EngineUser | None = None,
+    home: Path | None = None,
+    strip: bool = True,
 ) -> str:
     """Run ``git args...`` (as ``user``, with ``HOME`` at ``home``, when given) and return its
-    stdout (stripped). Raises :class:`GitError`."""
+    stdout (stripped unless ``strip`` is False). Raises :class:`GitError`."""
     env = None if home is None else {**os.environ, "HOME": str(home)}
     as_user = {} if user is None else {"user": user.uid, "group": user.gid, "extra_groups": []}
     proc = subprocess.run(
@@ -33,7 +37,7 @@ def git(
     if proc.returncode != 0:
         detail = (proc.stderr or proc.stdout).strip()
         raise GitError(f"git {' '.join(args)} failed ({proc.returncode}): {detail}")
-    return str(proc.stdout).strip()
+    return str(proc.stdout).strip() if strip else str(proc.stdout)
 
 
 def clone(url: str, base_branch: str, dest: Path) -> None:
