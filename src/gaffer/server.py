@@ -136,7 +136,7 @@ async def serve(
                 settings,
                 runtime.db,
                 redis_url,
-                make_backend(settings),
+                make_backend(settings, runtime.db),
                 run_engine,
                 box=runtime.box,
                 on_run_finished=follow_ups.after_run,
