@@ -5,6 +5,7 @@ engine. Every committed image is checked for the run's secrets."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import subprocess
 import time
 import uuid
@@ -33,6 +34,20 @@ ENGINE = (
     "test -f deps/refreshed.txt && echo 'refresh ran'; "
     'printf %s "$GAFFER_MODEL_API_KEY" | wc -c; echo "engine says hi"; echo change >> CHANGES.txt'
 )
+
+
+@pytest.fixture(autouse=True)
+def _remove_snapshot_images(request: pytest.FixtureRequest) -> Any:
+    """After a container test, delete the snapshot images of its instance (by label)."""
+    yield
+    if "docker_gaffers" not in request.fixturenames:
+        return
+    gaffers: DockerGaffers = request.getfixturevalue("docker_gaffers")
+    client = gaffers.podman.client
+    label = f"gaffer.snapshot.instance={gaffers.instance}"
+    for item in client.api.images(filters={"label": [label]}):
+        with contextlib.suppress(Exception):
+            client.api.remove_image(item["Id"], force=True)
 
 
 def push_files(bare: Path, files: dict[str, str], work: Path) -> None:

@@ -5,7 +5,8 @@ Labels of a snapshot image: ``gaffer.snapshot=true``, ``gaffer.snapshot.instance
 ``gaffer.snapshot.key``. A commit also empties every environment variable the container had
 beyond the base image's (the job, the API key, the Redis URL...): a container's env is part of
 the image it is committed to, and Podman's commit ignores a replacement config, so each
-variable is set to ``""`` with an ``ENV`` change (the worker treats empty as unset).
+variable is set to ``""`` with an ``ENV`` change (the worker treats empty as unset). The
+container's own labels (its run's ids) are emptied the same way.
 """
 
 from __future__ import annotations
@@ -55,10 +56,15 @@ def snapshot_labels(
 
 
 def commit_changes(
-    container_env: list[str], base_env: list[str], labels: dict[str, str]
+    container_env: list[str],
+    base_env: list[str],
+    labels: dict[str, str],
+    container_labels: dict[str, str] | None = None,
+    base_labels: dict[str, str] | None = None,
 ) -> list[str]:
     """The Dockerfile-style changes of a snapshot commit: each variable of ``container_env``
-    (``NAME=value``) that the base image does not have with that value emptied, the worker's
+    (``NAME=value``) that the base image does not have with that value emptied, likewise each
+    label of the container that the base image does not have (its run's ids), the worker's
     command and working directory, and ``labels``."""
     base = set(base_env)
     changes = []
@@ -68,7 +74,10 @@ def commit_changes(
             changes.append(f"ENV {name}=")
     changes.append(f"CMD {json.dumps(list(WORKER_COMMAND))}")
     changes.append(f"WORKDIR {WORKSPACE}")
-    changes.extend(f"LABEL {json.dumps(k)}={json.dumps(v)}" for k, v in labels.items())
+    kept = base_labels or {}
+    blank = {k: "" for k, v in (container_labels or {}).items() if kept.get(k) != v}
+    merged = {**blank, **labels}
+    changes.extend(f"LABEL {json.dumps(k)}={json.dumps(v)}" for k, v in merged.items())
     return changes
 
 
@@ -93,17 +102,21 @@ class SnapshotImages:
             "inspecting the container", lambda: self.client.api.inspect_container(container)
         )
         base_env: list[str] = []
+        base_labels: dict[str, str] = {}
         try:
             base = await self._call(
                 "inspecting the base image",
                 lambda: self.client.api.inspect_image(attrs["Image"]),  # type: ignore[no-untyped-call]
             )
             base_env = list(base["Config"].get("Env") or [])
+            base_labels = dict(base["Config"].get("Labels") or {})
         except (ImageNotFound, NotFound):
             pass
         env = list(attrs["Config"].get("Env") or [])
         repository, _, tag = image.rpartition(":")
-        changes = commit_changes(env, base_env, labels)
+        changes = commit_changes(
+            env, base_env, labels, dict(attrs["Config"].get("Labels") or {}), base_labels
+        )
         await self._call(
             f"committing {container} to {image}",
             lambda: self.client.api.commit(

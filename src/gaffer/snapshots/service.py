@@ -66,6 +66,8 @@ log = structlog.get_logger(__name__)
 
 LABEL_BUILD = "gaffer.snapshot.build"
 BUILD_PREFIX = "gaffer-snapshot-build-"
+MAX_CHAIN = 16
+"""Most snapshot commits stacked on the worker image (see :meth:`Snapshots._chain_full`)."""
 
 
 @dataclass(frozen=True)
@@ -192,7 +194,9 @@ class Snapshots:
     ) -> None:
         """Commit ``container`` as the work item's snapshot (when ``plan.commit``), then build
         the project snapshot if it is missing or ``stale``, then prune. Errors are logged."""
-        if plan.commit:
+        if plan.commit and await self._chain_full(plan, worker_image_id):
+            log.warning("snapshot_chain_full", run_id=job.run_id, image=plan.image)
+        elif plan.commit:
             try:
                 await self.commit(
                     container,
@@ -211,6 +215,26 @@ class Snapshots:
             except BackendError as exc:
                 log.error("snapshot_build_failed", project_id=job.project_id, error=str(exc))
         await self.prune()
+
+    async def _chain_full(self, plan: StartPlan, worker_image_id: str) -> bool:
+        """True when the run started from a work-item snapshot that is already
+        :data:`MAX_CHAIN` commits above the worker image: each refresh adds a layer, and
+        layer chains are bounded (overlayfs), so the snapshot is kept as it is until it
+        expires and a cold start makes a fresh one."""
+        if plan.kind != "work-item":
+            return False
+        try:
+            depth = await in_thread(
+                lambda: len(self.client.api.history(plan.image)),  # type: ignore[no-untyped-call]
+                name="gaffer-snapshots",
+            )
+            base = await in_thread(
+                lambda: len(self.client.api.history(worker_image_id)),  # type: ignore[no-untyped-call]
+                name="gaffer-snapshots",
+            )
+        except docker.errors.APIError:
+            return False
+        return bool(depth - base >= MAX_CHAIN)
 
     async def commit(
         self,

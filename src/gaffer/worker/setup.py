@@ -22,6 +22,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import threading
 import time
 from collections import deque
 from collections.abc import Mapping, MutableMapping
@@ -164,29 +165,25 @@ def run_script(
         raise SetupError(f"{what} could not be started: {exc}") from exc
     deadline = started + timeout_s
     timed_out = False
-    assert process.stdout is not None
-    os.set_blocking(process.stdout.fileno(), False)
-    buffer = ""
-    while True:
-        chunk = process.stdout.read()
-        if chunk:
-            buffer += chunk
-            *lines, buffer = buffer.split("\n")
-            for line in lines:
-                last.append(line)
-                reporter.log(line, stream="setup")
-        if process.poll() is not None and not chunk:
-            break
+    stdout = process.stdout
+    assert stdout is not None
+
+    def pump() -> None:
+        for raw in stdout:
+            line = raw.rstrip("\n")
+            last.append(line)
+            reporter.log(line, stream="setup")
+
+    reader = threading.Thread(target=pump, name="gaffer-setup-output", daemon=True)
+    reader.start()
+    while process.poll() is None:
         if time.monotonic() > deadline or stop.requested:
             timed_out = not stop.requested
             _kill_group(process)
-            process.wait()
             break
         time.sleep(0.05)
-    rest = (buffer + (process.stdout.read() or "")).splitlines()
-    for line in rest:
-        last.append(line)
-        reporter.log(line, stream="setup")
+    process.wait()
+    reader.join(5)
     elapsed = time.monotonic() - started
     tail = "\n".join(last)
     if stop.requested:

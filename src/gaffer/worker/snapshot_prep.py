@@ -21,6 +21,7 @@ The checkout's ``.git/config`` never had a credential (tokens travel in git's en
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 from collections.abc import Iterable, Iterator
@@ -32,19 +33,51 @@ CHUNK_BYTES = 1 << 20
 TEMP_DIRS = (Path("/tmp"), Path("/var/tmp"))
 
 
+def mount_points(mountinfo: Path = Path("/proc/self/mountinfo")) -> set[Path]:
+    """The mount points of this process's mount namespace (field 5 of ``mountinfo``, octal
+    escapes decoded); empty when it cannot be read."""
+    try:
+        text = mountinfo.read_text()
+    except OSError:
+        return set()
+    points = set()
+    for line in text.splitlines():
+        fields = line.split()
+        if len(fields) > 4:
+            points.add(Path(fields[4].encode().decode("unicode_escape")))
+    return points
+
+
+def remove_within(path: Path, mounts: set[Path]) -> None:
+    """Remove ``path`` and everything under it, except mount points and what lies beneath
+    them: a bind mount (the project's local repository, say) is the host's, never the
+    snapshot's to delete. Missing paths are fine."""
+    if path in mounts or not (path.exists() or path.is_symlink()):
+        return
+    if path.is_symlink() or not path.is_dir():
+        path.unlink(missing_ok=True)
+        return
+    if not any(path in m.parents for m in mounts):
+        shutil.rmtree(path, ignore_errors=True)
+        return
+    for child in path.iterdir():
+        remove_within(child, mounts)
+    if not any(path in m.parents for m in mounts):
+        with contextlib.suppress(OSError):
+            path.rmdir()
+
+
 def remove_private_files(ws: Workspace, temp_dirs: Iterable[Path] = TEMP_DIRS) -> None:
     """Remove the scratch directory, the worker's ``HOME`` and the temporary directories'
-    contents (see the module docstring). Missing paths are fine."""
-    shutil.rmtree(ws.scratch, ignore_errors=True)
-    shutil.rmtree(ws.root / "home", ignore_errors=True)
+    contents (see the module docstring), never crossing into a mount point. Missing paths
+    are fine."""
+    mounts = mount_points()
+    remove_within(ws.scratch, mounts)
+    remove_within(ws.root / "home", mounts)
     for temp in temp_dirs:
-        if not temp.is_dir():
-            continue
-        for entry in temp.iterdir():
-            if entry.is_dir() and not entry.is_symlink():
-                shutil.rmtree(entry, ignore_errors=True)
-            else:
-                entry.unlink(missing_ok=True)
+        if temp.is_dir():
+            for entry in temp.iterdir():
+                remove_within(entry, mounts)
 
 
 def _files(root: Path) -> Iterator[Path]:
