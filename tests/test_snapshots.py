@@ -9,10 +9,12 @@ import contextlib
 import subprocess
 import time
 import uuid
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import docker
 import pytest
 
 from gaffer.snapshots import registry
@@ -25,7 +27,7 @@ from gaffer.store.models import Snapshot, utcnow
 from gaffer.store.projects import get_project
 from tests.conftest import DockerGaffers
 from tests.support.harness import Gaffer, ProjectInfo
-from tests.test_lifecycle import trigger
+from tests.test_lifecycle import trigger, wait_for_line
 
 SETUP = "echo installing; mkdir -p deps; echo v1 > deps/installed.txt; echo installed"
 REFRESH = "echo refreshed > deps/refreshed.txt"
@@ -36,18 +38,14 @@ ENGINE = (
 )
 
 
-@pytest.fixture(autouse=True)
-def _remove_snapshot_images(request: pytest.FixtureRequest) -> Any:
-    """After a container test, delete the snapshot images of its instance (by label)."""
-    yield
-    if "docker_gaffers" not in request.fixturenames:
-        return
-    gaffers: DockerGaffers = request.getfixturevalue("docker_gaffers")
-    client = gaffers.podman.client
-    label = f"gaffer.snapshot.instance={gaffers.instance}"
-    for item in client.api.images(filters={"label": [label]}):
+@pytest.fixture
+def gaffers(docker_gaffers: DockerGaffers) -> Iterator[DockerGaffers]:
+    """Docker gaffers; afterwards the snapshot images of the test's instance are deleted."""
+    yield docker_gaffers
+    client = docker_gaffers.podman.client
+    for image_id in image_ids(docker_gaffers):
         with contextlib.suppress(Exception):
-            client.api.remove_image(item["Id"], force=True)
+            client.api.remove_image(image_id, force=True)
 
 
 def push_files(bare: Path, files: dict[str, str], work: Path) -> None:
@@ -115,10 +113,18 @@ def wait_for_row(
 
 
 def image_ids(docker_gaffers: DockerGaffers) -> set[str]:
-    found = docker_gaffers.podman.client.api.images(
-        filters={"label": [f"gaffer.snapshot.instance={docker_gaffers.instance}"]}
-    )
-    return {str(i["Id"]) for i in found}
+    """The ids of the snapshot images of this test's instance (``podman images`` by label;
+    asked again when the shared image store is busy with another's build)."""
+    label = f"gaffer.snapshot.instance={docker_gaffers.instance}"
+    for attempt in range(5):
+        try:
+            found = docker_gaffers.podman.client.api.images(filters={"label": [label]})
+            return {str(i["Id"]) for i in found}
+        except docker.errors.APIError:
+            if attempt == 4:
+                raise
+            time.sleep(1)
+    raise AssertionError("unreachable")
 
 
 def assert_no_secret(image_id: str, secrets: list[str]) -> None:
@@ -152,7 +158,8 @@ def assert_no_secret(image_id: str, secrets: list[str]) -> None:
         subprocess.run(["podman", "image", "unmount", image_id], capture_output=True, check=False)
 
 
-def test_work_item_snapshot_miss_then_hit_and_no_secret(docker_gaffers: DockerGaffers) -> None:
+def test_work_item_snapshot_miss_then_hit_and_no_secret(gaffers: DockerGaffers) -> None:
+    docker_gaffers = gaffers
     gaffer = docker_gaffers.start()
     key = "sk-snap-" + uuid.uuid4().hex
     project = setup_project(gaffer, work_item=True, project=False, key=key)
@@ -184,20 +191,29 @@ def test_work_item_snapshot_miss_then_hit_and_no_secret(docker_gaffers: DockerGa
     assert_no_secret(again.image_id or "", [key, second["id"]])
 
 
-def test_failed_run_commits_nothing(docker_gaffers: DockerGaffers) -> None:
+def test_failed_or_cancelled_run_commits_nothing(gaffers: DockerGaffers) -> None:
+    docker_gaffers = gaffers
     gaffer = docker_gaffers.start()
     fail = gaffer.create_project(command="exit 3", agents=["implementation"])
+    engine = "trap 'echo bye; exit 0' TERM; echo 'engine waiting'; sleep 60 & wait"
+    cancel = gaffer.create_project(command=engine, agents=["implementation"])
     with gaffer.rt.db.session() as session:
         registry.set_settings(session, fail.id, work_item=True)
+        registry.set_settings(session, cancel.id, work_item=True)
         session.commit()
     run = gaffer.wait_for(trigger(gaffer, fail))
     assert run["status"] == "FAILED"
+    run_id = trigger(gaffer, cancel)
+    wait_for_line(gaffer, run_id, ("engine", "engine waiting"))
+    gaffer.cancel(run_id)
+    assert gaffer.wait_for(run_id)["status"] == "CANCELED"
     time.sleep(2)
-    assert rows(gaffer, fail.id) == []
+    assert rows(gaffer, fail.id) == [] and rows(gaffer, cancel.id) == []
     assert image_ids(docker_gaffers) == set()
 
 
-def test_failing_setup_fails_the_run_unless_it_is_a_warning(docker_gaffers: DockerGaffers) -> None:
+def test_failing_setup_fails_the_run_unless_it_is_a_warning(gaffers: DockerGaffers) -> None:
+    docker_gaffers = gaffers
     gaffer = docker_gaffers.start()
     project = gaffer.create_project(command="echo 'engine says hi'", agents=["implementation"])
     with gaffer.rt.db.session() as session:
@@ -217,7 +233,8 @@ def test_failing_setup_fails_the_run_unless_it_is_a_warning(docker_gaffers: Dock
     assert ("setup", "broken") in gaffer.logs(run["id"])
 
 
-def test_project_snapshot_built_once_reused_and_rebuilt(docker_gaffers: DockerGaffers) -> None:
+def test_project_snapshot_built_once_reused_and_rebuilt(gaffers: DockerGaffers) -> None:
+    docker_gaffers = gaffers
     gaffer = docker_gaffers.start()
     project = setup_project(gaffer, work_item=False, project=True)
     first = gaffer.wait_for(trigger(gaffer, project, issue=1))
@@ -247,7 +264,8 @@ def test_project_snapshot_built_once_reused_and_rebuilt(docker_gaffers: DockerGa
     assert built.image_id not in image_ids(docker_gaffers)
 
 
-def test_caps_delete_images_and_reconcile(docker_gaffers: DockerGaffers) -> None:
+def test_caps_delete_images_and_reconcile(gaffers: DockerGaffers) -> None:
+    docker_gaffers = gaffers
     gaffer = docker_gaffers.start()
     project = setup_project(gaffer, work_item=True, project=False)
     run = gaffer.wait_for(trigger(gaffer, project))
@@ -302,7 +320,8 @@ def test_caps_delete_images_and_reconcile(docker_gaffers: DockerGaffers) -> None
     assert rows(gaffer, project.id) == []
 
 
-def test_restart_keeps_the_registry(docker_gaffers: DockerGaffers) -> None:
+def test_restart_keeps_the_registry(gaffers: DockerGaffers) -> None:
+    docker_gaffers = gaffers
     gaffer = docker_gaffers.start()
     project = setup_project(gaffer, work_item=True, project=False)
     assert gaffer.wait_for(trigger(gaffer, project))["status"] == "SUCCEEDED"

@@ -20,6 +20,7 @@ from gaffer.cli.engines import engines_command
 from gaffer.cli.output import err_console
 from gaffer.cli.projects import projects_app
 from gaffer.cli.runs import runs_app
+from gaffer.cli.snapshots import snapshots_app
 from gaffer.cli.webhook import webhook_app
 from gaffer.errors import UserError
 from gaffer.logs import configure_logging
@@ -46,6 +47,7 @@ app.add_typer(webhook_app, name="webhook")
 app.add_typer(deliveries_app, name="deliveries")
 app.add_typer(agents_app, name="agents")
 app.add_typer(credentials_app, name="credentials")
+app.add_typer(snapshots_app, name="snapshots")
 app.command("demo")(demo_command)
 app.command("engines")(engines_command)
 

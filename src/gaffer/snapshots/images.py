@@ -11,6 +11,7 @@ container's own labels (its run's ids) are emptied the same way.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -22,6 +23,7 @@ from gaffer.aio import in_thread
 from gaffer.backends.base import BackendError
 from gaffer.backends.docker_spec import WORKER_COMMAND, WORKSPACE
 
+LIST_TRIES = 5
 LABEL_SNAPSHOT = "gaffer.snapshot"
 LABEL_INSTANCE = "gaffer.snapshot.instance"
 LABEL_PROJECT = "gaffer.snapshot.project"
@@ -142,9 +144,18 @@ class SnapshotImages:
     async def list(self, instance: str) -> list[ImageInfo]:
         """Every snapshot image of ``instance`` (by label)."""
         filters = {"label": [f"{LABEL_SNAPSHOT}=true", f"{LABEL_INSTANCE}={instance}"]}
-        found = await self._call(
-            "listing snapshot images", lambda: self.client.api.images(filters=filters)
-        )
+        for attempt in range(LIST_TRIES):
+            try:
+                found = await self._call(
+                    "listing snapshot images", lambda: self.client.api.images(filters=filters)
+                )
+                break
+            except BackendError:
+                # Podman answers 500 when an image vanishes while it lists (another
+                # process deleting one in the same store): ask again.
+                if attempt == LIST_TRIES - 1:
+                    raise
+                await asyncio.sleep(1)
         return [
             ImageInfo(
                 id=str(item["Id"]),
