@@ -151,7 +151,7 @@ async def serve(
                 settings,
                 runtime.db,
                 redis_url,
-                make_backend(settings),
+                make_backend(settings, runtime.db),
                 run_engine,
                 box=runtime.box,
                 gateway=_gateway_access(runtime, gateway_url),

@@ -209,6 +209,20 @@ class Settings(BaseSettings):
     buffer_reclaim_interval_ms: int = Field(default=5_000, ge=10)
     """Period of the in-flight reclaim sweep (ms)."""
 
+    # Set-up scripts and snapshots (gaffer.snapshots, gaffer.worker.setup; README "Warm starts").
+    setup_timeout_s: float = Field(default=900.0, gt=0)
+    """Time limit of a project's set-up (``.gaffer/setup.sh`` or its set-up command), seconds."""
+    snapshot_ttl_s: float = Field(default=86_400.0, gt=0)
+    """How long a snapshot image is kept after it was made (s); a project's TTL overrides it."""
+    snapshot_max_per_project: int = Field(default=5, ge=1)
+    """Most snapshot images kept per project (the oldest are deleted first)."""
+    snapshot_max_total: int = Field(default=50, ge=1)
+    """Most snapshot images kept by this installation."""
+    snapshot_max_bytes: int = Field(default=10 * 1024**3, ge=1)
+    """Most total size of the snapshot images (bytes, as the container engine reports them)."""
+    snapshot_build_timeout_s: float = Field(default=1800.0, gt=0)
+    """Time limit of building a project snapshot (clone + set-up in a container of its own)."""
+
     # Logging.
     log_level: str = "INFO"
     log_format: Literal["console", "json"] = "console"

@@ -11,10 +11,12 @@ from gaffer.backends.base import (
     WorkerLostError,
 )
 from gaffer.settings import Settings
+from gaffer.store.db import Database
 
 
-def make_backend(settings: Settings) -> Backend:
-    """The backend named by ``settings.backend``.
+def make_backend(settings: Settings, db: Database | None = None) -> Backend:
+    """The backend named by ``settings.backend`` (``docker`` with a ``db``: with snapshots,
+    :class:`~gaffer.snapshots.backend.SnapshotBackend`).
 
     Raises :class:`BackendError` for an unknown name, and what the backend's constructor raises
     (``docker``: :class:`~gaffer.backends.docker_spec.RedisUnreachableError`).
@@ -26,6 +28,10 @@ def make_backend(settings: Settings) -> Backend:
     if settings.backend == "docker":
         from gaffer.backends.docker import DockerBackend
 
+        if db is not None:
+            from gaffer.snapshots.backend import SnapshotBackend
+
+            return SnapshotBackend(settings, db)
         return DockerBackend(settings)
     raise BackendError(f"unknown backend {settings.backend!r}")
 

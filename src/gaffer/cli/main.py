@@ -24,6 +24,7 @@ from gaffer.cli.login import login_command, logout_command
 from gaffer.cli.output import err_console
 from gaffer.cli.projects import projects_app
 from gaffer.cli.runs import runs_app
+from gaffer.cli.snapshots import snapshots_app
 from gaffer.cli.tokens import tokens_app
 from gaffer.cli.usage import usage_command
 from gaffer.cli.users import users_app
@@ -57,6 +58,7 @@ app.add_typer(deliveries_app, name="deliveries")
 app.add_typer(agents_app, name="agents")
 app.add_typer(credentials_app, name="credentials")
 app.add_typer(github_app, name="github")
+app.add_typer(snapshots_app, name="snapshots")
 app.command("demo")(demo_command)
 app.command("engines")(engines_command)
 app.command("usage")(usage_command)

@@ -17,6 +17,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -368,6 +369,63 @@ class GitHubCredential(Base):
     api_url: Mapped[str | None] = mapped_column(Text, nullable=True)
     """The API root for GitHub Enterprise Server (None: https://api.github.com)."""
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class SnapshotSettings(Base):
+    """A project's set-up and snapshot settings (README "Warm starts"); no row: the defaults.
+
+    ``setup_command``: a shell command run as the project's set-up instead of the repository's
+    ``.gaffer/setup.sh`` (None: the script, when the repository has one); ``setup_failure``:
+    ``fail`` (a failing set-up fails the run) or ``warn`` (logged, the run goes on);
+    ``setup_timeout_s``: its time limit (None: ``GAFFER_SETUP_TIMEOUT_S``); ``work_item`` /
+    ``project``: the two kinds of snapshot on or off; ``ttl_s``: how long its snapshots are
+    kept (None: ``GAFFER_SNAPSHOT_TTL_S``, 24 h).
+    """
+
+    __tablename__ = "snapshot_settings"
+
+    project_id: Mapped[str] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True
+    )
+    setup_command: Mapped[str | None] = mapped_column(Text, nullable=True)
+    setup_failure: Mapped[str] = mapped_column(String(8), default="fail")
+    setup_timeout_s: Mapped[float | None] = mapped_column(Float, nullable=True)
+    work_item: Mapped[bool] = mapped_column(Boolean, default=False)
+    project: Mapped[bool] = mapped_column(Boolean, default=False)
+    ttl_s: Mapped[float | None] = mapped_column(Float, nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class Snapshot(Base):
+    """A snapshot image in the registry (:mod:`gaffer.snapshots.registry`).
+
+    ``kind`` is ``work-item`` (a successful run's container, for the next run on that work
+    item) or ``project`` (the base branch cloned and set up; ``work_item`` is ``""``);
+    ``image`` the image's name (``repository:tag``), ``image_id`` its id; ``key`` the project
+    snapshot key (worker image id + hash of the set-up and lock files; None for work-item
+    snapshots); ``files_hash`` the hash part of it; ``size_bytes`` the engine's image size;
+    ``status`` ``ready`` or ``building`` (a project snapshot being built: its row is the claim
+    that keeps a second dispatcher from building it too).
+    """
+
+    __tablename__ = "snapshots"
+    __table_args__ = (UniqueConstraint("instance", "project_id", "kind", "work_item"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    instance: Mapped[str] = mapped_column(String(100))
+    project_id: Mapped[str] = mapped_column(String(32), index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    work_item: Mapped[str] = mapped_column(String(200), default="")
+    image: Mapped[str] = mapped_column(String(300))
+    image_id: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    base_image_id: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    key: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    files_hash: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    size_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    status: Mapped[str] = mapped_column(String(16), default="ready")
+    source_run_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
 
 # The account tables share this metadata (one schema for the migrations and their check).

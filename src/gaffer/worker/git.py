@@ -60,10 +60,11 @@ def git(
     user: EngineUser | None = None,
     home: Path | None = None,
     auth: RemoteAuth = NO_AUTH,
+    strip: bool = True,
 ) -> str:
     """Run ``git args...`` (as ``user``, with ``HOME`` at ``home``, when given; with the
-    remote's ``auth``) and return its stdout (stripped). Raises :class:`GitError`, whose
-    message never holds the token."""
+    remote's ``auth``) and return its stdout (stripped unless ``strip`` is False). Raises
+    :class:`GitError`, whose message never holds the token."""
     extra = auth.env()
     env = None if home is None and not extra else {**os.environ, **extra}
     if home is not None and env is not None:
@@ -82,7 +83,7 @@ def git(
     if proc.returncode != 0:
         detail = auth.scrub((proc.stderr or proc.stdout).strip())
         raise GitError(f"git {' '.join(args)} failed ({proc.returncode}): {detail}")
-    return str(proc.stdout).strip()
+    return str(proc.stdout).strip() if strip else str(proc.stdout)
 
 
 def clone(url: str, base_branch: str, dest: Path, auth: RemoteAuth = NO_AUTH) -> None:

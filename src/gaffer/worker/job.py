@@ -73,9 +73,10 @@ class WorkerStartup:
         """Capture ``JOB_DATA``, ``JOB_DATA_REDIS_KEY``, ``GAFFER_WORKER_REDIS_URL``,
         ``GAFFER_ENGINE_USER`` and ``GAFFER_ENGINE_API_KEY``."""
         return cls(
-            job_data=environ.get(JOB_DATA_ENV),
-            job_data_key=environ.get(JOB_DATA_REDIS_KEY_ENV),
-            redis_url=environ.get(WORKER_REDIS_URL_ENV),
+            # Empty counts as unset: a snapshot image carries each of its run's variables emptied.
+            job_data=environ.get(JOB_DATA_ENV) or None,
+            job_data_key=environ.get(JOB_DATA_REDIS_KEY_ENV) or None,
+            redis_url=environ.get(WORKER_REDIS_URL_ENV) or None,
             engine_user=environ.get(ENGINE_USER_ENV) or None,
             engine_api_key=environ.get(ENGINE_API_KEY_ENV) or None,
             git_token=environ.get(GIT_TOKEN_ENV) or None,

@@ -8,12 +8,16 @@
 3. Check out by the agent's branch mode (:mod:`gaffer.worker.checkout`): the worker's clone in
    ``<workspace>/repo``, and a clone of it for the engine in ``<workspace>/tree``, as the
    engine's user when the backend names one (``GAFFER_ENGINE_USER``; see
-   :class:`~gaffer.engines.base.EngineUser`).
+   :class:`~gaffer.engines.base.EngineUser`), then run the project's set-up
+   (:mod:`gaffer.worker.setup`); or, started from a snapshot, refresh both clones instead
+   (:mod:`gaffer.worker.warm_start`).
 4. Run the engine's turns (:mod:`gaffer.worker.turns`): render the prompts, run the engine,
    continue it while the finish rule is unmet.
 5. Commit the files of the engine's tree in the worker's own repository, never through the
    engine's ``.git`` (hooks or filters an agent put there must not run as the worker), and
    push by the branch mode (``read-only``: never; a run that changed files says so).
+   When the backend asked for it, make the container fit to be committed as a snapshot
+   (:mod:`gaffer.worker.snapshot_prep`: no secret left in it).
 6. Report the result as the last JSON line on stdout (:mod:`gaffer.worker.events`): ``ok``,
    ``error``, ``branch``, ``commit``, ``summary``, ``figures`` (the CLI's own, summed),
    ``outputs`` (validated output files), ``invocations``.
@@ -29,17 +33,25 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 from gaffer.engines import EngineError, get_engine
 from gaffer.engines.base import EngineUser, ModelEndpoint, describe_exit
-from gaffer.worker.checkout import CheckoutError, Workspace, prepare_checkout
+from gaffer.worker.checkout import CheckoutError, Workspace
 from gaffer.worker.events import Reporter
 from gaffer.worker.git import GitError, RemoteAuth, changed_files, commit_all, push
 from gaffer.worker.job import JobLoadError, WorkerStartup, load_job, scrub_environment
+from gaffer.worker.setup import SetupError, SnapshotStartup, scrub_snapshot_env
 from gaffer.worker.stop import StopSignal
 from gaffer.worker.turns import TurnsOutcome, run_turns
+from gaffer.worker.warm_start import (
+    build_snapshot,
+    make_ready,
+    prepare_snapshot,
+    secrets_of,
+)
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -54,7 +66,11 @@ def main(workspace: Path | None = None, reporter: Reporter | None = None) -> int
     root = (workspace or Path.cwd()).resolve()
     stop = StopSignal()
     stop.install()
+    started = time.monotonic()
     startup = WorkerStartup.read(os.environ)
+    snap = SnapshotStartup.read(os.environ)
+    secrets = secrets_of(os.environ)
+    scrub_snapshot_env(os.environ)
     try:
         loaded = load_job(startup)
     except JobLoadError as exc:
@@ -82,14 +98,9 @@ def main(workspace: Path | None = None, reporter: Reporter | None = None) -> int
             if user is not None:
                 os.chown(directory, user.uid, user.gid)
         auth = RemoteAuth(startup.git_token or "")
-        checkout = prepare_checkout(job, ws, user, auth)
-        reporter.emit(
-            "repository_cloned",
-            repository=job.repository.full_name,
-            branch=checkout.branch,
-            mode=checkout.mode,
-            engine_uid=os.getuid() if user is None else user.uid,
-        )
+        if snap.build:
+            return build_snapshot(job, ws, user, snap, reporter, stop, secrets, auth)
+        checkout = make_ready(job, ws, user, snap, reporter, stop, started, auth)
         engine = get_engine(job.engine.name)
         if stop.requested:
             return _stopped(reporter, "stopped by SIGTERM before the engine started", outcome)
@@ -116,6 +127,8 @@ def main(workspace: Path | None = None, reporter: Reporter | None = None) -> int
                     f"read-only agent: the engine changed {len(changed)} file(s) ({shown});"
                     " nothing is committed or pushed"
                 )
+            if snap.prepare:
+                prepare_snapshot(job, ws, snap, reporter, secrets)
             _result(reporter, ok=True, outcome=outcome)
             return EXIT_OK
         message = f"gaffer: {job.agent_type} for {job.task.repository}#{job.task.work_item}"
@@ -135,8 +148,13 @@ def main(workspace: Path | None = None, reporter: Reporter | None = None) -> int
             reporter.emit("branch_pushed", branch=branch, commit=commit)
         else:
             reporter.log("the engine changed nothing; no commit, no push")
+        if snap.prepare:
+            prepare_snapshot(job, ws, snap, reporter, secrets)
         _result(reporter, ok=True, branch=branch, commit=commit, outcome=outcome)
         return EXIT_OK
+    except SetupError as exc:
+        _result(reporter, ok=False, error=f"set-up failed: {exc}", outcome=outcome)
+        return EXIT_FAILED
     except (GitError, EngineError, CheckoutError, OSError) as exc:
         error = RemoteAuth(startup.git_token or "").scrub(str(exc))
         _result(reporter, ok=False, error=error, outcome=outcome)
