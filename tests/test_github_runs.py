@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from gaffer.store.models import OutboxEntry, OutboxStatus, Run
+from gaffer.store.models import OutboxEntry, OutboxStatus, Run, RunStatus
 from gaffer.store.outbox import entries_for_run
 from tests.conftest import MASTER_KEY, GafferFactory
 from tests.support.fake_github import FakeGitHub
@@ -181,15 +181,6 @@ def test_github_credentials_are_set_and_shown_masked(
         assert get_project(session, project.name).bot_login == "alice"
 
 
-IMPLEMENT = """
-test -f context/github-issue.md || exit 3
-grep -q "Widgets break on Tuesdays" "$GAFFER_SCRATCH/context/github-issue.md" 2>/dev/null || \
-  grep -rq "Widgets break on Tuesdays" .. || true
-echo fixed > FIX.txt
-env > "$GAFFER_SCRATCH/engine-env.txt" 2>/dev/null || true
-"""
-
-
 def test_issue_labeled_opens_a_pull_request_from_a_private_repository(
     start_gaffer: GafferFactory, fake_github: FakeGitHub, tmp_path: Path
 ) -> None:
@@ -199,7 +190,7 @@ def test_issue_labeled_opens_a_pull_request_from_a_private_repository(
     issue = fake_github.add_issue(repo, "Widgets break", "Widgets break on Tuesdays")
     g = start_gaffer()
     project = g.create_project(
-        command="env > ../engine-env.txt; echo fixed > FIX.txt",
+        command=f"env > {tmp_path}/engine-env.txt; echo fixed > FIX.txt",
         agents=["implementation"],
         repository=REPO,
         with_repository=False,
@@ -237,12 +228,11 @@ def test_issue_labeled_opens_a_pull_request_from_a_private_repository(
         assert row is not None
         record = json.dumps(row.job_data) + json.dumps(run, default=str)
     logs = "\n".join(m for _, m in g.logs(run_id))
-    engine_env = next(g.settings.home.rglob("engine-env.txt"), None)
+    engine_env = (tmp_path / "engine-env.txt").read_text()
+    assert "PATH=" in engine_env
     for token in tokens:
-        assert token not in record and token not in logs
-        if engine_env is not None:
-            assert token not in engine_env.read_text()
-    assert "GAFFER_GIT_TOKEN" not in (engine_env.read_text() if engine_env else "")
+        assert token not in record and token not in logs and token not in engine_env
+    assert "GAFFER_GIT_TOKEN" not in engine_env and "extraHeader" not in engine_env
 
 
 REVIEW = """python - <<'PY'
@@ -320,3 +310,60 @@ def test_a_pull_request_closed_while_the_run_waited_cancels_it_without_a_worker(
     assert run["status"] == "CANCELED"
     assert run["error"] == f"PR #{pull.number} was {'merged' if merged else 'closed'}"
     assert not any("worker started" in m for _, m in g.logs(run_id))
+
+
+def test_a_push_to_the_pull_request_supersedes_its_running_review(
+    start_gaffer: GafferFactory, fake_github: FakeGitHub, tmp_path: Path
+) -> None:
+    repo = fake_github.add_repo(REPO, private=True, git=True)
+    installation = fake_github.add_installation("acme", ["widgets"])
+    heads = seed(repo, tmp_path, {"feature": "a change\n"})
+    pull = fake_github.add_pull(repo, "feature", heads["feature"], DIFF, base_sha=heads["main"])
+    g = start_gaffer()
+    project = g.create_project(
+        command="sleep 60", agents=["review"], repository=REPO, with_repository=False
+    )
+    set_app(g, project, fake_github, tmp_path)
+    pr = json.loads(fixture_body("pull_request.opened"))["pull_request"]
+    pr.update(number=pull.number)
+    pr["head"] = {**pr["head"], "ref": "feature", "sha": heads["feature"]}
+    run_id = deliver(
+        g, project, "pull_request.opened", "pull_request", number=pull.number, pull_request=pr
+    )
+    g.wait_for(run_id, [RunStatus.RUNNING])
+    new_sha = "f" * 40
+    pr["head"] = {**pr["head"], "sha": new_sha}
+    payload = json.loads(fixture_body("pull_request.synchronize"))
+    payload.update(number=pull.number, pull_request=pr, repository=repository_payload())
+    payload["installation"] = {"id": installation.id, "node_id": "MDIz"}  # the real one
+    response = g.deliver(
+        json.dumps(payload).encode(), "pull_request", project.secret, delivery_id=str(uuid.uuid4())
+    )
+    assert response.status_code == 202, response.text
+    run = g.wait_for(run_id)
+    assert run["status"] == "CANCELED"
+    assert run["error"] == f"superseded by {new_sha}"
+    entries = wait_sent(g, run_id)
+    assert ("check_run_complete", "sent") in [(e.kind, e.status) for e in entries]
+    assert "Canceled" in ack_comment(repo, pull.number, run_id)
+
+
+def test_a_comment_carrying_gaffers_marker_triggers_nothing(
+    start_gaffer: GafferFactory, fake_github: FakeGitHub
+) -> None:
+    g = start_gaffer()
+    project = g.create_project(agents=["implementation"], repository=REPO, with_repository=False)
+    payload = json.loads(fixture_body("issue_comment.created"))
+    payload["comment"] = {
+        **payload["comment"],
+        "body": "@gaffer-bot done <!-- gaffer:run=abc123 -->",
+        "user": {**payload["comment"]["user"], "login": "alice"},
+    }
+    payload["sender"] = {**payload["sender"], "login": "alice"}
+    payload["repository"] = repository_payload()
+    response = g.deliver(
+        json.dumps(payload).encode(), "issue_comment", project.secret, delivery_id=str(uuid.uuid4())
+    )
+    assert response.status_code == 202, response.text
+    body = response.json()
+    assert body["runs"] == [] and "loop guard" in body["reason"], body

@@ -77,6 +77,7 @@ from gaffer.dispatch.worker_env import build_worker_env
 from gaffer.queue.jobs import JobData
 from gaffer.queue.queues import JOB_ATTEMPTS, bullmq_options
 from gaffer.runs.engine import IN_PROGRESS, RunEngine
+from gaffer.runs.supersede import cancel_reason
 from gaffer.settings import Settings
 from gaffer.store.crypto import SecretBox
 from gaffer.store.db import Database
@@ -597,7 +598,8 @@ class Dispatcher:
             if reason is not None:
                 # gaffer stopped it (a budget exceeded), not a user: the run failed.
                 return Outcome(RunStatus.FAILED, exit_code, reason)
-            return Outcome(RunStatus.CANCELED, exit_code, "canceled while running")
+            why = await cancel_reason(self.redis, data.run_id) or "canceled while running"
+            return Outcome(RunStatus.CANCELED, exit_code, why)
         if stopped_for == "lease lost":
             return Outcome(
                 RunStatus.SYSTEM_FAILURE,

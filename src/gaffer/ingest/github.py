@@ -45,6 +45,7 @@ from gaffer.buffer.deliveries import defer_record
 from gaffer.coordination.claims import claim, delivery_claim_key, release
 from gaffer.ingest.body import BodyTooLargeError, read_body
 from gaffer.ingest.directory import ProjectDirectory
+from gaffer.ingest.github_side import after_event
 from gaffer.ingest.observe import observe
 from gaffer.providers import github
 from gaffer.providers.events import Event, MalformedPayloadError
@@ -261,6 +262,7 @@ class GitHubIngest:
             return answer.conclude(503, "error", f"redis unavailable, delivery not claimed: {exc}")
         if not won:
             return answer.conclude(200, "duplicate", f"delivery {delivery_id} was already received")
+        await after_event(self.db, self.intake.run_engine, project.id, event)
         try:
             return await self._claimed(answer, claim_key, project, event, result)
         except BaseException:

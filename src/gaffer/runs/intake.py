@@ -38,6 +38,7 @@ from gaffer.coordination.dispatch_claims import (
     release_review,
 )
 from gaffer.runs.engine import NewRun, RunEngine
+from gaffer.runs.supersede import supersede_reviews
 from gaffer.settings import Settings
 from gaffer.store.models import Run, utcnow
 from gaffer.store.projects import ProjectSnapshot
@@ -162,7 +163,30 @@ class RunIntake:
                 if new.run_id not in written:
                     await self._release(project, new)
             raise
+        await self._supersede(project, admitted)
         return submission
+
+    async def _supersede(self, project: ProjectSnapshot, runs: Sequence[NewRun]) -> None:
+        """A new review at a PR's head SHA supersedes its reviews of older SHAs
+        (:mod:`gaffer.runs.supersede`). A failure is logged: the new run stands."""
+        for new in runs:
+            request = new.request
+            if request.agent_type != "review" or request.pr_number is None:
+                continue
+            if not request.head_sha:
+                continue
+            engine = self.run_engine
+            try:
+                await supersede_reviews(
+                    engine.db,
+                    engine.queue,
+                    engine.redis,
+                    project.id,
+                    request.pr_number,
+                    request.head_sha,
+                )
+            except Exception:
+                log.exception("supersede_failed", run_id=new.run_id)
 
     async def _over_monthly_budget(self, project: ProjectSnapshot) -> str | None:
         """Why ``project`` may start no run this month (its model calls since the month began

@@ -28,6 +28,7 @@ from typing import Any
 from gaffer.agents import AgentType
 from gaffer.agents.definition import definition
 from gaffer.providers.events import Event
+from gaffer.providers.github_api.senders.markers import is_gaffer_post
 from gaffer.runs.requests import AgentRequest
 from gaffer.store.projects import AgentSetup, ProjectSnapshot
 
@@ -199,6 +200,9 @@ def evaluate(event: Event, project: ProjectSnapshot) -> TriggerResult:
     """
     if event.sender and event.sender.casefold() == project.bot_login.casefold():
         return TriggerResult([], f"sender {event.sender} is the project's bot (loop guard)")
+    if is_gaffer_post(event.comment):
+        # gaffer's own post (its hidden marker), even when it posts as a person's PAT.
+        return TriggerResult([], "the comment is gaffer's own post (loop guard)")
     rules = [rule for rule in RULES if rule.event == event.key]
     if not rules:
         return TriggerResult([], f"no trigger listens to {event.key}")
