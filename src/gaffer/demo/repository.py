@@ -34,39 +34,22 @@ def create_bare_repository(
     seed = root / "seed"
     _git("init", "--quiet", "--bare", f"--initial-branch={branch}", str(bare))
     _git("init", "--quiet", f"--initial-branch={branch}", str(seed))
-    for name, text in FILES.items():
-        (seed / name).write_text(text)
-    _git("add", "--all", cwd=seed)
-    _git(
-        "-c",
-        "user.name=Codertocat",
-        "-c",
-        "user.email=codertocat@example.com",
-        "commit",
-        "--quiet",
-        "-m",
-        "Initial commit",
-        cwd=seed,
-    )
+    _commit(seed, FILES, "Initial commit")
     _git("push", "--quiet", str(bare), f"{branch}:{branch}", cwd=seed)
     if pr_branch is not None:
         _git("checkout", "--quiet", "-b", pr_branch, cwd=seed)
-        for name, text in PR_FILES.items():
-            (seed / name).write_text(text)
-        _git("add", "--all", cwd=seed)
-        _git(
-            "-c",
-            "user.name=Codertocat",
-            "-c",
-            "user.email=codertocat@example.com",
-            "commit",
-            "--quiet",
-            "-m",
-            "Propose a change",
-            cwd=seed,
-        )
+        _commit(seed, PR_FILES, "Propose a change")
         _git("push", "--quiet", str(bare), f"{pr_branch}:{pr_branch}", cwd=seed)
     return bare
+
+
+def _commit(seed: Path, files: dict[str, str], message: str) -> None:
+    """Write ``files`` into the work tree ``seed`` and commit them as Codertocat."""
+    for name, text in files.items():
+        (seed / name).write_text(text)
+    _git("add", "--all", cwd=seed)
+    identity = ("-c", "user.name=Codertocat", "-c", "user.email=codertocat@example.com")
+    _git(*identity, "commit", "--quiet", "-m", message, cwd=seed)
 
 
 def branch_commit(bare: Path, branch: str) -> str | None:
