@@ -367,3 +367,102 @@ def test_a_comment_carrying_gaffers_marker_triggers_nothing(
     assert response.status_code == 202, response.text
     body = response.json()
     assert body["runs"] == [] and "loop guard" in body["reason"], body
+
+
+CI_FIX = """ctx="$(dirname "$(dirname "$GAFFER_REVIEW_FILE")")/context"
+grep -q "error: widget overflow" "$ctx"/github-ci-*.md || exit 4
+test "$(git rev-parse --abbrev-ref HEAD)" = feature || exit 5
+echo fixed > FIX.txt
+"""
+
+
+def test_a_failed_check_suite_gives_respond_to_ci_the_failed_log_and_it_pushes_onto_the_pr(
+    start_gaffer: GafferFactory, fake_github: FakeGitHub, tmp_path: Path
+) -> None:
+    repo = fake_github.add_repo(REPO, private=True, git=True)
+    fake_github.add_installation("acme", ["widgets"])
+    heads = seed(repo, tmp_path, {"feature": "a change\n"})
+    pull = fake_github.add_pull(repo, "feature", heads["feature"], DIFF, base_sha=heads["main"])
+    fake_github.add_check_run(
+        repo, "build", heads["feature"], "failure", log="compiling\nerror: widget overflow\n"
+    )
+    g = start_gaffer()
+    project = g.create_project(
+        command=CI_FIX, agents=["respond-to-ci"], repository=REPO, with_repository=False
+    )
+    set_app(g, project, fake_github, tmp_path)
+    suite = json.loads(fixture_body("check_suite.completed"))["check_suite"]
+    ref = {"number": pull.number, "url": f"{fake_github.api_url}/repos/{REPO}/pulls/1"}
+    suite.update(
+        conclusion="failure",
+        head_sha=heads["feature"],
+        head_branch="feature",
+        pull_requests=[
+            {
+                **suite["pull_requests"][0],
+                **ref,
+                "head": {
+                    **suite["pull_requests"][0]["head"],
+                    "ref": "feature",
+                    "sha": heads["feature"],
+                },
+                "base": {**suite["pull_requests"][0]["base"], "ref": "main", "sha": heads["main"]},
+            }
+        ],
+    )
+    run_id = deliver(g, project, "check_suite.completed", "check_suite", check_suite=suite)
+    run = g.wait_for(run_id)
+    assert run["status"] == "SUCCEEDED", run["error"]
+    assert run["branch"] == "feature"
+    assert repo.git_dir is not None
+    shown = subprocess.run(
+        ["git", "--git-dir", str(repo.git_dir), "show", "feature:FIX.txt"],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert shown.stdout.strip() == "fixed"
+    entries = wait_sent(g, run_id)
+    assert {e.kind: e.status for e in entries}["check_run_complete"] == "sent"
+    [mine] = [r for r in repo.check_runs.values() if r.name == "gaffer / respond-to-ci"]
+    assert mine.conclusion == "success"
+
+
+def test_github_down_for_the_whole_run_delays_every_write_and_duplicates_none(
+    start_gaffer: GafferFactory, fake_github: FakeGitHub, tmp_path: Path
+) -> None:
+    repo = fake_github.add_repo(REPO, private=True, git=True)
+    fake_github.add_installation("acme", ["widgets"])
+    seed(repo, tmp_path)
+    issue = fake_github.add_issue(repo, "Widgets break", "Widgets break on Tuesdays")
+    g = start_gaffer()
+    project = g.create_project(
+        command="echo fixed > FIX.txt",
+        agents=["implementation"],
+        repository=REPO,
+        with_repository=False,
+    )
+    set_app(g, project, fake_github, tmp_path)
+    # Every write GitHub is asked for fails (the reads and token a run's start needs pass).
+    fake_github.fail_next(10_000, status=503, match=r"^(POST|PATCH) /repos/")
+    issue_payload = json.loads(fixture_body("issues.labeled"))["issue"]
+    issue_payload.update(number=issue.number, title=issue.title, body=issue.body)
+    run_id = deliver(g, project, "issues.labeled", "issues", issue=issue_payload)
+    run = g.wait_for(run_id)
+    assert run["status"] == "SUCCEEDED", run["error"]
+    deadline = time.monotonic() + 20
+    while True:  # the ack was tried and is waiting for GitHub
+        with g.rt.db.session() as session:
+            tried = [e.attempts for e in entries_for_run(session, run_id) if e.kind == "ack"]
+        if tried and tried[0] >= 1:
+            break
+        assert time.monotonic() < deadline, "the ack was never tried"
+        time.sleep(0.1)
+    assert not repo.pulls and not [c for c in repo.comments.values() if run_id in c.body]
+    fake_github.faults.clear()
+    entries = wait_sent(g, run_id, timeout=90)
+    assert {e.kind: e.status for e in entries if e.kind != "ack_update"} == {
+        "ack": "sent",
+        "pull_request": "sent",
+    }, [(e.kind, e.status, e.last_error) for e in entries]
+    assert len(repo.pulls) == 1
+    ack_comment(repo, issue.number, run_id)  # exactly one, updated in place
+    assert "Done" in ack_comment(repo, issue.number, run_id)
