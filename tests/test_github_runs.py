@@ -466,3 +466,64 @@ def test_github_down_for_the_whole_run_delays_every_write_and_duplicates_none(
     assert len(repo.pulls) == 1
     ack_comment(repo, issue.number, run_id)  # exactly one, updated in place
     assert "Done" in ack_comment(repo, issue.number, run_id)
+
+
+ANSWER_REVIEW = """python - <<'PY'
+import json, os, pathlib
+ctx = pathlib.Path(os.environ["GAFFER_REVIEW_FILE"]).parent.parent / "context"
+review = json.loads((ctx / "github.json").read_text())["review"]
+replies = [{"comment_id": c["id"], "body": "done: " + c["body"]} for c in review["comments"]]
+reply = {"body": "addressed the review", "replies": replies}
+open(os.environ["GAFFER_REPLY_FILE"], "w").write(json.dumps(reply))
+PY
+echo renamed > change.txt
+"""
+
+
+def test_changes_requested_make_respond_to_review_push_onto_the_pr_and_reply(
+    start_gaffer: GafferFactory, fake_github: FakeGitHub, tmp_path: Path
+) -> None:
+    repo = fake_github.add_repo(REPO, private=True, git=True)
+    fake_github.add_installation("acme", ["widgets"])
+    heads = seed(repo, tmp_path, {"feature": "a change\n"})
+    pull = fake_github.add_pull(repo, "feature", heads["feature"], DIFF, base_sha=heads["main"])
+    review, [comment] = fake_github.add_review(
+        repo, pull, "CHANGES_REQUESTED", "please fix", [("change.txt", 1, "rename it")]
+    )
+    g = start_gaffer()
+    project = g.create_project(
+        command=ANSWER_REVIEW,
+        agents=["respond-to-review"],
+        repository=REPO,
+        with_repository=False,
+        raw_command=True,
+    )
+    set_app(g, project, fake_github, tmp_path)
+    payload = json.loads(fixture_body("pull_request_review.submitted"))
+    pr = payload["pull_request"]
+    pr.update(number=pull.number)
+    pr["head"] = {
+        **pr["head"], "ref": "feature", "sha": heads["feature"], "repo": repository_payload()
+    }  # fmt: skip
+    pr["base"] = {**pr["base"], "ref": "main", "repo": repository_payload()}
+    event_review = {**payload["review"], "id": review.id, "state": "changes_requested"}
+    run_id = deliver(
+        g, project, "pull_request_review.submitted", "pull_request_review",
+        pull_request=pr, review=event_review,
+    )  # fmt: skip
+    run = g.wait_for(run_id)
+    assert run["status"] == "SUCCEEDED", run["error"]
+    assert run["branch"] == "feature"
+    assert repo.git_dir is not None
+    shown = subprocess.run(
+        ["git", "--git-dir", str(repo.git_dir), "show", "feature:change.txt"],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert shown.stdout.strip() == "renamed"
+    entries = wait_sent(g, run_id)
+    kinds = {e.kind: (e.status, e.last_error) for e in entries}
+    assert kinds["review_replies"] == ("sent", None), kinds
+    assert kinds["answer"] == ("sent", None), kinds
+    replies = [c for c in repo.review_comments.values() if c.in_reply_to_id == comment.id]
+    assert [c.body.split("\n")[0] for c in replies] == ["done: rename it"]
+    assert any("addressed the review" in c.body for c in repo.comments.values())
