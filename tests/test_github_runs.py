@@ -527,3 +527,28 @@ def test_changes_requested_make_respond_to_review_push_onto_the_pr_and_reply(
     replies = [c for c in repo.review_comments.values() if c.in_reply_to_id == comment.id]
     assert [c.body.split("\n")[0] for c in replies] == ["done: rename it"]
     assert any("addressed the review" in c.body for c in repo.comments.values())
+
+
+def test_respond_to_ci_stops_at_its_attempt_cap_per_pr_and_branch(
+    start_gaffer: GafferFactory,
+) -> None:
+    g = start_gaffer(ci_max_attempts=1)
+    project = g.create_project(
+        command="echo fixed > FIX.txt", agents=["respond-to-ci"], pr_branch="changes"
+    )
+    suite = json.loads(fixture_body("check_suite.completed"))["check_suite"]
+    suite["conclusion"] = "failure"
+    body = json.loads(fixture_body("check_suite.completed")) | {"check_suite": suite}
+
+    def send() -> dict[str, Any]:
+        response = g.deliver(
+            json.dumps(body).encode(), "check_suite", project.secret, delivery_id=str(uuid.uuid4())
+        )
+        assert response.status_code == 202, response.text
+        return response.json()  # type: ignore[no-any-return]
+
+    [run_id] = send()["runs"]
+    assert g.wait_for(run_id)["status"] == "SUCCEEDED"
+    second = send()
+    assert second["runs"] == []
+    assert "respond-to-ci already ran 1 time(s) on PR #2 (branch changes)" in second["reason"]

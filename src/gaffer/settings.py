@@ -188,6 +188,10 @@ class Settings(BaseSettings):
     """Entries the drainer takes from one project per turn (one transaction)."""
     buffer_drain_concurrency: int = Field(default=4, ge=1, le=256)
     """Batches one drainer process replays at once: its cap on concurrent database writes."""
+    ci_max_attempts: int = Field(default=3, ge=1)
+    """``respond-to-ci`` runs per PR and head branch; past it a failed check starts none."""
+    replies_per_day: int = Field(default=10, ge=1)
+    """``respond-to-review`` / ``respond-to-pr-comment`` runs per PR in 24 h."""
     buffer_max_attempts: int = Field(default=5, ge=1)
     """Replays of an entry (retryable errors, lost leases) before it becomes SYSTEM_FAILURE."""
     buffer_lease_ms: int = Field(default=60_000, ge=100)

@@ -37,6 +37,7 @@ from gaffer.coordination.dispatch_claims import (
     claim_review,
     release_review,
 )
+from gaffer.runs.caps import over_cap
 from gaffer.runs.engine import NewRun, RunEngine
 from gaffer.runs.supersede import supersede_reviews
 from gaffer.settings import Settings
@@ -129,7 +130,12 @@ class RunIntake:
             return submission
         admitted: list[NewRun] = []
         claimed: list[NewRun] = []
+        capped = await asyncio.to_thread(self._over_caps, project, runs)
         for new in runs:
+            if new.run_id in capped:
+                submission.skipped.append((new.run_id, capped[new.run_id]))
+                log.info("run_over_attempt_cap", run_id=new.run_id, reason=capped[new.run_id])
+                continue
             check = await self._claim(project, new)
             if check.reason is None:
                 admitted.append(new)
@@ -165,6 +171,16 @@ class RunIntake:
             raise
         await self._supersede(project, admitted)
         return submission
+
+    def _over_caps(self, project: ProjectSnapshot, runs: Sequence[NewRun]) -> dict[str, str]:
+        """``{run id: reason}`` of the requests over their attempt cap
+        (:mod:`gaffer.runs.caps`)."""
+        with self.run_engine.db.session() as session:
+            found = {
+                new.run_id: over_cap(session, self.settings, project.id, new.request)
+                for new in runs
+            }
+        return {run_id: reason for run_id, reason in found.items() if reason is not None}
 
     async def _supersede(self, project: ProjectSnapshot, runs: Sequence[NewRun]) -> None:
         """A new review at a PR's head SHA supersedes its reviews of older SHAs

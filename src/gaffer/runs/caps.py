@@ -1,0 +1,73 @@
+"""Attempt caps per PR (issue "Back to GitHub", "Guard rails"): an agent that answers CI or
+reviews must not loop on a PR forever.
+
+- ``respond-to-ci``: at most ``settings.ci_max_attempts`` runs (default 3) per PR and head
+  branch, over all time;
+- ``respond-to-review`` / ``respond-to-pr-comment``: at most ``settings.replies_per_day`` runs
+  (default 10) per PR in the last 24 hours.
+
+Over the cap the request starts no run, and the intake reports the reason (the delivery's
+answer and ``gaffer deliveries`` show it). Runs of any status count (a failed attempt is an
+attempt).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from gaffer.runs.requests import AgentRequest
+from gaffer.settings import Settings
+from gaffer.store.models import Run, utcnow
+
+CI_AGENT = "respond-to-ci"
+REPLY_AGENTS = frozenset({"respond-to-review", "respond-to-pr-comment"})
+
+
+def over_cap(
+    session: Session, settings: Settings, project_id: str, request: AgentRequest
+) -> str | None:
+    """Why ``request`` is over its cap (the reason to report), or None."""
+    if request.pr_number is None:
+        return None
+    if request.agent_type == CI_AGENT:
+        rows = session.scalars(
+            select(Run.job_data).where(
+                Run.project_id == project_id,
+                Run.agent_type == CI_AGENT,
+                Run.pr_number == request.pr_number,
+            )
+        )
+        branch = request.head_branch
+        made = sum(
+            1 for job in rows if ((job or {}).get("task") or {}).get("head_branch") == branch
+        )
+        cap = settings.ci_max_attempts
+        if made >= cap:
+            return (
+                f"{CI_AGENT} already ran {made} time(s) on PR #{request.pr_number} "
+                f"(branch {branch}): the cap is {cap} (GAFFER_CI_MAX_ATTEMPTS)"
+            )
+        return None
+    if request.agent_type in REPLY_AGENTS:
+        since = utcnow() - timedelta(days=1)
+        made = (
+            session.scalar(
+                select(func.count(Run.id)).where(
+                    Run.project_id == project_id,
+                    Run.agent_type == request.agent_type,
+                    Run.pr_number == request.pr_number,
+                    Run.created_at >= since,
+                )
+            )
+            or 0
+        )
+        cap = settings.replies_per_day
+        if made >= cap:
+            return (
+                f"{request.agent_type} already ran {made} time(s) on PR #{request.pr_number} "
+                f"in 24 h: the cap is {cap} a day (GAFFER_REPLIES_PER_DAY)"
+            )
+    return None
