@@ -188,7 +188,7 @@ def test_issue_labeled_opens_a_pull_request_from_a_private_repository(
     fake_github.add_installation("acme", ["widgets"])
     seed(repo, tmp_path)
     issue = fake_github.add_issue(repo, "Widgets break", "Widgets break on Tuesdays")
-    g = start_gaffer()
+    g = start_gaffer(keep_workspaces=True)
     project = g.create_project(
         command=f"env > {tmp_path}/engine-env.txt; echo fixed > FIX.txt",
         agents=["implementation"],
@@ -233,6 +233,12 @@ def test_issue_labeled_opens_a_pull_request_from_a_private_repository(
     for token in tokens:
         assert token not in record and token not in logs and token not in engine_env
     assert "GAFFER_GIT_TOKEN" not in engine_env and "extraHeader" not in engine_env
+    configs = list((g.settings.workspaces_dir / run_id).rglob("config"))
+    assert any(c.parent.name == ".git" for c in configs), configs
+    for config in configs:
+        text = config.read_text(errors="replace")
+        assert "extraheader" not in text.lower() and "x-access-token" not in text
+        assert not any(token in text for token in tokens)
 
 
 REVIEW = """python - <<'PY'
