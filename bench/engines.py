@@ -57,7 +57,7 @@ from gaffer.worker.events import Reporter  # noqa: E402
 
 ENGINES = ("claude-code", "codex", "opencode", "aider")
 KEY = "sk-bench-" + secrets.token_hex(8)
-MODEL = {"claude-code": "claude-bench"}
+MODEL = {"claude-code": "claude-haiku-4-5"}
 
 
 def plan_for(engine: str) -> list[Any]:
@@ -109,7 +109,7 @@ def bare_run(engine: str, server: ModelServer, root: Path) -> float:
         reporter=Reporter(open("/dev/null", "w")),  # noqa: SIM115
         system_prompt="You are a careful engineer.",
         prompt="Write HELLO.md saying hello.",
-        model=ModelEndpoint(MODEL.get(engine, "gpt-bench"), base_url(engine, server), KEY),
+        model=ModelEndpoint(MODEL.get(engine, "gpt-5-mini"), base_url(engine, server), KEY),
         max_turns=10,
     )
     server.script(plan_for(engine))
@@ -140,7 +140,7 @@ def gaffer_runs(engine: str, server: ModelServer, home: Path, runs: int) -> list
                 engine=engine,
                 engine_settings={},
                 overrides={
-                    "model": MODEL.get(engine, "gpt-bench"),
+                    "model": MODEL.get(engine, "gpt-5-mini"),
                     "base_url": base_url(engine, server),
                 },
             )
