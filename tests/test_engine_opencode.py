@@ -528,6 +528,7 @@ def test_an_opencode_run_canceled_mid_run_stops_the_cli_and_its_commands(
     while _alive(pid):
         assert time.monotonic() < deadline, f"the agent's command {pid} outlived the run"
         time.sleep(0.05)
+    assert any("process(es) the agent's commands left running" in m for _, m in gaffer.logs(run_id))
 
 
 def _alive(pid: int) -> bool:

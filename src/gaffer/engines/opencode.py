@@ -56,6 +56,10 @@ seconds later (:class:`~gaffer.engines.stopper.CliStopper`); the run's error is 
 provider's message. So a dead model server fails the run after one retry (two or three
 requests, a few seconds), and one cut stream or one 500 is still retried and recovered from.
 A 401 is not retried by opencode: its ``error`` event ends the turn at once.
+
+The commands the agent ran are marked (``GAFFER_ENGINE_PROCESS``, inherited) and those still
+running when the turn ends (opencode does not stop them when it is stopped) are killed
+(:func:`gaffer.engines.claude_code.kill_marked`).
 """
 
 from __future__ import annotations
@@ -64,10 +68,12 @@ import contextlib
 import json
 import re
 import shutil
+import uuid
 from pathlib import Path
 from typing import Any
 
 from gaffer.engines.base import EngineError, EngineFigures, EngineResult, Invocation
+from gaffer.engines.claude_code import PROCESS_MARK_ENV, kill_marked
 from gaffer.engines.discovery import find_cli
 from gaffer.engines.process import engine_log, run_cli, write_private
 from gaffer.engines.stopper import CliStopper, pid_argv
@@ -459,6 +465,8 @@ class OpencodeEngine:
         )
         for name in ("OPENCODE_CONFIG", "OPENCODE_CONFIG_DIR"):
             env.pop(name, None)
+        mark = uuid.uuid4().hex
+        env[PROCESS_MARK_ENV] = mark  # inherited by the agent's commands: see kill_marked
         invocation.reporter.emit(
             "engine_started",
             engine=self.name,
@@ -479,6 +487,12 @@ class OpencodeEngine:
             )
         finally:
             events.close()
+            # opencode's bash tool starts commands it does not stop when it is stopped itself.
+            left = kill_marked(mark)
+            if left:
+                invocation.reporter.log(
+                    f"killed {len(left)} process(es) the agent's commands left running"
+                )
         error: str | None = None
         if events.errors:
             error = "; ".join(events.errors)
