@@ -61,14 +61,12 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import uuid
-from pathlib import Path
 
 from gaffer.engines.base import EngineResult, Invocation
 from gaffer.engines.claude_events import ClaudeEvents
 from gaffer.engines.discovery import find_cli
-from gaffer.engines.process import run_cli, write_private
+from gaffer.engines.process import PROCESS_MARK_ENV, kill_marked, run_cli, write_private
 
 MAX_RETRIES = 2
 """Claude Code's retries of a failed model call (5xx, 429, 401, connection refused; its
@@ -84,14 +82,6 @@ INHERITED_PREFIXES = ("ANTHROPIC_", "CLAUDE_", "CLAUDECODE")
 """Variables the worker's environment may carry (from an operator's shell, or a Claude Code
 session running gaffer) that would change where the CLI calls or how it authenticates: dropped
 before the engine's own are set."""
-
-PROCESS_MARK_ENV = "GAFFER_ENGINE_PROCESS"
-"""Set to a fresh id in the CLI's environment, and so inherited by every command the agent
-runs: after the CLI exited (or was stopped), the processes still carrying it are killed
-(:func:`kill_marked`). Claude Code starts each Bash command in a session of its own, out of
-the worker's process group, and does not stop them when it gets SIGTERM: without this, a
-cancelled run's ``sleep 600`` (or a server the agent left running in the background) would
-outlive the run on the ``local`` backend."""
 
 GAFFER_DIR = ".gaffer"
 """In the engine's home: the files this engine writes for Claude Code (system prompt, shell
@@ -183,36 +173,6 @@ def write_shell_prefix(invocation: Invocation) -> str:
     write_private(path, script, invocation)
     path.chmod(0o700)
     return str(path)
-
-
-def kill_marked(mark: str, proc: Path = Path("/proc")) -> list[int]:
-    """SIGKILL every process whose environment holds ``GAFFER_ENGINE_PROCESS=<mark>`` (those
-    this process may read and signal), again until none is left (a dying command may have
-    forked); returns their pids. See :data:`PROCESS_MARK_ENV`."""
-    needle = f"{PROCESS_MARK_ENV}={mark}".encode()
-    killed: list[int] = []
-    for _ in range(10):
-        found = []
-        for entry in proc.iterdir():
-            if not entry.name.isdigit():
-                continue
-            try:
-                environ = (entry / "environ").read_bytes()
-            except OSError:
-                continue
-            if needle in environ.split(b"\0"):
-                found.append(int(entry.name))
-        alive = []
-        for pid in found:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                continue
-            alive.append(pid)
-        if not alive:
-            break
-        killed += [pid for pid in alive if pid not in killed]
-    return killed
 
 
 class ClaudeCodeEngine:

@@ -73,9 +73,8 @@ from pathlib import Path
 from typing import Any
 
 from gaffer.engines.base import EngineError, EngineFigures, EngineResult, Invocation
-from gaffer.engines.claude_code import PROCESS_MARK_ENV, kill_marked
 from gaffer.engines.discovery import find_cli
-from gaffer.engines.process import engine_log, run_cli, write_private
+from gaffer.engines.process import PROCESS_MARK_ENV, engine_log, kill_marked, run_cli, write_private
 from gaffer.engines.stopper import CliStopper, pid_argv
 from gaffer.worker.events import Reporter
 

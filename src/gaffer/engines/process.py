@@ -11,6 +11,7 @@ can read.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -22,6 +23,15 @@ LOG_LINE_MAX_BYTES = 4096
 """The most of one engine event a run-log line keeps (UTF-8 bytes): a tool result can be a
 whole file, and the log is for reading, not for replaying."""
 LOG_TRUNCATION_MARK = " [cut]"
+
+PROCESS_MARK_ENV = "GAFFER_ENGINE_PROCESS"
+"""Set to a fresh id in the CLI's environment, and so inherited by every command the agent
+runs: after the CLI exited (or was stopped), the processes still carrying it are killed
+(:func:`kill_marked`). Claude Code and opencode start the agent's commands in sessions of
+their own, out of the worker's process group, and do not stop them when they get SIGTERM:
+without this, a
+cancelled run's ``sleep 600`` (or a server the agent left running in the background) would
+outlive the run on the ``local`` backend."""
 
 LineParser = Callable[[str], None]
 """Called with each line the CLI prints (stdout and stderr merged), without its newline."""
@@ -104,7 +114,11 @@ def write_private(path: Path, text: str, invocation: Invocation) -> Path:
     if not path.is_relative_to(home):
         raise ValueError(f"{path} is not inside the engine's home {home}")
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    # O_NOFOLLOW: the worker may be root; a symlink an agent left in its HOME must not make
+    # it write (or chown) a file elsewhere.
+    if path.is_symlink():
+        path.unlink()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
         handle.write(text)
     user = invocation.user
@@ -115,3 +129,33 @@ def write_private(path: Path, text: str, invocation: Invocation) -> Path:
             os.chown(directory, user.uid, user.gid)
             directory = directory.parent
     return path
+
+
+def kill_marked(mark: str, proc: Path = Path("/proc")) -> list[int]:
+    """SIGKILL every process whose environment holds ``GAFFER_ENGINE_PROCESS=<mark>`` (those
+    this process may read and signal), again until none is left (a dying command may have
+    forked); returns their pids. See :data:`PROCESS_MARK_ENV`."""
+    needle = f"{PROCESS_MARK_ENV}={mark}".encode()
+    killed: list[int] = []
+    for _ in range(10):
+        found = []
+        for entry in proc.iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                environ = (entry / "environ").read_bytes()
+            except OSError:
+                continue
+            if needle in environ.split(b"\0"):
+                found.append(int(entry.name))
+        alive = []
+        for pid in found:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                continue
+            alive.append(pid)
+        if not alive:
+            break
+        killed += [pid for pid in alive if pid not in killed]
+    return killed
