@@ -22,7 +22,8 @@ from typing import Any
 import pytest
 
 from gaffer.engines.base import EngineError, EngineResult, EngineUser, Invocation, ModelEndpoint
-from gaffer.engines.opencode import KEY_FILE, MAX_MODEL_ATTEMPTS, OpencodeEngine
+from gaffer.engines.opencode import KEY_FILE, OpencodeEngine
+from gaffer.engines.opencode_events import MAX_MODEL_ATTEMPTS
 from gaffer.queue.jobs import EngineSpec, JobData, RepositorySpec, TaskSpec
 from gaffer.store.agents import set_agent
 from gaffer.store.credentials import set_credential
