@@ -215,7 +215,7 @@ def test_failed_or_cancelled_run_commits_nothing(gaffers: DockerGaffers) -> None
 def test_failing_setup_fails_the_run_unless_it_is_a_warning(gaffers: DockerGaffers) -> None:
     docker_gaffers = gaffers
     gaffer = docker_gaffers.start()
-    project = gaffer.create_project(command="echo 'engine says hi'", agents=["implementation"])
+    project = gaffer.create_project(command="echo hi > HI.txt", agents=["implementation"])
     with gaffer.rt.db.session() as session:
         registry.set_settings(
             session, project.id, setup_command="echo step one; echo broken >&2; exit 4"

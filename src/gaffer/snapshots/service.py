@@ -188,15 +188,18 @@ class Snapshots:
         job: JobData,
         plan: StartPlan,
         container: str,
-        ready: Mapping[str, Any],
+        ready: Mapping[str, Any] | None,
         stale: bool,
         worker_image_id: str,
     ) -> None:
-        """Commit ``container`` as the work item's snapshot (when ``plan.commit``), then build
-        the project snapshot if it is missing or ``stale``, then prune. Errors are logged."""
-        if plan.commit and await self._chain_full(plan, worker_image_id):
+        """Commit ``container`` as the work item's snapshot (when ``plan.commit`` and the
+        worker said ``snapshot_ready``: ``ready`` holds that event's fields), then build the
+        project snapshot if it is missing or ``stale``, then prune. Errors are logged."""
+        if plan.commit and ready is None:
+            log.warning("snapshot_not_ready", run_id=job.run_id)
+        elif plan.commit and await self._chain_full(plan, worker_image_id):
             log.warning("snapshot_chain_full", run_id=job.run_id, image=plan.image)
-        elif plan.commit:
+        elif plan.commit and ready is not None:
             try:
                 await self.commit(
                     container,
