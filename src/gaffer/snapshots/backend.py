@@ -100,6 +100,10 @@ class SnapshotWorker(DockerWorker):
             log.exception("snapshot_after_run_failed", container=self.name)
         finally:
             await super().cleanup()
+        try:
+            await self.snapshots.delete_replaced()
+        except Exception:
+            log.exception("snapshot_replaced_delete_failed", container=self.name)
 
 
 class SnapshotBackend(DockerBackend):

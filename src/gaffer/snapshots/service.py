@@ -113,7 +113,8 @@ class Snapshots:
         self.images = SnapshotImages(client)
         self.redis = redis or RedisAccess("")
         self.instance = settings.instance
-        self._builds: set[asyncio.Task[None]] = set()
+        self.pending_deletes: set[str] = set()
+        """Ids of replaced snapshot images, deleted by :meth:`delete_replaced`."""
 
     # -- where a run starts ---------------------------------------------------------------------
 
@@ -239,6 +240,16 @@ class Snapshots:
             return False
         return bool(depth - base >= MAX_CHAIN)
 
+    async def delete_replaced(self) -> None:
+        """Delete the images that new snapshots replaced (call it once the container that was
+        committed is removed). A failure is logged; reconcile deletes what is left."""
+        for image_id in sorted(self.pending_deletes):
+            self.pending_deletes.discard(image_id)
+            try:
+                await self.images.delete(image_id)
+            except BackendError as exc:
+                log.warning("snapshot_replaced_delete_failed", image_id=image_id, error=str(exc))
+
     async def commit(
         self,
         container: str,
@@ -285,7 +296,9 @@ class Snapshots:
 
         recorded = await in_thread(save, name="gaffer-snapshots")
         if recorded.replaced_image_id:
-            await self.images.delete(recorded.replaced_image_id)
+            # The container being committed may run on that image (a warm start from the
+            # project snapshot being rebuilt): deleted once the container is gone.
+            self.pending_deletes.add(recorded.replaced_image_id)
         log.info(
             "snapshot_committed",
             image=image,
