@@ -261,7 +261,12 @@ def test_project_snapshot_built_once_reused_and_rebuilt(gaffers: DockerGaffers) 
     assert ("setup", "installed") in logs  # set up again on the changed lock file
     rebuilt = wait_for_row(gaffer, project.id, "project", changed_from=built.image_id)
     assert rebuilt.key != built.key
-    assert built.image_id not in image_ids(docker_gaffers)
+    # The old image is deleted once the container that ran on it is removed.
+    deadline = time.monotonic() + 60
+    while built.image_id in image_ids(docker_gaffers):
+        assert time.monotonic() < deadline, "the replaced project snapshot was not deleted"
+        time.sleep(0.5)
+    assert rebuilt.image_id in image_ids(docker_gaffers)
 
 
 def test_caps_delete_images_and_reconcile(gaffers: DockerGaffers) -> None:
