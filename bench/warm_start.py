@@ -15,8 +15,9 @@ Runs, in one process (same repository, same engine command):
    the project snapshot after it;
 4. warm from the project snapshot: a first run on a third work item.
 
-Figures per run: time to repository ready (the worker's ``repository_ready`` event: seconds
-from the worker's start to set-up done) and to run end (the run's ``started_at`` to
+Figures per run: worker up (the run's ``started_at`` to the worker's first line: container
+creation and start), time to repository ready (the worker's ``repository_ready`` event:
+seconds from the worker's start to set-up done) and to run end (the run's ``started_at`` to
 ``finished_at``), and the ratios cold / warm. Target: ready at least 10x faster warm.
 
     .venv/bin/python bench/warm_start.py [--wheels DIR] [--json]
@@ -47,16 +48,20 @@ from tests.support.containers import (  # noqa: E402
 from tests.support.harness import Gaffer, running_gaffer  # noqa: E402
 from tests.test_lifecycle import trigger  # noqa: E402
 
+from sqlalchemy import select  # noqa: E402
+
 from gaffer.snapshots import registry  # noqa: E402
+from gaffer.store.models import Run, RunLog  # noqa: E402
 
 PACKAGES = ("pip", "numpy", "pandas", "requests")
 SETUP = """set -e
 python3 -m venv --without-pip .venv
-python3 wheels/pip-*.whl/pip --python .venv/bin/python install --quiet --no-index \\
+pip_wheel=$(ls wheels/pip-*.whl)
+python3 "$pip_wheel/pip" --python .venv/bin/python install --quiet --no-index \\
     --find-links wheels numpy pandas requests
 .venv/bin/python -c "import numpy, pandas, requests; print('deps ready', numpy.__version__)"
 """
-ENGINE = '.venv/bin/python -c "import pandas" && echo "engine says hi"'
+ENGINE = '.venv/bin/python -c "import pandas" && date > RUN.txt && echo "engine says hi"'
 READY = re.compile(r"^repository_ready seconds=([0-9.]+)")
 
 
@@ -100,7 +105,17 @@ def measure(gaffer: Gaffer, run_id: str) -> dict[str, Any]:
     logs = gaffer.logs(run_id)
     ready = next(float(m.group(1)) for _, line in logs if (m := READY.match(line)))
     warm = next((line for _, line in logs if line.startswith("warm_start ")), None)
+    with gaffer.rt.db.session() as session:
+        stored = session.get(Run, run_id)
+        first = session.scalar(
+            select(RunLog.ts)
+            .where(RunLog.run_id == run_id, RunLog.message.startswith("job_loaded"))
+            .limit(1)
+        )
+        assert stored is not None and stored.started_at is not None and first is not None
+        worker_up = (first - stored.started_at).total_seconds()
     return {
+        "worker_up_s": round(worker_up, 2),
         "ready_s": ready,
         "end_s": float(run["duration_s"]),
         "warm": warm is not None,
@@ -178,9 +193,12 @@ def main() -> None:
     if args.json:
         print(json.dumps(report, indent=2))
         return
-    print(f"{'run':<16}{'from':<12}{'ready s':>10}{'end s':>10}")
+    print(f"{'run':<16}{'from':<12}{'worker up s':>12}{'ready s':>10}{'end s':>10}")
     for name, r in results.items():
-        print(f"{name:<16}{r['from'] or 'cold':<12}{r['ready_s']:>10.2f}{r['end_s']:>10.2f}")
+        print(
+            f"{name:<16}{r['from'] or 'cold':<12}{r['worker_up_s']:>12.2f}"
+            f"{r['ready_s']:>10.2f}{r['end_s']:>10.2f}"
+        )
     for kind, ratio in report["ratios"].items():
         print(f"cold / {kind}: ready {ratio['ready']}x, run end {ratio['end']}x")
 
