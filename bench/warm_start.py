@@ -39,6 +39,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from sqlalchemy import select  # noqa: E402
 from tests.support.containers import (  # noqa: E402
     WORKER_IMAGE,
     PodmanService,
@@ -47,8 +48,6 @@ from tests.support.containers import (  # noqa: E402
 )
 from tests.support.harness import Gaffer, running_gaffer  # noqa: E402
 from tests.test_lifecycle import trigger  # noqa: E402
-
-from sqlalchemy import select  # noqa: E402
 
 from gaffer.snapshots import registry  # noqa: E402
 from gaffer.store.models import Run, RunLog  # noqa: E402
