@@ -215,7 +215,7 @@ def test_failed_or_cancelled_run_commits_nothing(gaffers: DockerGaffers) -> None
 def test_failing_setup_fails_the_run_unless_it_is_a_warning(gaffers: DockerGaffers) -> None:
     docker_gaffers = gaffers
     gaffer = docker_gaffers.start()
-    project = gaffer.create_project(command="echo 'engine says hi'", agents=["implementation"])
+    project = gaffer.create_project(command="echo hi > HI.txt", agents=["implementation"])
     with gaffer.rt.db.session() as session:
         registry.set_settings(
             session, project.id, setup_command="echo step one; echo broken >&2; exit 4"
@@ -261,7 +261,12 @@ def test_project_snapshot_built_once_reused_and_rebuilt(gaffers: DockerGaffers) 
     assert ("setup", "installed") in logs  # set up again on the changed lock file
     rebuilt = wait_for_row(gaffer, project.id, "project", changed_from=built.image_id)
     assert rebuilt.key != built.key
-    assert built.image_id not in image_ids(docker_gaffers)
+    # The old image is deleted once the container that ran on it is removed.
+    deadline = time.monotonic() + 60
+    while built.image_id in image_ids(docker_gaffers):
+        assert time.monotonic() < deadline, "the replaced project snapshot was not deleted"
+        time.sleep(0.5)
+    assert rebuilt.image_id in image_ids(docker_gaffers)
 
 
 def test_caps_delete_images_and_reconcile(gaffers: DockerGaffers) -> None:
@@ -377,3 +382,46 @@ def test_caps_order() -> None:
         ("p1", "size"),
         ("p2", "size"),
     ]
+
+
+def test_count_and_size_caps_delete_the_images(gaffers: DockerGaffers) -> None:
+    docker_gaffers = gaffers
+    gaffer = docker_gaffers.start(snapshot_max_per_project=2)
+    client = docker_gaffers.podman.client
+    service = Snapshots(gaffer.settings, gaffer.rt.db, client)
+    base = client.api.inspect_image(gaffer.settings.worker_image)["Id"]
+
+    def commit(item: str) -> str:
+        box = client.containers.create(
+            base, command=["sh", "-c", "head -c 2000000 /dev/urandom > /workspace/blob"]
+        )
+        try:
+            box.start()
+            box.wait()
+            info = asyncio.run(
+                service.commit(
+                    str(box.id),
+                    "proj",
+                    "work-item",
+                    item,
+                    base_image_id=base,
+                    files_hash=None,
+                    source_run_id=None,
+                )
+            )
+        finally:
+            box.remove(force=True)
+        return info.id
+
+    first, second, third = commit("a"), commit("b"), commit("c")
+    assert {first, second, third} <= image_ids(docker_gaffers)
+    evicted = asyncio.run(service.prune())
+    assert [(r.work_item, why) for r, why in evicted] == [("a", "project count")]
+    assert first not in image_ids(docker_gaffers)  # podman images: gone
+    sizes = {r.work_item: r.size_bytes for r in rows(gaffer, "proj")}
+    assert sizes["b"] >= 2_000_000 and sizes["c"] >= 2_000_000
+    small = gaffer.settings.model_copy(update={"snapshot_max_bytes": sizes["c"]})
+    evicted = asyncio.run(Snapshots(small, gaffer.rt.db, client).prune())
+    assert [(r.work_item, why) for r, why in evicted] == [("b", "size")]
+    assert second not in image_ids(docker_gaffers)
+    assert image_ids(docker_gaffers) == {third}

@@ -75,23 +75,24 @@ class SnapshotWorker(DockerWorker):
         await super().stop(grace_s)
 
     @property
-    def committable(self) -> bool:
-        """True when this worker may become a snapshot (see the module docstring)."""
+    def succeeded(self) -> bool:
+        """True when the worker exited 0 and was never stopped by the dispatcher (only then
+        may it become a snapshot, or start a project snapshot's build)."""
         return (
             self.exit_code == 0
             and not self.stopped
-            and self.ready is not None
             and self.job is not None
             and self.plan is not None
             and self.worker_image_id is not None
         )
 
     async def cleanup(self) -> None:
-        """Commit (when :attr:`committable`), then remove the container, in every path."""
+        """After a success, commit (when the worker said ``snapshot_ready``) and build the
+        project snapshot if due; then remove the container, in every path."""
         try:
-            if self.committable:
+            if self.succeeded:
                 assert self.job is not None and self.plan is not None
-                assert self.ready is not None and self.worker_image_id is not None
+                assert self.worker_image_id is not None
                 await self.snapshots.after_success(
                     self.job, self.plan, self.ref, self.ready, self.stale, self.worker_image_id
                 )
@@ -99,6 +100,10 @@ class SnapshotWorker(DockerWorker):
             log.exception("snapshot_after_run_failed", container=self.name)
         finally:
             await super().cleanup()
+        try:
+            await self.snapshots.delete_replaced()
+        except Exception:
+            log.exception("snapshot_replaced_delete_failed", container=self.name)
 
 
 class SnapshotBackend(DockerBackend):

@@ -143,7 +143,8 @@ class SnapshotImages:
 
     async def list(self, instance: str) -> list[ImageInfo]:
         """Every snapshot image of ``instance`` (by label)."""
-        filters = {"label": [f"{LABEL_SNAPSHOT}=true", f"{LABEL_INSTANCE}={instance}"]}
+        # One label filter: Podman does not AND several label filters of an image listing.
+        filters = {"label": [f"{LABEL_INSTANCE}={instance}"]}
         for attempt in range(LIST_TRIES):
             try:
                 found = await self._call(
@@ -164,6 +165,7 @@ class SnapshotImages:
                 labels=dict(item.get("Labels") or {}),
             )
             for item in found
+            if (item.get("Labels") or {}).get(LABEL_SNAPSHOT) == "true"
         ]
 
     async def delete(self, ref: str) -> bool:

@@ -113,7 +113,8 @@ class Snapshots:
         self.images = SnapshotImages(client)
         self.redis = redis or RedisAccess("")
         self.instance = settings.instance
-        self._builds: set[asyncio.Task[None]] = set()
+        self.pending_deletes: set[str] = set()
+        """Ids of replaced snapshot images, deleted by :meth:`delete_replaced`."""
 
     # -- where a run starts ---------------------------------------------------------------------
 
@@ -188,15 +189,18 @@ class Snapshots:
         job: JobData,
         plan: StartPlan,
         container: str,
-        ready: Mapping[str, Any],
+        ready: Mapping[str, Any] | None,
         stale: bool,
         worker_image_id: str,
     ) -> None:
-        """Commit ``container`` as the work item's snapshot (when ``plan.commit``), then build
-        the project snapshot if it is missing or ``stale``, then prune. Errors are logged."""
-        if plan.commit and await self._chain_full(plan, worker_image_id):
+        """Commit ``container`` as the work item's snapshot (when ``plan.commit`` and the
+        worker said ``snapshot_ready``: ``ready`` holds that event's fields), then build the
+        project snapshot if it is missing or ``stale``, then prune. Errors are logged."""
+        if plan.commit and ready is None:
+            log.warning("snapshot_not_ready", run_id=job.run_id)
+        elif plan.commit and await self._chain_full(plan, worker_image_id):
             log.warning("snapshot_chain_full", run_id=job.run_id, image=plan.image)
-        elif plan.commit:
+        elif plan.commit and ready is not None:
             try:
                 await self.commit(
                     container,
@@ -235,6 +239,16 @@ class Snapshots:
         except docker.errors.APIError:
             return False
         return bool(depth - base >= MAX_CHAIN)
+
+    async def delete_replaced(self) -> None:
+        """Delete the images that new snapshots replaced (call it once the container that was
+        committed is removed). A failure is logged; reconcile deletes what is left."""
+        for image_id in sorted(self.pending_deletes):
+            self.pending_deletes.discard(image_id)
+            try:
+                await self.images.delete(image_id)
+            except BackendError as exc:
+                log.warning("snapshot_replaced_delete_failed", image_id=image_id, error=str(exc))
 
     async def commit(
         self,
@@ -282,7 +296,9 @@ class Snapshots:
 
         recorded = await in_thread(save, name="gaffer-snapshots")
         if recorded.replaced_image_id:
-            await self.images.delete(recorded.replaced_image_id)
+            # The container being committed may run on that image (a warm start from the
+            # project snapshot being rebuilt): deleted once the container is gone.
+            self.pending_deletes.add(recorded.replaced_image_id)
         log.info(
             "snapshot_committed",
             image=image,
