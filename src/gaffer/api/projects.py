@@ -15,6 +15,7 @@ from gaffer.accounts.errors import InvalidInputError
 from gaffer.accounts.roles import Role
 from gaffer.accounts.users import organization_of
 from gaffer.agents import AgentType
+from gaffer.api import project_images
 from gaffer.api.deps import CallerDep, ServicesDep
 from gaffer.api.scope import project_for, visible_projects
 from gaffer.engines import ENGINES
@@ -49,6 +50,11 @@ class ProjectOut(BaseModel):
     trigger_label: str
     created_at: str | None
     agents: list[AgentOut]
+    worker_image: str | None = None
+    worker_image_status: str | None = None
+    worker_image_digest: str | None = None
+    worker_image_error: str | None = None
+    worker_image_registry_auth: bool = False
 
 
 class ProjectCreated(ProjectOut):
@@ -73,6 +79,7 @@ class ProjectCreate(BaseModel):
     agents: list[str] = Field(default_factory=list, max_length=20)
     engine: str = "command"
     command: str | None = Field(default=None, max_length=10_000)
+    worker_image: str | None = Field(default=None, min_length=1, max_length=512)
 
 
 class ProjectUpdate(BaseModel):
@@ -83,6 +90,8 @@ class ProjectUpdate(BaseModel):
     bot_login: str | None = Field(default=None, min_length=1, max_length=200)
     trigger_label: str | None = Field(default=None, min_length=1, max_length=200)
     webhook_secret: str | None = Field(default=None, min_length=8, max_length=512)
+    worker_image: str | None = Field(default=None, min_length=1, max_length=512)
+    clear_worker_image: bool = False
 
 
 @router.get("", response_model=list[ProjectOut])
@@ -105,9 +114,11 @@ def show_project(name: str, caller: CallerDep, svc: ServicesDep) -> dict[str, An
 
 
 @router.post("", response_model=ProjectCreated, status_code=201)
-def create(body: ProjectCreate, caller: CallerDep, svc: ServicesDep) -> dict[str, Any]:
-    """Create a project with its agents and triggers (admin of ``organization``)."""
+async def create(body: ProjectCreate, caller: CallerDep, svc: ServicesDep) -> Any:
+    """Create a project with its agents and triggers (admin of ``organization``; a
+    ``worker_image`` needs the superadmin role)."""
     principal = caller.principal
+    project_images.prepare(principal, body.worker_image, False)
     if body.engine not in ENGINES:
         raise InvalidInputError(f"unknown engine {body.engine!r}")
     known = {a.value for a in AgentType}
@@ -152,16 +163,25 @@ def create(body: ProjectCreate, caller: CallerDep, svc: ServicesDep) -> dict[str
             | {"webhook_secret": body.webhook_secret and "set"},
             request_id=caller.request_id,
         )
+        image_change = project_images.apply(
+            session, principal, project, body.worker_image, False, caller.request_id
+        )
+        view = project_view(project)
     view["webhook_secret"] = secret if body.webhook_secret is None else None
-    return view
+    failed = await project_images.enqueue(svc, image_change)
+    return failed if failed is not None else view
 
 
 @router.patch("/{name}", response_model=ProjectOut)
-def update(name: str, body: ProjectUpdate, caller: CallerDep, svc: ServicesDep) -> dict[str, Any]:
-    """Change a project's settings (admin of its organization)."""
+async def update(name: str, body: ProjectUpdate, caller: CallerDep, svc: ServicesDep) -> Any:
+    """Change a project's settings (admin of its organization; ``worker_image`` and
+    ``clear_worker_image`` need the superadmin role: :mod:`gaffer.api.project_images`)."""
     changes = body.model_dump(exclude_unset=True, exclude_none=True)
+    worker_image = changes.pop("worker_image", None)
+    clear = bool(changes.pop("clear_worker_image", False))
     with svc.db.session() as session:
         project = project_for(session, caller.principal, name, Role.ADMIN)
+        project_images.prepare(caller.principal, worker_image, clear)
         before = {k: getattr(project, k) for k in changes if k != "webhook_secret"}
         for field, value in changes.items():
             if field == "webhook_secret":
@@ -169,14 +189,20 @@ def update(name: str, body: ProjectUpdate, caller: CallerDep, svc: ServicesDep) 
             else:
                 setattr(project, field, value)
         session.flush()
-        audit.record(
-            session,
-            caller.principal,
-            "project.update",
-            target_type="project",
-            target_id=project.id,
-            organization_id=project.organization_id,
-            change={"before": before, "after": changes},
-            request_id=caller.request_id,
+        if changes:
+            audit.record(
+                session,
+                caller.principal,
+                "project.update",
+                target_type="project",
+                target_id=project.id,
+                organization_id=project.organization_id,
+                change={"before": before, "after": changes},
+                request_id=caller.request_id,
+            )
+        image_change = project_images.apply(
+            session, caller.principal, project, worker_image, clear, caller.request_id
         )
-        return project_view(project)
+        view = project_view(project)
+    failed = await project_images.enqueue(svc, image_change)
+    return failed if failed is not None else view

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from gaffer.images.state import image_view
 from gaffer.store.models import Project, Run, RunLog, WebhookDelivery
 
 
@@ -79,6 +80,7 @@ def project_view(project: Project) -> dict[str, Any]:
             }
             for a in project.agents
         ],
+        **image_view(project),
     }
 
 
