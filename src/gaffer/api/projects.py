@@ -79,7 +79,7 @@ class ProjectCreate(BaseModel):
     agents: list[str] = Field(default_factory=list, max_length=20)
     engine: str = "command"
     command: str | None = Field(default=None, max_length=10_000)
-    worker_image: str | None = Field(default=None, min_length=1, max_length=512)
+    worker_image: str | None = None
 
 
 class ProjectUpdate(BaseModel):
@@ -90,7 +90,7 @@ class ProjectUpdate(BaseModel):
     bot_login: str | None = Field(default=None, min_length=1, max_length=200)
     trigger_label: str | None = Field(default=None, min_length=1, max_length=200)
     webhook_secret: str | None = Field(default=None, min_length=8, max_length=512)
-    worker_image: str | None = Field(default=None, min_length=1, max_length=512)
+    worker_image: str | None = None
     clear_worker_image: bool = False
 
 
