@@ -50,6 +50,13 @@ def clean_label(label: str) -> str:
     return "".join(c if c.isprintable() else " " for c in label).strip() or "(unnamed)"
 
 
+_ENTRY_POINT_CHECK = (
+    "import importlib.util, sys, gaffer.worker.main as m; "
+    "print(m.__file__) if importlib.util.find_spec('gaffer.worker.__main__') else sys.exit('no gaffer.worker.__main__')"
+)
+# The module is found and its main importable; running it would start a worker.
+
+
 def image_checks(engine_clis: Iterable[tuple[str, str]]) -> list[Check]:
     """The checks of a worker image, in order. ``engine_clis`` is ``(engine name, executable)``
     of each engine the project's agents use (duplicates are checked once)."""
@@ -57,7 +64,7 @@ def image_checks(engine_clis: Iterable[tuple[str, str]]) -> list[Check]:
         Check("python (python --version)", ("python", "--version")),
         Check(
             "worker entry point (python -m gaffer.worker)",
-            ("python", "-c", "import gaffer.worker.main, gaffer.worker.__main__"),
+            ("python", "-c", _ENTRY_POINT_CHECK),
         ),
         Check("git (git --version)", ("git", "--version")),
     ]

@@ -60,17 +60,22 @@ def _same_repository(candidate: str, wanted: ImageReference) -> bool:
     return False
 
 
-def launchable_digest(repo_digests: Iterable[str], wanted: ImageReference) -> str | None:
-    """The ``repo@sha256:...`` of ``repo_digests`` matching ``wanted``'s repository (the one
-    pulled), or None. A digest written in ``wanted`` must be the one found."""
+def launchable_digests(repo_digests: Iterable[str], wanted: ImageReference) -> list[str]:
+    """The ``repo@sha256:...`` entries of ``repo_digests`` matching ``wanted``'s repository (the
+    one pulled), in order, without duplicates. A digest written in ``wanted`` must be the one
+    found. Docker gives one per repository; Podman lists every manifest digest the image has
+    (the local one too) under every name, so there may be several."""
+    found: list[str] = []
     for entry in repo_digests:
         name, _, digest = entry.partition("@")
         if not digest or not _same_repository(name, wanted):
             continue
         if wanted.digest is not None and digest != wanted.digest:
             continue
-        return f"{wanted.name}@{digest}"
-    return None
+        pinned = f"{wanted.name}@{digest}"
+        if pinned not in found:
+            found.append(pinned)
+    return found
 
 
 class ImageValidator:
@@ -110,17 +115,19 @@ class ImageValidator:
         repo_digests = self._repo_digests(reference)
         if repo_digests is None:
             return self._failed(reference, f"pull failed: {pull_error or 'no image after pull'}")
-        digest = launchable_digest(repo_digests, wanted)
-        if digest is None:
-            why = (
-                f"image {reference} has no registry digest for {wanted.name} (built locally and "
-                "never pushed to a registry?); push it and set the registry's reference"
-            )
-            if pull_error:
-                why += f" (pull: {pull_error})"
-            return self._failed(reference, why)
         if pull_error:
-            return self._failed(reference, f"pull failed: {pull_error}")
+            return self._failed(
+                reference,
+                f"pull failed: {pull_error}; the copy of {reference} here has no registry digest "
+                "the registry confirmed (built locally and never pushed to a registry?)",
+            )
+        digest = self._registry_digest(launchable_digests(repo_digests, wanted), auth)
+        if digest is None:
+            return self._failed(
+                reference,
+                f"image {reference} has no registry digest for {wanted.name} (built locally and "
+                "never pushed to a registry?); push it and set the registry's reference",
+            )
         error = self._smoke(digest, engine_clis)
         if error is not None:
             return self._failed(reference, error)
@@ -155,6 +162,16 @@ class ImageValidator:
             return str(exc.explanation or exc)
         except DockerException as exc:
             return str(exc)
+        return None
+
+    def _registry_digest(self, candidates: list[str], auth: Mapping[str, str] | None) -> str | None:
+        """The candidate the registry serves: the only one, or the first whose pull by digest
+        succeeds (the others are digests of local copies the registry never had)."""
+        if len(candidates) <= 1:
+            return candidates[0] if candidates else None
+        for candidate in candidates:
+            if self._pull(candidate, auth) is None:
+                return candidate
         return None
 
     def _repo_digests(self, reference: str) -> list[str] | None:
