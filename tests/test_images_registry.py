@@ -248,3 +248,63 @@ def test_an_unreachable_engine_raises_for_a_retry() -> None:
     validator = ImageValidator("unix:///nonexistent/podman.sock")
     with pytest.raises(EngineUnreachableError):
         validator.validate("127.0.0.1:5000/x:1")
+
+
+def test_a_reference_set_while_a_validation_is_in_flight_wins(
+    engine: tuple[PodmanService, Images], rt: Runtime, redis_url: str
+) -> None:
+    podman, images = engine
+    pid = new_project(rt, "in-flight")
+    set_image(rt, pid, images.hang)
+
+    async def go() -> None:
+        client = aioredis.Redis.from_url(redis_url)
+        consumer = ImageValidations.for_engine(
+            rt.db, rt.box, client, podman.url, smoke_timeout_s=4, retry_s=0.1
+        )
+        await consumer.start()  # enqueues the pending project: the hanging image
+        try:
+            for _ in range(1200):  # until its smoke test is running
+                if smoke_containers(podman):
+                    break
+                await asyncio.sleep(0.05)
+            set_image(rt, pid, images.good)
+            await queue.enqueue(client, queue.ValidationRequest(pid, images.good))
+            for _ in range(1200):
+                if columns(rt, pid)[0] != "pending":
+                    break
+                await asyncio.sleep(0.05)
+        finally:
+            await consumer.stop()
+            await client.aclose()
+
+    asyncio.run(go())
+    pinned = f"{images.good.rsplit(':', 1)[0]}@{images.good_digest}"
+    assert columns(rt, pid) == ("verified", pinned, None)
+    assert smoke_containers(podman) == []
+
+
+def test_an_unreachable_engine_leaves_the_project_pending_and_the_request_queued(
+    rt: Runtime, redis_url: str
+) -> None:
+    pid = new_project(rt, "no-engine")
+    reference = "127.0.0.1:5000/x:1"
+    set_image(rt, pid, reference)
+
+    async def go() -> ValidationResult | None:
+        client = aioredis.Redis.from_url(redis_url)
+        consumer = ImageValidations.for_engine(
+            rt.db, rt.box, client, "unix:///nonexistent/podman.sock", retry_s=0.01
+        )
+        try:
+            return await consumer.process(queue.ValidationRequest(pid, reference))
+        finally:
+            consumer.validator.close()
+            await client.aclose()
+
+    assert asyncio.run(go()) is None
+    assert columns(rt, pid) == ("pending", None, None)
+    client = redis.Redis.from_url(redis_url)
+    entries = [queue.ValidationRequest.decode(e) for e in client.lrange(queue.QUEUE_KEY, 0, -1)]
+    client.close()
+    assert entries == [queue.ValidationRequest(pid, reference)]
