@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
+import redis
 
 from gaffer.accounts.principal import Principal
 from gaffer.images import queue
@@ -60,8 +61,6 @@ def set_image(gaffer: Gaffer, project: ProjectInfo, reference: str) -> None:
         row = session.get(Project, project.id)
         assert row is not None
         set_worker_image(session, Principal.local(), row, reference)
-    import redis
-
     client = redis.Redis.from_url(gaffer.settings.redis_url or "")
     client.rpush(queue.QUEUE_KEY, queue.ValidationRequest(project.id, reference).encode())
     client.close()

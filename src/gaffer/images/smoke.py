@@ -50,11 +50,13 @@ def clean_label(label: str) -> str:
     return "".join(c if c.isprintable() else " " for c in label).strip() or "(unnamed)"
 
 
+# The worker's module and its __main__ are found and its main importable (running __main__
+# would start a worker); prints where it is.
 _ENTRY_POINT_CHECK = (
     "import importlib.util, sys, gaffer.worker.main as m; "
-    "print(m.__file__) if importlib.util.find_spec('gaffer.worker.__main__') else sys.exit('no gaffer.worker.__main__')"
+    "found = importlib.util.find_spec('gaffer.worker.__main__'); "
+    "print(m.__file__) if found else sys.exit('no gaffer.worker.__main__')"
 )
-# The module is found and its main importable; running it would start a worker.
 
 
 def image_checks(engine_clis: Iterable[tuple[str, str]]) -> list[Check]:
