@@ -177,3 +177,39 @@ def test_launch_uses_the_verified_digest_and_refuses_an_image_not_verified(
         # A result for a reference that is no longer the project's is dropped.
         assert not record_result(session, acme, ValidationResult("old/ref:1", error="x"))
     assert effective_image(db, acme, default) == f"127.0.0.1:5999/team/worker@{DIGEST}"
+
+
+def test_create_with_a_worker_image_needs_a_superadmin_and_reports_a_failed_enqueue(
+    served: tuple[Gaffer, World, httpx.Client], redis_server: RedisServer
+) -> None:
+    gaffer, world, client = served
+    body = {
+        "repository": "acme/imaged",
+        "clone_url": "/x",
+        "organization": "acme",
+        "command": "true",
+        "worker_image": GOOD,
+    }
+    as_admin = client.post(
+        "/projects",
+        json=body | {"name": "by-admin"},
+        headers={"Authorization": f"Bearer {world.tokens['admin']}"},
+    )
+    assert as_admin.status_code == 403, as_admin.text
+    with gaffer.rt.db.session() as session:
+        assert session.scalar(select(Project.id).where(Project.name == "by-admin")) is None
+    redis_server.stop()
+    try:
+        created = client.post(
+            "/projects",
+            json=body | {"name": "by-root"},
+            headers={"Authorization": f"Bearer {world.tokens['superadmin']}"},
+        )
+    finally:
+        redis_server.start()
+    assert created.status_code == 201, created.text
+    view = created.json()
+    assert view["webhook_secret"]  # the generated secret still reaches the caller
+    assert "could not be enqueued" in view["warning"]
+    assert state(gaffer, "by-root") == (GOOD, "pending", None, None)
+    assert [(a["project"], a["to"]) for a in image_audits(gaffer)] == [("by-root", GOOD)]

@@ -9,6 +9,7 @@ enqueued afterwards answers 503 saying so (the change stays, audited).
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import structlog
@@ -24,6 +25,7 @@ from gaffer.accounts.roles import Role
 from gaffer.api.deps import CallerDep, ServicesDep
 from gaffer.api.errors import error
 from gaffer.api.scope import project_for
+from gaffer.api.services import ApiServices
 from gaffer.images import queue
 from gaffer.images.queue import ValidationRequest
 from gaffer.images.state import (
@@ -94,22 +96,28 @@ def apply(
     return None
 
 
-async def enqueue(svc: Any, change: WorkerImageChange | None) -> JSONResponse | None:
+async def enqueue_warning(svc: ApiServices, change: WorkerImageChange | None) -> str | None:
     """Enqueue the validation a set needs (after the commit). None when done or not needed;
-    a 503 answer saying the change is kept but not yet validated when Redis refused."""
+    else the message saying the change is kept but its validation could not be enqueued."""
     if change is None or not change.needs_validation or change.after is None:
         return None
     try:
         await queue.enqueue(svc.redis, ValidationRequest(change.project_id, change.after))
     except (RedisError, OSError) as exc:
         log.error("worker_image_enqueue_failed", project=change.project_name, error=str(exc))
-        return error(
-            503,
+        return (
             f"the worker image of {change.project_name!r} is set to {change.after} (pending), "
             f"but its validation could not be enqueued: {exc}; retry with "
-            f"POST /api/v1/projects/{change.project_name}/validate-image",
+            f"POST /api/v1/projects/{change.project_name}/validate-image"
         )
     return None
+
+
+async def enqueue(svc: ApiServices, change: WorkerImageChange | None) -> JSONResponse | None:
+    """:func:`enqueue_warning` as an answer: None when enqueued (or not needed), else 503 with
+    the message (the change stays, audited)."""
+    warning = await enqueue_warning(svc, change)
+    return None if warning is None else error(503, warning)
 
 
 @router.post("/{name}/validate-image", response_model=WorkerImageOut, status_code=202)
@@ -117,18 +125,22 @@ async def validate_image(name: str, caller: CallerDep, svc: ServicesDep) -> Any:
     """Validate the project's worker image again (superadmin): status ``pending`` until the
     validation job records its result."""
     caller.principal.require_superadmin("validating a project's worker image")
-    with svc.db.session() as session:
-        project = project_for(session, caller.principal, name, Role.SUPERADMIN)
-        if project.worker_image is None:
-            raise InvalidInputError(f"project {project.name!r} has no worker image of its own")
-        project.worker_image_status = WorkerImageStatus.PENDING.value
-        project.worker_image_digest = None
-        project.worker_image_error = None
-        session.flush()
-        view = image_view(project)
-        change = WorkerImageChange(
-            project.id, project.name, project.worker_image, project.worker_image
-        )
+
+    def mark_pending() -> tuple[dict[str, Any], WorkerImageChange]:
+        with svc.db.session() as session:
+            project = project_for(session, caller.principal, name, Role.SUPERADMIN)
+            if project.worker_image is None:
+                raise InvalidInputError(f"project {project.name!r} has no worker image of its own")
+            project.worker_image_status = WorkerImageStatus.PENDING.value
+            project.worker_image_digest = None
+            project.worker_image_error = None
+            session.flush()
+            reference = project.worker_image
+            return image_view(project), WorkerImageChange(
+                project.id, project.name, reference, reference
+            )
+
+    view, change = await asyncio.to_thread(mark_pending)
     failed = await enqueue(svc, change)
     return failed if failed is not None else view
 

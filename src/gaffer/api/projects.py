@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from typing import Any
 
@@ -16,12 +17,14 @@ from gaffer.accounts.roles import Role
 from gaffer.accounts.users import organization_of
 from gaffer.agents import AgentType
 from gaffer.api import project_images
-from gaffer.api.deps import CallerDep, ServicesDep
+from gaffer.api.deps import Caller, CallerDep, ServicesDep
 from gaffer.api.scope import project_for, visible_projects
+from gaffer.api.services import ApiServices
 from gaffer.engines import ENGINES
+from gaffer.images.state import WorkerImageChange
 from gaffer.runs.views import project_view
 from gaffer.store.models import Project
-from gaffer.store.projects import create_project
+from gaffer.store.projects import AgentSetup, create_project
 from gaffer.triggers.github import default_agent_setups
 
 router = APIRouter(prefix="/projects", tags=["projects"])
@@ -61,6 +64,9 @@ class ProjectCreated(ProjectOut):
     """A new project; ``webhook_secret`` is set (shown once) when it was generated."""
 
     webhook_secret: str | None
+    warning: str | None = None
+    """Set when the project was created but its worker image's validation could not be
+    enqueued (``gaffer projects validate-image`` enqueues it again)."""
 
 
 class ProjectCreate(BaseModel):
@@ -131,6 +137,24 @@ async def create(body: ProjectCreate, caller: CallerDep, svc: ServicesDep) -> An
         body.engine, {"command": body.command} if body.command else {}, body.agents or None
     )
     secret = body.webhook_secret or secrets.token_hex(32)
+    view, image_change = await asyncio.to_thread(_create, body, caller, svc, setups, secret)
+    view["webhook_secret"] = secret if body.webhook_secret is None else None
+    warning = await project_images.enqueue_warning(svc, image_change)
+    if warning is not None:
+        # Created: the generated secret must still reach the caller, so 201 with the warning.
+        view["warning"] = warning
+    return view
+
+
+def _create(
+    body: ProjectCreate,
+    caller: Caller,
+    svc: ApiServices,
+    setups: list[AgentSetup],
+    secret: str,
+) -> tuple[dict[str, Any], WorkerImageChange | None]:
+    """Create the project (and set its worker image) in one transaction; on a thread."""
+    principal = caller.principal
     with svc.db.session() as session:
         if principal.is_superadmin:
             organization = body.organization
@@ -151,7 +175,6 @@ async def create(body: ProjectCreate, caller: CallerDep, svc: ServicesDep) -> An
             organization=organization,
             agents=setups,
         )
-        view = project_view(project)
         audit.record(
             session,
             principal,
@@ -166,10 +189,7 @@ async def create(body: ProjectCreate, caller: CallerDep, svc: ServicesDep) -> An
         image_change = project_images.apply(
             session, principal, project, body.worker_image, False, caller.request_id
         )
-        view = project_view(project)
-    view["webhook_secret"] = secret if body.webhook_secret is None else None
-    failed = await project_images.enqueue(svc, image_change)
-    return failed if failed is not None else view
+        return project_view(project), image_change
 
 
 @router.patch("/{name}", response_model=ProjectOut)
@@ -179,6 +199,22 @@ async def update(name: str, body: ProjectUpdate, caller: CallerDep, svc: Service
     changes = body.model_dump(exclude_unset=True, exclude_none=True)
     worker_image = changes.pop("worker_image", None)
     clear = bool(changes.pop("clear_worker_image", False))
+    view, image_change = await asyncio.to_thread(
+        _update, name, changes, worker_image, clear, caller, svc
+    )
+    failed = await project_images.enqueue(svc, image_change)
+    return failed if failed is not None else view
+
+
+def _update(
+    name: str,
+    changes: dict[str, Any],
+    worker_image: str | None,
+    clear: bool,
+    caller: Caller,
+    svc: ApiServices,
+) -> tuple[dict[str, Any], WorkerImageChange | None]:
+    """Apply a PATCH in one transaction; on a thread."""
     with svc.db.session() as session:
         project = project_for(session, caller.principal, name, Role.ADMIN)
         project_images.prepare(caller.principal, worker_image, clear)
@@ -203,6 +239,4 @@ async def update(name: str, body: ProjectUpdate, caller: CallerDep, svc: Service
         image_change = project_images.apply(
             session, caller.principal, project, worker_image, clear, caller.request_id
         )
-        view = project_view(project)
-    failed = await project_images.enqueue(svc, image_change)
-    return failed if failed is not None else view
+        return project_view(project), image_change
