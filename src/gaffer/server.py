@@ -22,6 +22,7 @@ import signal
 import socket
 from collections.abc import Callable, Generator, Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import redis.asyncio as aioredis
 import structlog
@@ -50,6 +51,9 @@ from gaffer.queue.queues import RunQueue
 from gaffer.runs.engine import RunEngine
 from gaffer.runs.intake import RunIntake
 from gaffer.runtime import Runtime
+
+if TYPE_CHECKING:
+    from gaffer.images.consumer import ImageValidations
 
 log = structlog.get_logger(__name__)
 
@@ -132,6 +136,7 @@ async def serve(
     buffer = BufferStore(redis)
     intake = RunIntake(settings, run_engine, redis, gate=BufferGate(settings, redis), buffer=buffer)
     dispatcher: Dispatcher | None = None
+    validations: ImageValidations | None = None
     drainer: Drainer | None = None
     gateway_server: _Server | None = None
     gateway_task: asyncio.Task[None] | None = None
@@ -162,6 +167,19 @@ async def serve(
             notifier_task = asyncio.create_task(
                 make_notifier(runtime.db, runtime.box, redis).run(sweeps_stop)
             )
+            if settings.backend == "docker":
+                # Worker image validations run here, where the container engine is (issue 13).
+                import docker.constants
+
+                from gaffer.images.consumer import ImageValidations
+
+                validations = ImageValidations.for_engine(
+                    runtime.db,
+                    runtime.box,
+                    redis,
+                    settings.docker_host or docker.constants.DEFAULT_UNIX_SOCKET,
+                )
+                await validations.start()
         if "drain" in roles:
             projects = ProjectCache(runtime.db, runtime.box, settings.project_cache_ttl_s)
             replayer = Replayer(settings, buffer, run_engine, projects)
@@ -236,6 +254,8 @@ async def serve(
             await asyncio.gather(notifier_task, return_exceptions=True)
         if drainer is not None:
             await drainer.stop()
+        if validations is not None:
+            await validations.stop()
         if dispatcher is not None:
             await dispatcher.stop()
         if gateway_server is not None and gateway_task is not None:

@@ -19,6 +19,7 @@ from gaffer.api import (
     buffer,
     deliveries,
     organizations,
+    project_images,
     projects,
     run_logs,
     runs,
@@ -46,6 +47,7 @@ def create_v1_app(services: ApiServices) -> FastAPI:
     for module in (
         session_auth,
         projects,
+        project_images,
         runs,
         run_logs,
         deliveries,

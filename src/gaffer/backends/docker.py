@@ -71,6 +71,7 @@ from gaffer.engines.base import ENGINE_USER_ENV
 from gaffer.errors import UserError
 from gaffer.queue.jobs import JobData
 from gaffer.settings import Settings
+from gaffer.store.db import Database
 
 log = structlog.get_logger(__name__)
 
@@ -215,8 +216,10 @@ class DockerBackend(Backend):
     name = "docker"
     reattachable = True
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, db: Database | None = None) -> None:
         self.settings = settings
+        self._db = db
+        """The database :meth:`image_for` reads (made from ``settings`` when first needed)."""
         self.host = settings.docker_host or docker.constants.DEFAULT_UNIX_SOCKET
         self.client = docker.DockerClient(
             base_url=self.host,
@@ -263,8 +266,21 @@ class DockerBackend(Backend):
         return worker_redis_access(redis_url, self.settings.worker_network).url
 
     def image_for(self, job: JobData) -> str:
-        """The effective worker image of ``job``: today the global ``GAFFER_WORKER_IMAGE``."""
-        return self.settings.worker_image
+        """The effective worker image of ``job`` (:func:`gaffer.images.launch.effective_image`:
+        the project's verified digest, else the global ``GAFFER_WORKER_IMAGE``). Reads the
+        database: call it on a thread.
+
+        Raises :class:`~gaffer.images.launch.WorkerImageNotReadyError` (a
+        :class:`~gaffer.backends.base.PermanentStartError`) when the project's own image is set
+        but not verified.
+        """
+        from gaffer.images.launch import effective_image
+
+        if self._db is None:
+            from gaffer.store.db import Database
+
+            self._db = Database(self.settings)
+        return effective_image(self._db, job.project_id, self.settings.worker_image)
 
     async def start(self, job: JobData, env: Mapping[str, str]) -> DockerWorker:
         """Ensure the image, then create and start ``gaffer-worker-<job id>``.
@@ -272,7 +288,7 @@ class DockerBackend(Backend):
         Raises :class:`~gaffer.backends.base.PermanentStartError` (the image is unavailable;
         nothing was created) or :class:`BackendError`.
         """
-        image = self.image_for(job)
+        image = await asyncio.to_thread(self.image_for, job)
         image_id = await self.images.ensure(image)
         name = container_name(job.run_id)
         # A container of this name is a leftover of an earlier attempt of this run (its

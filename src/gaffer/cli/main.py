@@ -13,6 +13,7 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 
 from gaffer.agents.definition import definitions
 from gaffer.cli import context
+from gaffer.cli import project_images as _project_images  # noqa: F401 (its commands)
 from gaffer.cli.agents import agents_app
 from gaffer.cli.audit import audit_app
 from gaffer.cli.credentials import credentials_app

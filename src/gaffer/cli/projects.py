@@ -7,11 +7,14 @@ from typing import Any
 
 import typer
 
+from gaffer.accounts.principal import Principal
 from gaffer.agents import AgentType
 from gaffer.cli import context, remote
 from gaffer.cli.local_audit import cli_audit
 from gaffer.cli.output import console, print_json, table
 from gaffer.engines import ENGINES
+from gaffer.images.state import describe as describe_image
+from gaffer.images.state import set_worker_image
 from gaffer.runs.views import project_view
 from gaffer.runtime import open_runtime
 from gaffer.store.projects import AgentSetup, create_project, get_project, list_projects
@@ -55,59 +58,72 @@ def create(
     agent: list[str] = typer.Option(None, help="Agent types to enable (default: all)."),
     engine: str = typer.Option("command", help="Engine that plays the agents."),
     command: str | None = typer.Option(None, help="Shell command of the command engine."),
+    worker_image: str | None = typer.Option(
+        None, "--worker-image", help="The project's own worker image (validated, then pinned)."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Create a project, its agents and their triggers."""
+    from gaffer.cli.project_images import check_reference, enqueue_validation
+
     setups = agent_setups(agent or [], engine, command)
+    if worker_image is not None:
+        check_reference(worker_image)
     client = remote.client()
     if client is not None:
-        view = client.post(
-            "/projects",
-            {
-                "name": name,
-                "repository": repo,
-                "clone_url": clone_url,
-                "organization": organization,
-                "base_branch": base_branch,
-                "bot_login": bot_login,
-                "trigger_label": trigger_label,
-                "webhook_secret": secret,
-                "agents": agent or [],
-                "engine": engine,
-                "command": command,
-            },
-        )
+        body: dict[str, Any] = {
+            "name": name,
+            "repository": repo,
+            "clone_url": clone_url,
+            "organization": organization,
+            "base_branch": base_branch,
+            "bot_login": bot_login,
+            "trigger_label": trigger_label,
+            "webhook_secret": secret,
+            "agents": agent or [],
+            "engine": engine,
+            "command": command,
+        }
+        if worker_image is not None:
+            body["worker_image"] = worker_image
+        view = client.post("/projects", body)
         webhook_secret = view.pop("webhook_secret") or secret or ""
         _print_created(view, webhook_secret, secret is None, as_json)
         return
     webhook_secret = secret or secrets.token_hex(32)
-    with open_runtime(context.settings(), redis=False) as rt, rt.db.session() as session:
-        try:
-            project = create_project(
+    with open_runtime(context.settings(), redis=worker_image is not None) as rt:
+        change = None
+        with rt.db.session() as session:
+            try:
+                project = create_project(
+                    session,
+                    rt.box,
+                    name=name,
+                    repository=repo,
+                    clone_url=clone_url,
+                    webhook_secret=webhook_secret,
+                    bot_login=bot_login,
+                    base_branch=base_branch,
+                    trigger_label=trigger_label,
+                    organization=organization,
+                    agents=setups,
+                )
+            except ValueError as exc:
+                raise context.CliError(str(exc)) from exc
+            if worker_image is not None:
+                change = set_worker_image(session, Principal.local(), project, worker_image)
+            view = project_view(project)
+            cli_audit(
                 session,
-                rt.box,
-                name=name,
-                repository=repo,
-                clone_url=clone_url,
-                webhook_secret=webhook_secret,
-                bot_login=bot_login,
-                base_branch=base_branch,
-                trigger_label=trigger_label,
-                organization=organization,
-                agents=setups,
+                "project.create",
+                target_type="project",
+                target_id=project.id,
+                organization_id=project.organization_id,
+                change={k: v for k, v in view.items() if k not in ("id", "created_at")}
+                | {"webhook_secret": "set"},
             )
-        except ValueError as exc:
-            raise context.CliError(str(exc)) from exc
-        view = project_view(project)
-        cli_audit(
-            session,
-            "project.create",
-            target_type="project",
-            target_id=project.id,
-            organization_id=project.organization_id,
-            change={k: v for k, v in view.items() if k not in ("id", "created_at")}
-            | {"webhook_secret": "set"},
-        )
+        if change is not None:
+            enqueue_validation(rt.redis_url, change)
     _print_created(view, webhook_secret, secret is None, as_json)
 
 
@@ -177,6 +193,7 @@ def show(
         "trigger_label",
     ):
         console.print(f"[bold]{key}[/bold]: {view[key]}", highlight=False)
+    console.print(f"[bold]worker_image[/bold]: {describe_image(view)}", highlight=False)
     rows = [
         (a["agent_type"], "yes" if a["enabled"] else "no", a["engine"], ", ".join(a["events"]))
         for a in view["agents"]

@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from gaffer.images.state import image_view
 from gaffer.store.models import Project, Run, RunLog, WebhookDelivery
 
 
@@ -104,6 +105,7 @@ def project_view(project: Project) -> dict[str, Any]:
             }
             for a in project.agents
         ],
+        **image_view(project),
     }
 
 

@@ -135,6 +135,17 @@ class Project(Base):
     bot_login: Mapped[str] = mapped_column(String(200))
     trigger_label: Mapped[str] = mapped_column(String(200), default="gaffer")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    # The project's own worker image (issue 13; :mod:`gaffer.images.settings`): the reference
+    # the operator set, ``pending|verified|failed``, the pinned ``repo@sha256:...`` once
+    # verified, the reason once failed; all None: the global default. Registry credentials
+    # for the pull are a Fernet token of ``{"username", "password"}`` JSON, write-only.
+    worker_image: Mapped[str | None] = mapped_column(String(512), default=None)
+    worker_image_status: Mapped[str | None] = mapped_column(String(16), default=None)
+    worker_image_digest: Mapped[str | None] = mapped_column(String(600), default=None)
+    worker_image_error: Mapped[str | None] = mapped_column(Text, default=None)
+    worker_image_registry_auth_encrypted: Mapped[bytes | None] = mapped_column(
+        LargeBinary, default=None
+    )
 
     organization: Mapped[Organization] = relationship(back_populates="projects")
     agents: Mapped[list[AgentConfig]] = relationship(
