@@ -63,6 +63,16 @@ CASES: dict[str, Case] = {
         (403, 200, 200, 404),
         lambda w: {"base_branch": fresh(), "webhook_secret": "new-secret-value"},
     ),
+    # Worker images are the superadmin's (issue 13): nobody else may even try.
+    "project validate-image (none set)": Case(
+        "POST", lambda w: "/projects/acme-project/validate-image", (403, 403, 400, 403)
+    ),
+    "project registry-auth": Case(
+        "PUT",
+        lambda w: "/projects/acme-project/registry-auth",
+        (403, 403, 200, 403),
+        lambda w: {"username": "robot", "password": "s3cret-pass"},
+    ),
     "runs list": Case("GET", lambda w: "/runs", (200, 200, 200, 200)),
     "runs list of a project": Case(
         "GET", lambda w: "/runs?project=acme-project", (200, 200, 200, 404)
@@ -102,6 +112,10 @@ CASES: dict[str, Case] = {
     "deliveries list": Case("GET", lambda w: "/deliveries", (200, 200, 200, 200)),
     "deliveries of a project": Case(
         "GET", lambda w: "/deliveries?project=acme-project", (200, 200, 200, 404)
+    ),
+    "snapshots list": Case("GET", lambda w: "/snapshots", (200, 200, 200, 200)),
+    "snapshots of a project": Case(
+        "GET", lambda w: "/snapshots?project=acme-project", (200, 200, 200, 404)
     ),
     "organizations list": Case("GET", lambda w: "/organizations", (200, 200, 200, 200)),
     "organization create": Case(

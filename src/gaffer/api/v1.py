@@ -24,6 +24,7 @@ from gaffer.api import (
     run_logs,
     runs,
     session_auth,
+    snapshots,
     tokens,
     users,
 )
@@ -56,6 +57,7 @@ def create_v1_app(services: ApiServices) -> FastAPI:
         tokens,
         audit,
         buffer,
+        snapshots,
     ):
         app.include_router(module.router, responses=ERROR_RESPONSES)
     install_error_handlers(app)

@@ -19,30 +19,14 @@ from gaffer.cli import context
 from gaffer.cli.output import console, print_json, short, table
 from gaffer.runtime import open_runtime
 from gaffer.snapshots import registry
+from gaffer.snapshots.registry import snapshot_view
 from gaffer.snapshots.service import Snapshots
-from gaffer.store.models import Snapshot, SnapshotSettings
+from gaffer.store.models import SnapshotSettings
 from gaffer.store.projects import get_project
 
 snapshots_app = typer.Typer(
     help="Snapshot images that runs start warm from, and set-up settings.", no_args_is_help=True
 )
-
-
-def _row(row: Snapshot) -> dict[str, Any]:
-    return {
-        "id": row.id,
-        "project_id": row.project_id,
-        "kind": row.kind,
-        "work_item": row.work_item or None,
-        "image": row.image,
-        "image_id": row.image_id,
-        "key": row.key,
-        "size_bytes": row.size_bytes,
-        "status": row.status,
-        "source_run_id": row.source_run_id,
-        "created_at": row.created_at.isoformat(),
-        "last_used_at": row.last_used_at.isoformat() if row.last_used_at else None,
-    }
 
 
 def _client() -> docker.DockerClient:
@@ -60,7 +44,9 @@ def list_command(
     settings = context.settings()
     with open_runtime(settings, redis=False) as rt, rt.db.session() as session:
         project_id = get_project(session, project).id if project else None
-        rows = [_row(r) for r in registry.list_rows(session, settings.instance, project_id)]
+        rows = [
+            snapshot_view(r) for r in registry.list_rows(session, settings.instance, project_id)
+        ]
     if as_json:
         print_json(rows)
         return
@@ -107,7 +93,7 @@ def delete_command(
         row = run_async(service.delete(matches[0]))
     assert row is not None
     if as_json:
-        print_json({"deleted": _row(row)})
+        print_json({"deleted": snapshot_view(row)})
         return
     console.print(f"deleted {row.image} ({row.kind} {row.work_item})", highlight=False)
 
@@ -125,7 +111,7 @@ def prune_command(
     result = {
         "dropped_rows": plan.drop,
         "deleted_unregistered_images": plan.delete,
-        "evicted": [{**_row(r), "reason": why} for r, why in evicted],
+        "evicted": [{**snapshot_view(r), "reason": why} for r, why in evicted],
     }
     if as_json:
         print_json(result)

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
@@ -204,3 +205,24 @@ def set_settings(session: Session, project_id: str, **fields: object) -> Snapsho
     row.updated_at = utcnow()
     session.flush()
     return row
+
+
+def snapshot_view(row: Snapshot) -> dict[str, Any]:
+    """A registry entry as JSON-ready data (``gaffer snapshots list --json`` and
+    ``GET /api/v1/snapshots``): ids, ``kind``, ``work_item`` (None for a project snapshot),
+    the image's name and id, the project snapshot ``key``, ``size_bytes``, ``status``, the run
+    it came from, ISO 8601 UTC times."""
+    return {
+        "id": row.id,
+        "project_id": row.project_id,
+        "kind": row.kind,
+        "work_item": row.work_item or None,
+        "image": row.image,
+        "image_id": row.image_id,
+        "key": row.key,
+        "size_bytes": row.size_bytes,
+        "status": row.status,
+        "source_run_id": row.source_run_id,
+        "created_at": row.created_at.isoformat(),
+        "last_used_at": row.last_used_at.isoformat() if row.last_used_at else None,
+    }
