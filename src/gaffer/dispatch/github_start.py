@@ -27,12 +27,11 @@ from dataclasses import dataclass, field
 import redis.asyncio as aioredis
 
 from gaffer.backends.base import PermanentStartError
-from gaffer.providers.github_api.client import DEFAULT_BASE_URL, GitHubClient
 from gaffer.providers.github_api.context import fetch_context
 from gaffer.providers.github_api.context_files import context_files, start_refusal
 from gaffer.providers.github_api.context_models import ContextRequest, RunContext
 from gaffer.providers.github_api.credential_store import load_credentials
-from gaffer.providers.github_api.credentials import Credentials
+from gaffer.providers.github_api.credentials import DEFAULT_BASE_URL, Credentials
 from gaffer.providers.github_api.errors import GitHubError
 from gaffer.providers.github_api.git_auth import clone_url
 from gaffer.providers.github_api.permissions import BranchMode, permissions_for
@@ -167,6 +166,9 @@ async def start_on_github(
     if project is None or box is None:
         return GitHubStart(data)
     mode = branch_mode_of(data)
+    # githubkit costs seconds to import: not for every CLI command that imports this module.
+    from gaffer.providers.github_api.client import GitHubClient
+
     client = GitHubClient(
         project.credentials,
         data.repository.full_name,

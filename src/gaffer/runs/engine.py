@@ -27,7 +27,6 @@ from sqlalchemy.orm import Session
 from gaffer.agents.effective import effective_agent
 from gaffer.coordination.cancel import cancel_key, request_cancel
 from gaffer.coordination.leases import LeaseKeys, RunLeases
-from gaffer.dispatch.github_writes import enqueue_queued
 from gaffer.engines import DEFAULT_CREDENTIALS
 from gaffer.queue.jobs import EngineSpec, JobData, RepositorySpec, TaskSpec, branch_name
 from gaffer.queue.queues import RunQueue
@@ -236,7 +235,11 @@ class RunEngine:
         def with_writes(session: Session) -> None:
             if extra is not None:
                 extra(session)
-            enqueue_queued(session, jobs)  # the GitHub ack, in the same transaction
+            # The GitHub ack, in the same transaction (imported here: githubkit costs seconds
+            # to import, which no CLI command should pay for nothing).
+            from gaffer.dispatch.github_writes import enqueue_queued
+
+            enqueue_queued(session, jobs)
 
         self._insert_absent(rows, with_writes)
 

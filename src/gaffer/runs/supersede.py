@@ -17,7 +17,6 @@ from sqlalchemy import select
 
 from gaffer.coordination.cancel import CANCEL_TTL_S, request_cancel
 from gaffer.coordination.keys import key
-from gaffer.dispatch.github_writes import enqueue_moment
 from gaffer.queue.jobs import JobData
 from gaffer.queue.queues import RunQueue
 from gaffer.store.db import Database
@@ -78,6 +77,8 @@ def _cancel_queued(db: Database, run: Run, reason: str) -> bool:
             error=reason,
         )
         if moved and run.job_data:
+            from gaffer.dispatch.github_writes import enqueue_moment  # githubkit: seconds
+
             enqueue_moment(session, JobData.model_validate(run.job_data), "finished")
         return moved
 

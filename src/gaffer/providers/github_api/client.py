@@ -27,7 +27,7 @@ from githubkit.exception import (
     RequestTimeout,
 )
 
-from gaffer.providers.github_api.credentials import AppCredentials, Credentials
+from gaffer.providers.github_api.credentials import DEFAULT_BASE_URL, AppCredentials, Credentials
 from gaffer.providers.github_api.errors import (
     GitHubAuthError,
     GitHubError,
@@ -39,7 +39,6 @@ from gaffer.providers.github_api.errors import (
 from gaffer.providers.github_api.retry import BoundedRetry
 from gaffer.providers.github_api.token_cache import CachedToken, TokenCache, TokenScope
 
-DEFAULT_BASE_URL = "https://api.github.com"
 T = TypeVar("T")
 HTTP_CACHE_OFF = True
 """githubkit's HTTP cache (hishel) is off: its transport ignored the request timeout here (a

@@ -6,9 +6,8 @@ PR closed meanwhile shows as such: see :attr:`PullRequestContext.ended_reason`).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from gaffer.providers.github_api.client import GitHubClient
 from gaffer.providers.github_api.context_models import (
     ChangedFile,
     CommentInfo,
@@ -21,6 +20,9 @@ from gaffer.providers.github_api.context_models import (
     RunContext,
 )
 from gaffer.providers.github_api.errors import GitHubNotFoundError
+
+if TYPE_CHECKING:
+    from gaffer.providers.github_api.client import GitHubClient
 
 DIFF_MEDIA_TYPE = "application/vnd.github.diff"
 FAILED_CONCLUSIONS = {"failure", "timed_out", "startup_failure", "action_required"}

@@ -9,6 +9,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
+DEFAULT_BASE_URL = "https://api.github.com"
+"""The REST root of github.com (a project on GitHub Enterprise Server sets its own)."""
+
 
 class AppCredentials(BaseModel):
     """A GitHub App: ``app_id``, its private key (PEM), and optionally the installation id

@@ -11,8 +11,9 @@ import asyncio
 
 import redis.asyncio as aioredis
 
-from gaffer.providers.github_api.client import DEFAULT_BASE_URL, GitHubClient
+from gaffer.providers.github_api.client import GitHubClient
 from gaffer.providers.github_api.credential_store import load_credentials
+from gaffer.providers.github_api.credentials import DEFAULT_BASE_URL
 from gaffer.providers.github_api.errors import GitHubError
 from gaffer.providers.github_api.notifier import ClientFactory
 from gaffer.providers.github_api.permissions import permissions_for
