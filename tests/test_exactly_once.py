@@ -319,7 +319,8 @@ async def hook_review(
 
 def test_post_completion_hook_reviews_a_green_pr(start_gaffer: GafferFactory) -> None:
     gaffer_ = start_gaffer()
-    project = gaffer_.create_project(command="echo done > DONE.md")
+    # The PR's head branch is in the repository: respond-to-review pushes onto it.
+    project = gaffer_.create_project(command="echo done > DONE.md", pr_branch="changes")
     # Reviews on check suites are off here, so the green suite alone starts no review.
     with gaffer_.rt.db.session() as session:
         session.execute(
@@ -332,13 +333,12 @@ def test_post_completion_hook_reviews_a_green_pr(start_gaffer: GafferFactory) ->
         )
     suite = gaffer_.deliver(fixture_body("check_suite.completed"), "check_suite", project.secret)
     assert suite.json()["decision"] == "ignored"
-    # A comment on PR 2 naming the bot: respond-to-pr-comment runs, then its follow-up reviews.
-    comment = json.loads(fixture_body("issue_comment.created"))
-    comment["issue"]["number"] = 2
-    comment["issue"]["pull_request"] = {"url": "https://api.github.com/repos/x/y/pulls/2"}
-    comment["comment"]["body"] = "@gaffer-bot please tidy this up"
+    # Changes requested on PR 2: respond-to-review runs on the PR's branch (the event names
+    # it), then its follow-up reviews.
+    review_event = json.loads(fixture_body("pull_request_review.submitted"))
+    review_event["review"]["state"] = "changes_requested"
     [responded] = gaffer_.deliver(
-        json.dumps(comment).encode(), "issue_comment", project.secret
+        json.dumps(review_event).encode(), "pull_request_review", project.secret
     ).json()["runs"]
     assert gaffer_.wait_for(responded)["status"] == "SUCCEEDED"
     deadline = time.monotonic() + 60
