@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
@@ -9,6 +10,7 @@ from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
+import structlog
 from cryptography.fernet import Fernet
 
 from gaffer.settings import Settings
@@ -17,6 +19,23 @@ from tests.support.harness import Gaffer, running_gaffer
 from tests.support.servers import PostgresServer, RedisServer
 
 MASTER_KEY = Fernet.generate_key().decode()
+
+
+@pytest.fixture(autouse=True)
+def restore_logging() -> Iterator[None]:
+    """Each test starts with the logging set-up the one before it found.
+
+    An in-process CLI command calls ``configure_logging(quiet=True)``, whose WARNING filter
+    would otherwise outlive it: a later test's ``capture_logs`` (which swaps the processors,
+    not the level filter) then never sees an info event. CI found this, not a single run.
+    """
+    config = structlog.get_config()
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    structlog.configure(**config)
+    root.handlers[:] = handlers
+    root.setLevel(level)
 
 
 @pytest.fixture(scope="session")

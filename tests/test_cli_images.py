@@ -3,6 +3,7 @@ real processes on a real database and Redis (issue 13)."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 
@@ -102,3 +103,20 @@ def test_the_cli_sets_shows_revalidates_and_clears_a_worker_image(
     assert view["worker_image_registry_auth"] is True
     assert "pull-secret-pw" not in str(view)
     db.dispose()
+
+
+def test_a_create_whose_validation_cannot_be_enqueued_still_shows_the_generated_secret(
+    tmp_path: Path,
+) -> None:
+    # Redis is down: the project is created all the same (one transaction), so the webhook
+    # secret generated for it must be printed, with a warning saying how to retry, not an error.
+    env = gaffer_env(
+        tmp_path / "home", REDIS_URL="redis://127.0.0.1:1/0", GAFFER_MASTER_KEY=MASTER_KEY
+    )
+    base = ["--repo", "acme/x", "--clone-url", "/x", "--command", "true"]
+    done = gaffer("projects", "create", "p", *base, "--worker-image", REF, "--json", env=env)
+    assert len(json.loads(done.stdout)["webhook_secret"]) == 64
+    assert done.stderr.startswith("warning: the worker image of 'p' is set to ")
+    assert "gaffer projects validate-image p" in done.stderr
+    shown = gaffer_json("projects", "show", "p", env=env)
+    assert (shown["worker_image"], shown["worker_image_status"]) == (REF, "pending")

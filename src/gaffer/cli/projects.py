@@ -11,7 +11,7 @@ from gaffer.accounts.principal import Principal
 from gaffer.agents import AgentType
 from gaffer.cli import context, remote
 from gaffer.cli.local_audit import cli_audit
-from gaffer.cli.output import console, print_json, table
+from gaffer.cli.output import console, err_console, print_json, table
 from gaffer.engines import ENGINES
 from gaffer.images.state import describe as describe_image
 from gaffer.images.state import set_worker_image
@@ -88,7 +88,8 @@ def create(
             body["worker_image"] = worker_image
         view = client.post("/projects", body)
         webhook_secret = view.pop("webhook_secret") or secret or ""
-        _print_created(view, webhook_secret, secret is None, as_json)
+        warning = view.pop("warning", None)
+        _print_created(view, webhook_secret, secret is None, as_json, warning)
         return
     webhook_secret = secret or secrets.token_hex(32)
     with open_runtime(context.settings(), redis=worker_image is not None) as rt:
@@ -122,15 +123,27 @@ def create(
                 change={k: v for k, v in view.items() if k not in ("id", "created_at")}
                 | {"webhook_secret": "set"},
             )
+        warning = None
         if change is not None:
-            enqueue_validation(rt.redis_url, change)
-    _print_created(view, webhook_secret, secret is None, as_json)
+            try:
+                enqueue_validation(rt.redis_url, change)
+            except context.CliError as exc:
+                # Created: the generated secret must still be shown, so a warning, not an error.
+                warning = str(exc)
+    _print_created(view, webhook_secret, secret is None, as_json, warning)
 
 
 def _print_created(
-    view: dict[str, Any], webhook_secret: str, generated: bool, as_json: bool
+    view: dict[str, Any],
+    webhook_secret: str,
+    generated: bool,
+    as_json: bool,
+    warning: str | None = None,
 ) -> None:
-    """Print a created project; a generated webhook secret is shown (once)."""
+    """Print a created project; a generated webhook secret is shown (once). ``warning`` (the
+    worker image's validation could not be enqueued) goes to stderr, in both modes alike."""
+    if warning is not None:
+        err_console.print(f"warning: {warning}", markup=False, highlight=False)
     if generated:
         view["webhook_secret"] = webhook_secret
     if as_json:
