@@ -38,12 +38,14 @@ class ProjectClients:
     def _repository_and_mode(self, entry: OutboxEntry) -> tuple[str, BranchMode] | None:
         with self.db.session() as session:
             project = session.get(Project, entry.project_id)
-            run = session.get(Run, entry.run_id)
+            run = session.get(Run, entry.run_id) if entry.run_id is not None else None
             if project is None:
                 return None
             agent = (run.job_data or {}).get("agent") if run is not None else None
             raw = agent.get("branch_mode") if isinstance(agent, dict) else None
-            mode: BranchMode = raw if raw in ("new", "pr-head", "read-only") else "new"
+            # An entry of no run (a notice) only comments: contents read is enough.
+            default: BranchMode = "new" if entry.run_id is not None else "read-only"
+            mode: BranchMode = raw if raw in ("new", "pr-head", "read-only") else default
             return project.repository, mode
 
     async def __call__(self, entry: OutboxEntry) -> GitHubClient:

@@ -18,6 +18,10 @@ runs held in the burst buffer                   202     buffered
 Redis or database failure                       503     error
 ==============================================  ======  ===========
 
+A delivery ignored (wholly or in part) over an attempt cap or the project's monthly budget gets
+one comment on its issue/PR saying so: an outbox entry written in the transaction of its record
+(:mod:`gaffer.runs.notices`; once per cap, PR and period, and only with GitHub credentials).
+
 A buffered delivery's runs have their ids at once; their rows are written as the buffer drains.
 Its delivery record is deferred too (:mod:`gaffer.buffer.deliveries`): the drainer writes such
 records in batches, so a flood of deliveries does not become a flood of record inserts.
@@ -51,6 +55,7 @@ from gaffer.providers import github
 from gaffer.providers.events import Event, MalformedPayloadError
 from gaffer.runs.engine import NewRun
 from gaffer.runs.intake import RunIntake, Submission
+from gaffer.runs.notices import IgnoredNotice, enqueue_notices
 from gaffer.runs.requests import AgentRequest
 from gaffer.settings import Settings
 from gaffer.store.db import Database
@@ -87,6 +92,8 @@ class DeliveryAnswer:
     project_id: str | None = None
     run_ids: list[str] = field(default_factory=list)
     record_id: int | None = None
+    notices: list[IgnoredNotice] = field(default_factory=list)
+    """What the issue/PR is to be told (written with the record, :meth:`_record_in`)."""
 
     def conclude(self, status_code: int, decision: str, reason: str) -> DeliveryAnswer:
         """Set the HTTP status, decision and reason; returns this answer."""
@@ -149,6 +156,8 @@ class GitHubIngest:
         if answer.record_id is None and answer.decision == "buffered":
             try:
                 await defer_record(self.redis, {**self._columns(answer), "received_at": utcnow()})
+                if answer.notices:  # the record is deferred: the notices go on their own
+                    await asyncio.to_thread(self._record_notices, answer)
                 return answer
             except RedisError:
                 log.exception("webhook_delivery_defer_failed", delivery=answer.delivery_id)
@@ -179,6 +188,17 @@ class GitHubIngest:
 
     def _record_in(self, session: Session, answer: DeliveryAnswer) -> None:
         answer.record_id = record_delivery(session, **self._columns(answer))
+        if answer.notices and answer.project_id is not None:
+            enqueue_notices(session, answer.project_id, answer.notices)
+
+    def _record_notices(self, answer: DeliveryAnswer) -> None:
+        if answer.project_id is None:
+            return
+        try:
+            with self.db.session() as session:
+                enqueue_notices(session, answer.project_id, answer.notices)
+        except SQLAlchemyError:
+            log.exception("ignored_notice_record_failed", delivery=answer.delivery_id)
 
     def _rerecord(self, answer: DeliveryAnswer) -> None:
         assert answer.record_id is not None
@@ -298,6 +318,7 @@ class GitHubIngest:
 
         def settle(submission: Submission) -> None:
             answer.run_ids = list(submission.run_ids)
+            answer.notices = list(submission.notices)
             if submission.buffered:
                 reason = (
                     f"{result.reason} (held in the burst buffer: {submission.buffer_reason}; "

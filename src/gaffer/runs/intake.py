@@ -37,8 +37,9 @@ from gaffer.coordination.dispatch_claims import (
     claim_review,
     release_review,
 )
-from gaffer.runs.caps import over_cap
+from gaffer.runs.caps import CapRefusal, over_cap
 from gaffer.runs.engine import NewRun, RunEngine
+from gaffer.runs.notices import IgnoredNotice, budget_notice, cap_notice
 from gaffer.runs.supersede import supersede_reviews
 from gaffer.settings import Settings
 from gaffer.store.models import Run, utcnow
@@ -59,10 +60,14 @@ class Submission:
     ``skipped``: ``(run id it would have had, reason)`` for requests that made no run.
     ``buffered``: the runs were accepted into the burst buffer (no row yet), for
     ``buffer_reason`` (the gate's reason: ``tripped``, ``overage``, ``held``, ``backlog``).
+    ``notices``: the skipped requests that their issue/PR is to be told of (over an attempt
+    cap or the monthly budget), for the caller to write with its record
+    (:func:`gaffer.runs.notices.enqueue_notices`).
     """
 
     run_ids: list[str] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)
+    notices: list[IgnoredNotice] = field(default_factory=list)
     redis_down: bool = False
     """True when a claim failed closed because Redis errored (nothing was dispatched for it)."""
     buffered: bool = False
@@ -126,6 +131,8 @@ class RunIntake:
         refusal = await self._over_monthly_budget(project)
         if refusal is not None:
             submission.skipped = [(new.run_id, refusal) for new in runs]
+            notices = (budget_notice(new.request, refusal) for new in runs)
+            submission.notices = [n for n in notices if n is not None]
             log.info("runs_refused_over_budget", project=project.name, reason=refusal)
             return submission
         admitted: list[NewRun] = []
@@ -133,8 +140,12 @@ class RunIntake:
         capped = await asyncio.to_thread(self._over_caps, project, runs)
         for new in runs:
             if new.run_id in capped:
-                submission.skipped.append((new.run_id, capped[new.run_id]))
-                log.info("run_over_attempt_cap", run_id=new.run_id, reason=capped[new.run_id])
+                refused = capped[new.run_id]
+                submission.skipped.append((new.run_id, refused.reason))
+                notice = cap_notice(new.request, refused.reason, refused.key)
+                if notice is not None:
+                    submission.notices.append(notice)
+                log.info("run_over_attempt_cap", run_id=new.run_id, reason=refused.reason)
                 continue
             check = await self._claim(project, new)
             if check.reason is None:
@@ -172,8 +183,8 @@ class RunIntake:
         await self._supersede(project, admitted)
         return submission
 
-    def _over_caps(self, project: ProjectSnapshot, runs: Sequence[NewRun]) -> dict[str, str]:
-        """``{run id: reason}`` of the requests over their attempt cap
+    def _over_caps(self, project: ProjectSnapshot, runs: Sequence[NewRun]) -> dict[str, CapRefusal]:
+        """``{run id: refusal}`` of the requests over their attempt cap
         (:mod:`gaffer.runs.caps`)."""
         with self.run_engine.db.session() as session:
             found = {

@@ -335,19 +335,30 @@ class OutboxEntry(Base):
     ``sending``, when another notifier may take the entry over (its sender crashed).
     ``result`` is what GitHub created (``{"id", "url", ...}``); ``last_error`` GitHub's answer
     to the last failed attempt.
+
+    An entry with no ``run_id`` follows from no run (a trigger ignored over an attempt cap or
+    the monthly budget, :mod:`gaffer.runs.notices`): ``number`` is the issue/PR it is about and
+    ``dedup_key`` makes it once per project (a second entry with the same key is not written).
     """
 
     __tablename__ = "outbox"
     __table_args__ = (
         Index("ix_outbox_due", "status", "next_attempt_at"),
         Index("ix_outbox_run", "run_id", "id"),
+        Index("ux_outbox_dedup", "project_id", "dedup_key", unique=True),
     )
 
     id: Mapped[int] = mapped_column(
         BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True
     )
-    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
+    run_id: Mapped[str | None] = mapped_column(
+        ForeignKey("runs.id", ondelete="CASCADE"), nullable=True
+    )
     project_id: Mapped[str] = mapped_column(String(32))
+    number: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    """The issue/PR number of an entry that follows from no run (None for a run's entries)."""
+    dedup_key: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    """Once-per-project key of an entry that follows from no run (None for a run's entries)."""
     kind: Mapped[str] = mapped_column(String(64))
     payload: Mapped[dict[str, Any]] = mapped_column(JSONType)
     coalesce_key: Mapped[str | None] = mapped_column(String(200), nullable=True)

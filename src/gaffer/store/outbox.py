@@ -6,15 +6,20 @@ with a compare-and-set ``UPDATE`` (:func:`claim`), so any number of notifiers sh
 and an entry is sent by one at a time; an entry whose sender died is taken over when its
 lease ends. Entries of one run are sent in order: an entry waits while an older entry of its
 run is still pending or being sent.
+
+An entry may follow from no run (:func:`enqueue_once`: a trigger ignored over an attempt cap
+or the monthly budget says so on its issue/PR): it has a ``number`` and a ``dedup_key``, unique
+per project, so the same notice is written once however many deliveries ask for it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import and_, exists, or_, select, update
+from sqlalchemy import Table, and_, exists, insert, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, aliased
 
 from gaffer.store.models import OutboxEntry, OutboxStatus, utcnow
@@ -60,6 +65,73 @@ def enqueue(
     session.add(entry)
     session.flush()
     return entry
+
+
+def enqueue_once(
+    session: Session,
+    *,
+    project_id: str,
+    number: int,
+    dedup_key: str,
+    kind: str,
+    payload: dict[str, Any],
+) -> bool:
+    """Add an entry that follows from no run (pending, due now), about issue/PR ``number``,
+    in ``session``'s transaction, unless the project already has one with ``dedup_key`` (any
+    status: a notice sent or failed for good is not written again). True when added.
+
+    ``INSERT ... ON CONFLICT DO NOTHING`` on the unique ``(project_id, dedup_key)`` index, so
+    two ingest processes writing the same notice at once add one row and neither fails.
+    Raises ``ValueError`` for an empty ``dedup_key`` or one over 200 characters.
+    """
+    if not dedup_key or len(dedup_key) > 200:
+        raise ValueError(f"dedup key {dedup_key!r} must be 1 to 200 characters")
+    values = {
+        "run_id": None,
+        "project_id": project_id,
+        "number": number,
+        "dedup_key": dedup_key,
+        "kind": kind,
+        "payload": payload,
+        "status": OutboxStatus.PENDING,
+        "attempts": 0,
+        "next_attempt_at": utcnow(),
+        "created_at": utcnow(),
+    }
+    table = cast(Table, OutboxEntry.__table__)
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        stmt: Any = postgresql.insert(table).values(values).on_conflict_do_nothing()
+    elif dialect == "sqlite":
+        stmt = sqlite.insert(table).values(values).on_conflict_do_nothing()
+    else:  # pragma: no cover - gaffer runs on SQLite and PostgreSQL only
+        known = session.scalar(
+            select(OutboxEntry.id).where(
+                OutboxEntry.project_id == project_id, OutboxEntry.dedup_key == dedup_key
+            )
+        )
+        if known is not None:
+            return False
+        stmt = insert(table).values(values)
+    # RETURNING says whether a row was added (rowcount is not reliable for ON CONFLICT).
+    added = session.execute(stmt.returning(table.c.id)).scalar()
+    return added is not None
+
+
+def entries_for_target(session: Session, project_id: str, number: int) -> Sequence[OutboxEntry]:
+    """The entries of ``project_id`` that follow from no run and are about issue/PR
+    ``number``, oldest first."""
+    return list(
+        session.scalars(
+            select(OutboxEntry)
+            .where(
+                OutboxEntry.project_id == project_id,
+                OutboxEntry.run_id.is_(None),
+                OutboxEntry.number == number,
+            )
+            .order_by(OutboxEntry.id)
+        )
+    )
 
 
 def due_ids(session: Session, now: datetime, limit: int = 20) -> list[int]:

@@ -97,7 +97,9 @@ class Notifier:
                 session.expunge(entry)
             return entry
 
-    def _prior(self, run_id: str) -> dict[str, dict[str, Any]]:
+    def _prior(self, run_id: str | None) -> dict[str, dict[str, Any]]:
+        if run_id is None:  # an entry that follows from no run has no prior results
+            return {}
         with self.db.session() as session:
             found = {k: outbox.latest_result(session, run_id, k) for k in PRIOR_KINDS}
         return {k: v for k, v in found.items() if v is not None}
@@ -117,7 +119,7 @@ class Notifier:
                 else 0.0,
             )
             return False
-        except (KeyError, ValidationError) as exc:
+        except (KeyError, ValidationError, ValueError) as exc:
             reason = f"bad outbox entry {entry.kind}: {exc}"
             await asyncio.to_thread(self._mark_failed, entry.id, reason)
             log.warning(

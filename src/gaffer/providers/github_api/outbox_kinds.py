@@ -4,6 +4,9 @@
 record. ``prior`` maps a kind to the result of the run's newest sent entry of that kind
 (``ack`` -> the comment id to update, ``check_run_start`` -> the check run to complete,
 ``pull_request`` -> the PR link for the final ack).
+
+Entries that follow from no run (``run_id`` None) have kinds of their own
+(:data:`RUNLESS_SENDERS`: ``ignored_notice``), sent without a run id or prior results.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from gaffer.providers.github_api.senders.checks import (
     start_check_run,
 )
 from gaffer.providers.github_api.senders.comments import upsert_comment
+from gaffer.providers.github_api.senders.notices import post_notice
 from gaffer.providers.github_api.senders.pulls import open_or_reuse_pull_request
 from gaffer.providers.github_api.senders.replies import (
     ReviewReply,
@@ -114,6 +118,15 @@ class CheckCompletePayload(BaseModel):
     title: str
     summary: str
     text: str | None = None
+
+
+class NoticePayload(BaseModel):
+    """``ignored_notice`` (no run): a trigger on issue/PR ``number`` was ignored, and
+    ``body`` says why; ``notice_id`` (hex) names its marker."""
+
+    number: int
+    notice_id: str
+    body: str
 
 
 Sender = Callable[
@@ -233,13 +246,28 @@ SENDERS: dict[str, Sender] = {
 }
 
 
+RunlessSender = Callable[[GitHubClient, dict[str, Any]], Awaitable[dict[str, Any]]]
+
+
+async def _ignored_notice(c: GitHubClient, raw: dict[str, Any]) -> dict[str, Any]:
+    p = NoticePayload.model_validate(raw)
+    return (await post_notice(c, p.number, p.notice_id, p.body)).model_dump()
+
+
+RUNLESS_SENDERS: dict[str, RunlessSender] = {"ignored_notice": _ignored_notice}
+
+
 async def send_entry(
     client: GitHubClient,
-    run_id: str,
+    run_id: str | None,
     kind: str,
     payload: dict[str, Any],
     prior: dict[str, dict[str, Any]],
 ) -> dict[str, Any]:
-    """Send one entry; returns its result. Raises ``KeyError`` for an unknown kind,
-    ``pydantic.ValidationError`` for a bad payload, ``GitHubError`` subclasses."""
+    """Send one entry; returns its result. ``run_id`` None: an entry that follows from no
+    run (a kind of :data:`RUNLESS_SENDERS`). Raises ``KeyError`` for an unknown kind (or a
+    run's kind without a run), ``pydantic.ValidationError`` or ``ValueError`` for a bad
+    payload, ``GitHubError`` subclasses."""
+    if run_id is None:
+        return await RUNLESS_SENDERS[kind](client, payload)
     return await SENDERS[kind](client, run_id, payload, prior)

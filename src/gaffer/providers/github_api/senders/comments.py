@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from pydantic import BaseModel
@@ -28,6 +29,15 @@ async def find_marked_comment(
 ) -> tuple[int, str, str] | None:
     """(id, html_url, body) of the newest comment on issue/PR ``number`` carrying the marker
     of ``run_id``/``kind``, or None."""
+    return await find_comment(client, number, lambda body: has_marker(body, run_id, kind))
+
+
+async def find_comment(
+    client: GitHubClient, number: int, matches: Callable[[str | None], bool]
+) -> tuple[int, str, str] | None:
+    """(id, html_url, body) of the newest comment on issue/PR ``number`` whose body
+    ``matches``, or None (up to ``MAX_PAGES`` pages of ``PER_PAGE``). Raises ``GitHubError``
+    subclasses."""
     o, r = client.owner, client.name
     found: tuple[int, str, str] | None = None
     for page in range(1, MAX_PAGES + 1):
@@ -40,7 +50,7 @@ async def find_marked_comment(
             )
         ).parsed_data
         for c in batch:
-            if has_marker(c.body, run_id, kind):
+            if matches(c.body):
                 found = (c.id, c.html_url, c.body or "")
         if len(batch) < PER_PAGE:
             break

@@ -1,5 +1,6 @@
 """The hidden marker in everything gaffer posts: ``<!-- gaffer:run=<run id> -->`` (the ack),
-``<!-- gaffer:run=<run id> kind=<kind> -->`` (any other post of the run).
+``<!-- gaffer:run=<run id> kind=<kind> -->`` (any other post of the run),
+``<!-- gaffer:notice=<id> -->`` (a post that follows from no run: a trigger ignored over a cap).
 
 It makes creates idempotent (look for it before posting) and lets the loop guard know a
 comment is gaffer's own even when gaffer posts as a person's PAT (:func:`is_gaffer_post`).
@@ -14,6 +15,9 @@ _KIND = re.compile(r"[a-z][a-z0-9_:-]{0,60}")
 MARKER_RE = re.compile(
     r"<!-- gaffer:run=([A-Za-z0-9_.-]{1,80})(?: kind=([a-z][a-z0-9_:-]{0,60}))? -->"
 )
+
+NOTICE_RE = re.compile(r"<!-- gaffer:notice=([a-z0-9]{8,64}) -->")
+_NOTICE_ID = re.compile(r"[a-z0-9]{8,64}")
 
 
 def marker(run_id: str, kind: str | None = None) -> str:
@@ -41,6 +45,18 @@ def has_marker(body: str | None, run_id: str, kind: str | None = None) -> bool:
     return bool(body) and marker(run_id, kind) in str(body)
 
 
+def notice_marker(notice_id: str) -> str:
+    """The marker of the run-less post ``notice_id`` (lower-case hex or digits, 8 to 64).
+
+    Raises ``ValueError`` for any other id."""
+    if not _NOTICE_ID.fullmatch(notice_id):
+        raise ValueError(f"notice id {notice_id!r} cannot go in a marker")
+    return f"<!-- gaffer:notice={notice_id} -->"
+
+
 def is_gaffer_post(body: str | None) -> bool:
     """True when ``body`` carries any gaffer marker (the loop guard: never a trigger)."""
-    return bool(body) and MARKER_RE.search(str(body)) is not None
+    if not body:
+        return False
+    text = str(body)
+    return MARKER_RE.search(text) is not None or NOTICE_RE.search(text) is not None
