@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import subprocess
 import time
 import uuid
@@ -16,6 +17,7 @@ from typing import Any
 
 import docker
 import pytest
+from structlog.testing import capture_logs
 
 from gaffer.snapshots import registry
 from gaffer.snapshots.caps import Limits, evictions
@@ -26,7 +28,7 @@ from gaffer.store.credentials import set_credential
 from gaffer.store.models import Snapshot, utcnow
 from gaffer.store.projects import get_project
 from tests.conftest import DockerGaffers
-from tests.support.harness import Gaffer, ProjectInfo
+from tests.support.harness import Gaffer, ProjectInfo, fixture_body
 from tests.test_lifecycle import trigger, wait_for_line
 
 SETUP = "echo installing; mkdir -p deps; echo v1 > deps/installed.txt; echo installed"
@@ -425,3 +427,50 @@ def test_count_and_size_caps_delete_the_images(gaffers: DockerGaffers) -> None:
     assert [(r.work_item, why) for r, why in evicted] == [("b", "size")]
     assert second not in image_ids(docker_gaffers)
     assert image_ids(docker_gaffers) == {third}
+
+
+def test_a_closed_pull_request_drops_its_work_items_snapshots(gaffers: DockerGaffers) -> None:
+    docker_gaffers = gaffers
+    gaffer = docker_gaffers.start(roles=("ingest", "dispatch"))
+    project = gaffer.create_project(command="echo change >> CHANGES.txt", agents=["implementation"])
+    with gaffer.rt.db.session() as session:
+        registry.set_settings(session, project.id, work_item=True)
+        session.commit()
+    run = gaffer.wait_for(trigger(gaffer, project))  # issue 1: its branch becomes PR #2
+    assert run["status"] == "SUCCEEDED", run["error"]
+    issue_row = wait_for_row(gaffer, project.id, "work-item")
+    assert issue_row.work_item == "1"
+    # A snapshot of the PR's own work item (what its review or respond-to-ci would start from).
+    client = docker_gaffers.podman.client
+    service = Snapshots(gaffer.settings, gaffer.rt.db, client)
+    box = client.containers.create(gaffer.settings.worker_image, command=["true"])
+    try:
+        pr_image = asyncio.run(
+            service.commit(
+                str(box.id), project.id, "work-item", "2",
+                base_image_id=None, files_hash=None, source_run_id=None,
+            )
+        ).id  # fmt: skip
+    finally:
+        box.remove(force=True)
+    assert {issue_row.image_id, pr_image} <= image_ids(docker_gaffers)
+
+    payload = json.loads(fixture_body("pull_request.closed"))
+    payload["pull_request"]["merged"] = True
+    payload["pull_request"]["head"]["ref"] = run["branch"]
+    with capture_logs() as logs:
+        response = gaffer.deliver(
+            json.dumps(payload).encode(), "pull_request", project.secret,
+            delivery_id=str(uuid.uuid4()),
+        )  # fmt: skip
+        assert response.status_code == 202, response.text
+        deadline = time.monotonic() + 60
+        while rows(gaffer, project.id) and time.monotonic() < deadline:
+            time.sleep(0.2)
+    assert rows(gaffer, project.id) == []
+    assert not {issue_row.image_id, pr_image} & image_ids(docker_gaffers)  # podman: gone
+    dropped = [e for e in logs if e["event"] == "snapshot_dropped"]
+    assert sorted((e["work_item"], e["reason"]) for e in dropped) == [
+        ("1", "PR #2 was merged"),
+        ("2", "PR #2 was merged"),
+    ], dropped

@@ -54,6 +54,7 @@ from gaffer.runtime import Runtime
 
 if TYPE_CHECKING:
     from gaffer.images.consumer import ImageValidations
+    from gaffer.snapshots.drops import SnapshotDrops
 
 log = structlog.get_logger(__name__)
 
@@ -137,6 +138,7 @@ async def serve(
     intake = RunIntake(settings, run_engine, redis, gate=BufferGate(settings, redis), buffer=buffer)
     dispatcher: Dispatcher | None = None
     validations: ImageValidations | None = None
+    drops: SnapshotDrops | None = None
     drainer: Drainer | None = None
     gateway_server: _Server | None = None
     gateway_task: asyncio.Task[None] | None = None
@@ -152,11 +154,12 @@ async def serve(
             gateway_server, gateway_task, gateway_url = await _start_gateway(runtime, redis)
         if "dispatch" in roles:
             follow_ups = FollowUps(intake, redis, runtime.db, runtime.box)
+            backend = make_backend(settings, runtime.db)
             dispatcher = Dispatcher(
                 settings,
                 runtime.db,
                 redis_url,
-                make_backend(settings, runtime.db),
+                backend,
                 run_engine,
                 box=runtime.box,
                 gateway=_gateway_access(runtime, gateway_url),
@@ -180,6 +183,13 @@ async def serve(
                     settings.docker_host or docker.constants.DEFAULT_UNIX_SOCKET,
                 )
                 await validations.start()
+                snapshots = getattr(backend, "snapshots", None)
+                if snapshots is not None:
+                    # Closed PRs' snapshots are deleted here, where their images are (issue 14).
+                    from gaffer.snapshots.drops import SnapshotDrops
+
+                    drops = SnapshotDrops(redis, snapshots)
+                    await drops.start()
         if "drain" in roles:
             projects = ProjectCache(runtime.db, runtime.box, settings.project_cache_ttl_s)
             replayer = Replayer(settings, buffer, run_engine, projects)
@@ -256,6 +266,8 @@ async def serve(
             await drainer.stop()
         if validations is not None:
             await validations.stop()
+        if drops is not None:
+            await drops.stop()
         if dispatcher is not None:
             await dispatcher.stop()
         if gateway_server is not None and gateway_task is not None:

@@ -3,7 +3,9 @@
 - the App's installation id is learned from the webhook's ``installation.id`` when the
   project's credentials name none (:func:`record_installation_id`);
 - a push to a PR (``pull_request.synchronize``) supersedes the queued or running reviews of
-  an older head SHA of that PR (:func:`gaffer.runs.supersede.supersede_reviews`).
+  an older head SHA of that PR (:func:`gaffer.runs.supersede.supersede_reviews`);
+- a merged or closed PR (``pull_request.closed``) drops its work items' snapshots: enqueued
+  here, deleted by the dispatch role (:func:`gaffer.snapshots.drops.request_drop`).
 
 Both are idempotent, so a redelivery repeats them harmlessly. A failure is logged and the
 delivery's answer stands.
@@ -19,6 +21,7 @@ from gaffer.providers.events import Event
 from gaffer.providers.github_api.credential_store import record_installation_id
 from gaffer.runs.engine import RunEngine
 from gaffer.runs.supersede import supersede_reviews
+from gaffer.snapshots.drops import request_drop
 from gaffer.store.db import Database
 
 log = structlog.get_logger(__name__)
@@ -50,5 +53,7 @@ async def after_event(db: Database, engine: RunEngine, project_id: str, event: E
             await supersede_reviews(
                 db, engine.queue, engine.redis, project_id, int(item.number), sha
             )
+        if event.key == "pull_request.closed":
+            await request_drop(db, engine.redis, project_id, event)
     except Exception:
         log.exception("github_event_side_failed", project_id=project_id, event=event.key)
