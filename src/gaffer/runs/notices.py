@@ -86,17 +86,19 @@ def notice_body(notice: IgnoredNotice) -> str:
     """The comment's text (Markdown)."""
     if notice.dedup_key.startswith("budget:"):
         what = (
-            "The project is over its monthly model budget, so gaffer starts no new run on it "
-            "until the budget is raised or the month ends."
+            "The project is over its monthly model budget: gaffer starts no new run until the "
+            "budget is raised or the month ends."
         )
+        once = "once a month"
     else:
         what = (
-            "The agent is over its attempt cap here, so gaffer ignores further triggers of it "
-            "on this pull request until the cap allows again."
+            "The agent is over its attempt cap on this pull request: gaffer ignores its "
+            "triggers here until the cap allows again."
         )
+        once = "once a day" if ":day:" in notice.dedup_key else "once"
     return (
         f"gaffer did not start **{notice.agent}**: {notice.reason}.\n\n"
-        f"{what} This is said once; later ignored triggers add no comment."
+        f"{what} This is said {once}; the triggers it ignores meanwhile add no comment."
     )
 
 
