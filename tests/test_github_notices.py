@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,15 @@ from sqlalchemy import update
 
 from gaffer.providers.github_api import AppCredentials
 from gaffer.providers.github_api.credential_store import set_credentials
-from gaffer.runs.notices import IgnoredNotice, enqueue_notices
+from gaffer.runs.caps import over_cap
+from gaffer.runs.notices import (
+    IgnoredNotice,
+    budget_notice,
+    cap_notice,
+    enqueue_notices,
+    notice_body,
+)
+from gaffer.runs.requests import AgentRequest
 from gaffer.settings import Settings
 from gaffer.store import outbox
 from gaffer.store.db import Database
@@ -103,6 +112,45 @@ def test_a_notice_is_written_once_per_key_and_only_with_its_transaction(
         entries = entries_for_target(session, project_id, 7)
         assert [(e.run_id, e.kind, e.number) for e in entries] == [(None, "ignored_notice", 7)] * 2
         assert len(outbox.due_ids(session, utcnow())) == 3
+
+
+def test_the_keys_name_the_cap_the_pr_and_the_period(tmp_path: Path) -> None:
+    db = Database(Settings(home=tmp_path, database_url=None, master_key=None))
+    migrate(db)
+    project_id = add_runs(db)
+    settings = Settings(home=tmp_path, ci_max_attempts=1, replies_per_day=1, master_key=None)
+
+    def request(agent: str, branch: str | None = None) -> AgentRequest:
+        return AgentRequest(
+            project_id=project_id, agent_type=agent, provider="github", trigger="t",
+            work_item="5", pr_number=5, head_branch=branch,
+        )  # fmt: skip
+
+    with db.session() as session:
+        for agent, branch in (
+            ("respond-to-ci", "a"),
+            ("respond-to-ci", "b/c"),
+            ("respond-to-review", None),
+        ):
+            session.add(
+                Run(
+                    id=uuid.uuid4().hex, project_id=project_id, agent_type=agent, work_item="5",
+                    pr_number=5, trigger="t", status=RunStatus.SUCCEEDED,
+                    job_data={"task": {"head_branch": branch}},
+                )
+            )  # fmt: skip
+        session.flush()
+        on_a = over_cap(session, settings, project_id, request("respond-to-ci", "a"))
+        on_b = over_cap(session, settings, project_id, request("respond-to-ci", "b/c"))
+        assert over_cap(session, settings, project_id, request("respond-to-ci", "d")) is None
+        replies = over_cap(session, settings, project_id, request("respond-to-review"))
+    assert on_a is not None and on_b is not None and replies is not None
+    assert on_a.key.startswith("cap:respond-to-ci:pr5:branch:") and on_a.key != on_b.key
+    assert replies.key == f"cap:respond-to-review:pr5:day:{utcnow().date().isoformat()}"
+    budget = budget_notice(request("review"), "over", now=datetime(2026, 12, 2, tzinfo=UTC))
+    assert budget is not None and budget.dedup_key == "budget:monthly:2026-12:#5"
+    reply_notice = cap_notice(request("respond-to-review"), "x", replies.key)
+    assert reply_notice is not None and "once a day" in notice_body(reply_notice)
 
 
 def test_a_pr_over_its_respond_to_ci_cap_is_told_once(
