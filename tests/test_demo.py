@@ -74,6 +74,7 @@ def test_demo_succeeds_and_leaves_no_process(tmp_path: Path) -> None:
     assert "## Spelling error in the README file" in plan
     # What the notifier posted, read back from the stand-in: every write sent, the PR opened
     # from the pushed branch, the review submitted at the PR's head, both acks final.
+    assert report["github"]["problems"] == []  # no call the stand-in does not know
     for run in runs:
         assert run["outbox"] and {e["status"] for e in run["outbox"]} == {"sent"}, run["outbox"]
     web = report["github"]["url"] + "/Codertocat/Hello-World"
@@ -171,6 +172,10 @@ def test_demo_in_containers(tmp_path: Path, podman: PodmanService) -> None:
         report = json.loads(proc.stdout)
         runs = [r for d in report["deliveries"] for r in d["runs"]]
         assert len(runs) == 2 and {r["status"] for r in runs} == {"SUCCEEDED"}
+        # The containers (on the host's network) cloned from and pushed to the stand-in.
+        posted = {r["agent_type"]: r["github"] for r in runs}
+        assert posted["implementation"]["pull_request"]["head"] == "gaffer/implementation/1"
+        assert posted["review"]["review"]["event"] == "COMMENTED"
         # Each run ran in a container of this instance, which was removed afterwards.
         home = tmp_path / "home"
         logs = subprocess.run(
@@ -209,6 +214,8 @@ def test_demo_with_a_real_engine_runs_the_cli_against_the_shipped_model(
     assert runs["implementation"]["status"] == "SUCCEEDED"
     assert runs["implementation"]["changed"] == ["DEMO_CHANGE.md"]
     assert runs["review"]["outputs"]["review"]["event"] == "COMMENT"
+    assert runs["implementation"]["github"]["pull_request"]["number"] == 3
+    assert runs["review"]["github"]["review"]["event"] == "COMMENTED"
 
 
 def test_demo_says_how_to_install_a_missing_engine(tmp_path: Path) -> None:

@@ -131,6 +131,8 @@ def _print_report(report: DemoReport) -> None:
     for outcome in report.outcomes:
         for problem in outcome.problems:
             console.print(f"[red]✗ {outcome.delivery.label}: {problem}[/red]", highlight=False)
+    for problem in report.github_problems:
+        console.print(f"[red]✗ {escape(problem)}[/red]", highlight=False)
     console.print(f"engine: {report.engine}; model: {report.model}", highlight=False)
     verdict = "[green]all as expected[/green]" if report.ok else "[red]NOT as expected[/red]"
     console.print(f"{verdict} in {report.elapsed_s:.1f} s")

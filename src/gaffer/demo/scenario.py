@@ -128,11 +128,13 @@ class DemoReport:
     model: str = ""
     github_url: str = ""
     repository: Path | None = None  # the stand-in's bare repository
+    github_problems: list[str] = field(default_factory=list)  # calls the stand-in could not take
 
     @property
     def ok(self) -> bool:
-        """True when every delivery and run matched its expectation."""
-        return all(o.ok for o in self.outcomes)
+        """True when every delivery and run matched its expectation and the stand-in saw no
+        call it does not know."""
+        return all(o.ok for o in self.outcomes) and not self.github_problems
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form (``gaffer demo --json``)."""
@@ -146,6 +148,7 @@ class DemoReport:
             "github": {
                 "url": self.github_url,
                 "repository": str(self.repository) if self.repository else None,
+                "problems": self.github_problems,
             },
             "deliveries": [
                 {
@@ -296,6 +299,10 @@ async def _run_on(
         model=model.label if model is not None else "none (the command engine runs a script)",
         github_url=github.hub.api_url,
         repository=bare,
+        github_problems=[
+            f"the GitHub stand-in answered {v.method} {v.path} {v.status}: {v.errors}"
+            for v in github.hub.violations
+        ],
     )
 
 
