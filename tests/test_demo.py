@@ -54,8 +54,6 @@ def test_demo_succeeds_and_leaves_no_process(tmp_path: Path) -> None:
         "bad signature": (401, "rejected", 0),
         "nothing listens": (202, "ignored", 0),
     }
-    check_suite = next(d for d in report["deliveries"] if d["event"] == "check_suite")
-    assert "review of PR #2 at ec26c3e57ca3 was already dispatched" in check_suite["reason"]
     runs = [r for d in report["deliveries"] for r in d["runs"]]
     assert {r["status"] for r in runs} == {"SUCCEEDED"}
     # Implementation pushes its branch; review is read-only: it pushes nothing and leaves a
@@ -67,37 +65,81 @@ def test_demo_succeeds_and_leaves_no_process(tmp_path: Path) -> None:
     review = next(r for r in runs if r["agent_type"] == "review")
     assert review["outputs"]["review"]["event"] == "COMMENT"
     assert "Looked at #2" in review["outputs"]["review"]["body"]
-    # The implementation run pushed PLAN.md with the issue's title to the bare repository.
+    # The repository lives on the GitHub stand-in (in the data directory), served over git
+    # smart HTTP: the implementation run cloned and pushed PLAN.md (the issue's title) to it.
+    repository = Path(report["github"]["repository"])
+    assert repository.is_relative_to(home)
     implementation = next(r for r in runs if r["agent_type"] == "implementation")
-    plan = subprocess.run(
-        ["git", "show", f"{implementation['commit']}:PLAN.md"],
-        cwd=home / "demo" / "Hello-World.git",
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
+    plan = git(repository, "show", f"{implementation['commit']}:PLAN.md")
     assert "## Spelling error in the README file" in plan
+    # What the notifier posted, read back from the stand-in: every write sent, the PR opened
+    # from the pushed branch, the review submitted at the PR's head, both acks final.
+    assert report["github"]["problems"] == []  # no call the stand-in does not know
+    for run in runs:
+        assert run["outbox"] and {e["status"] for e in run["outbox"]} == {"sent"}, run["outbox"]
+    web = report["github"]["url"] + "/Codertocat/Hello-World"
+    pull = implementation["github"]["pull_request"]
+    assert pull == {
+        "number": 3,
+        "title": "Spelling error in the README file",
+        "url": f"{web}/pull/3",
+        "head": "gaffer/implementation/1",
+        "base": "master",
+        "body": pull["body"],
+    }
+    assert "Closes #1" in pull["body"]
+    head = git(repository, "rev-parse", "changes")
+    posted = review["github"]["review"]
+    assert posted["pull_number"] == 2 and posted["event"] == "COMMENTED"
+    assert posted["inline_comments"] == 1 and posted["commit_id"] == head
+    assert review["github"]["pull_request"] is None and implementation["github"]["review"] is None
+    ack = implementation["github"]["ack"]
+    assert ack["number"] == 1 and ack["text"].startswith("**✅ Done**")
+    assert implementation["id"] in ack["text"] and f"PR: {web}/pull/3" in ack["text"]
+    assert "gaffer:run=" not in ack["text"]  # the hidden marker is not part of the text shown
+    assert review["github"]["ack"]["number"] == 2
+    assert review["github"]["ack"]["text"].startswith("**✅ Done**")
+    # The check suite names the PR's head as the stand-in has it (the seeded commit).
+    check_suite = next(d for d in report["deliveries"] if d["event"] == "check_suite")
+    assert f"review of PR #2 at {head[:12]} was already dispatched" in check_suite["reason"]
     # The private Redis server it started is gone.
     assert redis_processes_under(home) == []
 
 
-def test_demo_fails_when_an_outcome_is_not_as_expected(tmp_path: Path) -> None:
+def git(repository: Path, *args: str) -> str:
+    return subprocess.run(
+        ["git", *args], cwd=repository, capture_output=True, text=True, check=True
+    ).stdout.strip()
+
+
+def test_demo_fails_when_an_outcome_is_not_as_expected_and_shows_what_was_posted(
+    tmp_path: Path,
+) -> None:
     fixtures = tmp_path / "fixtures"
     shutil.copytree(FIXTURES, fixtures)
-    labeled = json.loads((fixtures / "issues.labeled.json").read_text())
-    labeled["label"]["name"] = "enhancement"  # no longer the demo's trigger label
-    (fixtures / "issues.labeled.json").write_text(json.dumps(labeled))
+    (fixtures / "push.event.json").write_text("{not json")  # now rejected, not ignored
     proc = subprocess.run(
         [GAFFER, "demo", "--fixtures", str(fixtures)],
         capture_output=True,
         text=True,
-        env=clean_env(),
+        env=clean_env() | {"COLUMNS": "250"},
         timeout=300,
         check=False,
     )
     assert proc.returncode == 1
-    assert "issue labeled: decision ignored, expected queued" in proc.stdout
+    assert "nothing listens: status 400, expected 202" in proc.stdout
     assert "NOT as expected" in proc.stdout
+    # The runs went on: the table shows, read back from the stand-in, the PR the
+    # implementation opened, the review submitted, and each ack comment's final text.
+    table = proc.stdout
+    assert "on GitHub (the local stand-in at http://127.0.0.1:" in table
+    rows = {line.split("│")[2].strip(): line for line in table.splitlines() if line.count("│") == 4}
+    assert "Spelling error in the README file" in rows["pull request #3"]
+    assert "COMMENTED, 1 inline comment" in rows["review on PR #2"]
+    for item in ("#1", "#2"):
+        assert "**✅ Done** · gaffer run" in rows[f"ack comment on {item}"]
+    assert "/Codertocat/Hello-World/pull/3 · took" in table  # the ack links the PR
+    assert "/Codertocat/Hello-World/pull/2#pullrequestreview-" in table
 
 
 def test_demo_with_missing_fixtures_says_so(tmp_path: Path) -> None:
@@ -130,6 +172,10 @@ def test_demo_in_containers(tmp_path: Path, podman: PodmanService) -> None:
         report = json.loads(proc.stdout)
         runs = [r for d in report["deliveries"] for r in d["runs"]]
         assert len(runs) == 2 and {r["status"] for r in runs} == {"SUCCEEDED"}
+        # The containers (on the host's network) cloned from and pushed to the stand-in.
+        posted = {r["agent_type"]: r["github"] for r in runs}
+        assert posted["implementation"]["pull_request"]["head"] == "gaffer/implementation/1"
+        assert posted["review"]["review"]["event"] == "COMMENTED"
         # Each run ran in a container of this instance, which was removed afterwards.
         home = tmp_path / "home"
         logs = subprocess.run(
@@ -168,6 +214,8 @@ def test_demo_with_a_real_engine_runs_the_cli_against_the_shipped_model(
     assert runs["implementation"]["status"] == "SUCCEEDED"
     assert runs["implementation"]["changed"] == ["DEMO_CHANGE.md"]
     assert runs["review"]["outputs"]["review"]["event"] == "COMMENT"
+    assert runs["implementation"]["github"]["pull_request"]["number"] == 3
+    assert runs["review"]["github"]["review"]["event"] == "COMMENTED"
 
 
 def test_demo_says_how_to_install_a_missing_engine(tmp_path: Path) -> None:

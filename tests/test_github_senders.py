@@ -97,6 +97,10 @@ async def test_open_or_reuse_pull_request_for_a_pushed_branch(
     )
     body = pull_request_body("Fixes the bug.", closes=7)
     assert body.endswith("Closes #7")
+    # Mentioning the issue does not close it; a closing keyword does (and #70 is not #7).
+    assert pull_request_body("Wrote it from #7.", 7) == "Wrote it from #7.\n\nCloses #7"
+    assert pull_request_body("Fixes #7.", 7) == "Fixes #7."
+    assert pull_request_body("Resolves: #70", 7).endswith("Closes #7")
     opened = await open_or_reuse_pull_request(
         client, head="gaffer/implementation/7", base="main", title="Fix", body=body
     )

@@ -1,10 +1,17 @@
 """``gaffer demo``: the main job end to end, with no configuration.
 
-The demo ignores ``DATABASE_URL``/``REDIS_URL``/``GAFFER_HOME`` from the environment: it works in
-a fresh data directory of its own (SQLite, a private Redis) so it never touches a real set-up.
+It runs against the local GitHub stand-in shipped in the package (:mod:`gaffer.demo.github`),
+never GitHub itself: the second table shows, read back from the stand-in, the pull request the
+implementation run opened, the review the review run submitted, and each ack comment's final
+text.
+
+The demo ignores ``DATABASE_URL``/``REDIS_URL``/``GAFFER_HOME`` from the environment: it works
+in a fresh data directory of its own (SQLite, a private Redis) so it never touches a real
+set-up.
 With ``--backend docker`` each run's worker is a container of ``GAFFER_WORKER_IMAGE`` (built by
-``scripts/build-images``) on the engine at ``DOCKER_HOST``; the demo's bare repository and its
-private Redis socket are bind-mounted into the containers.
+``scripts/build-images``) on the engine at ``DOCKER_HOST``; the demo's private Redis socket is
+bind-mounted into the containers, which share the host's network (the
+stand-in and the gateway listen on its loopback).
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ from typing import TYPE_CHECKING, Any, get_args
 
 import typer
 from rich.live import Live
+from rich.markup import escape
 
 from gaffer.cli.context import CliError
 from gaffer.cli.output import console, err_console, print_json, short, styled_status, table
@@ -53,6 +61,38 @@ def _result_cell(run: dict[str, Any] | None) -> str | None:
     return None
 
 
+def _github_rows(report: DemoReport) -> list[tuple[str, str, str]]:
+    """One row per thing a run left on the stand-in: its ack comment (final text), the pull
+    request it opened, the review it submitted."""
+    rows: list[tuple[str, str, str]] = []
+    for run in (r for o in report.outcomes for r in o.runs):
+        github = run.get("github") or {}
+        label = f"{short(run['id'], 8)} {run['agent_type']}"
+        pull, review, ack = github.get("pull_request"), github.get("review"), github.get("ack")
+        if pull is not None:
+            where = f"{pull['title']}\n{pull['url']}"
+            rows.append((label, f"pull request #{pull['number']}", where))
+            label = ""
+        if review is not None:
+            count = review["inline_comments"]
+            inline = f"{count} inline comment" + ("" if count == 1 else "s")
+            rows.append(
+                (
+                    label,
+                    f"review on PR #{review['pull_number']}",
+                    f"{review['event']}, {inline}, at {short(review['commit_id'], 8)}\n"
+                    f"{review['url']}",
+                )
+            )
+            label = ""
+        if ack is not None:
+            text = "\n".join(line for line in ack["text"].splitlines() if line.strip())
+            rows.append((label, f"ack comment on #{ack['number']}", text))
+        elif label:
+            rows.append((label, "nothing", "-"))
+    return [(escape(a), escape(b), escape(c)) for a, b, c in rows]
+
+
 def _print_report(report: DemoReport) -> None:
     rows = []
     for outcome in report.outcomes:
@@ -76,12 +116,23 @@ def _print_report(report: DemoReport) -> None:
             rows,
         )
     )
+    github_rows = _github_rows(report)
+    if github_rows:
+        console.print(
+            table(
+                f"on GitHub (the local stand-in at {report.github_url})",
+                ["run", "posted", "as read back"],
+                github_rows,
+            )
+        )
     for outcome in report.outcomes:
         if not outcome.run_ids and outcome.reason:
             console.print(f"  {outcome.delivery.label}: {outcome.reason}", highlight=False)
     for outcome in report.outcomes:
         for problem in outcome.problems:
             console.print(f"[red]✗ {outcome.delivery.label}: {problem}[/red]", highlight=False)
+    for problem in report.github_problems:
+        console.print(f"[red]✗ {escape(problem)}[/red]", highlight=False)
     console.print(f"engine: {report.engine}; model: {report.model}", highlight=False)
     verdict = "[green]all as expected[/green]" if report.ok else "[red]NOT as expected[/red]"
     console.print(f"{verdict} in {report.elapsed_s:.1f} s")
@@ -105,7 +156,8 @@ def demo_command(
     ),
     install: bool = typer.Option(False, help="Install the engine's CLI first if missing."),
 ) -> None:
-    """Deliver real GitHub payloads to a local gaffer and show the runs they become."""
+    """Deliver real GitHub payloads to a local gaffer and show the runs they become and what
+    they post on a local GitHub stand-in."""
     from gaffer.aio import run_async
     from gaffer.demo.engine import DEMO_ENGINES, demo_model, ensure_installed
     from gaffer.demo.scenario import SCENARIO, run_demo
@@ -125,8 +177,8 @@ def demo_command(
         redis_url=None,
         master_key=None,
         backend=backend,
-        # Containers reach this process's gateway on the host's loopback.
-        worker_network="host" if backend == "docker" and engine != "command" else "bridge",
+        # Containers reach this process's GitHub stand-in and gateway on the host's loopback.
+        worker_network="host" if backend == "docker" else "bridge",
     )
     if engine != "command" and backend == "local":
         ensure_installed(engine, settings.engines_dir, install)

@@ -1,4 +1,5 @@
-"""A local bare git repository with a little code in it, standing in for GitHub."""
+"""The demo repository: a little code in a bare git repository (the stand-in's, served over
+git smart HTTP), with a pull request's head branch."""
 
 from __future__ import annotations
 
@@ -31,16 +32,33 @@ def create_bare_repository(
     ``pr_branch``: also create that branch, one commit ahead (:data:`PR_FILES`), as the head
     of a pull request."""
     bare = root / "Hello-World.git"
-    seed = root / "seed"
     _git("init", "--quiet", "--bare", f"--initial-branch={branch}", str(bare))
+    seed_repository(bare, root / "seed", branch, pr_branch=pr_branch)
+    return bare
+
+
+def seed_repository(
+    bare: Path, seed: Path, branch: str = "main", *, pr_branch: str | None = None
+) -> dict[str, str]:
+    """Push :data:`FILES` onto ``branch`` of the (empty) bare repository ``bare``, and
+    ``pr_branch`` one commit ahead (:data:`PR_FILES`) when given, from a work tree made at
+    ``seed``. Returns each pushed branch's commit SHA. Raises
+    ``subprocess.CalledProcessError`` when git fails."""
     _git("init", "--quiet", f"--initial-branch={branch}", str(seed))
     _commit(seed, FILES, "Initial commit")
     _git("push", "--quiet", str(bare), f"{branch}:{branch}", cwd=seed)
+    heads = {branch: _git("rev-parse", "HEAD", cwd=seed)}
     if pr_branch is not None:
         _git("checkout", "--quiet", "-b", pr_branch, cwd=seed)
         _commit(seed, PR_FILES, "Propose a change")
         _git("push", "--quiet", str(bare), f"{pr_branch}:{pr_branch}", cwd=seed)
-    return bare
+        heads[pr_branch] = _git("rev-parse", "HEAD", cwd=seed)
+    return heads
+
+
+def diff(bare: Path, base: str, head: str) -> str:
+    """``git diff base...head`` in ``bare`` (what GitHub shows as a pull request's diff)."""
+    return _git("diff", f"{base}...{head}", cwd=bare) + "\n"
 
 
 def _commit(seed: Path, files: dict[str, str], message: str) -> None:

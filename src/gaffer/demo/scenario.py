@@ -1,12 +1,16 @@
-"""The demo scenario: real GitHub payloads, signed, over HTTP, into runs that push branches.
+"""The demo scenario: real GitHub payloads, signed, over HTTP, into runs whose results
+appear on a local GitHub stand-in.
 
-:func:`run_demo` sets up a project for ``Codertocat/Hello-World`` backed by a local bare
-repository, starts ingest and dispatch in this process, delivers the payloads of
-``tests/fixtures/github-webhooks`` (an issue labeled, a PR opened, a check suite completed on the
-same PR and head SHA (whose review is already claimed), one redelivery, one bad signature, one
-event nothing listens to), waits for the runs, and checks
-each outcome against what was expected, including that each pushed branch is in the bare
-repository at the reported commit.
+:func:`run_demo` starts the stand-in shipped in the package (:mod:`gaffer.demo.on_github`:
+``Codertocat/Hello-World`` with issue #1 and PR #2, served over git smart HTTP, the demo's
+GitHub App installed on it), sets up the project with that App's credentials, starts ingest and
+dispatch in this process, delivers the payloads of ``tests/fixtures/github-webhooks`` (an issue
+labeled, a PR opened, a check suite completed on the same PR and head SHA (whose review is
+already claimed), one redelivery, one bad signature, one event nothing listens to) through the
+signed ingest path, waits for the runs and for the notifier to post their writes (ack comments,
+the implementation's PR, the review), reads back what is on the stand-in, and checks each
+outcome against what was expected (:mod:`gaffer.demo.expectations`), including that each pushed
+branch is in the repository at the reported commit.
 """
 
 from __future__ import annotations
@@ -24,15 +28,19 @@ import httpx
 
 from gaffer.demo import DEFAULT_FIXTURES
 from gaffer.demo.engine import DemoModel
-from gaffer.demo.repository import (
-    PR_BRANCH,
-    branch_commit,
-    changed_files,
-    commit_exists,
-    create_bare_repository,
+from gaffer.demo.expectations import check, reported_pushes
+from gaffer.demo.on_github import (
+    DEFAULT_BRANCH,
+    REPOSITORY,
+    DemoGitHub,
+    read_back,
+    start_demo_github,
+    wait_for_outbox,
 )
+from gaffer.demo.repository import changed_files
 from gaffer.engines import DEFAULT_CREDENTIALS
 from gaffer.providers.github import delivery_headers
+from gaffer.providers.github_api.credential_store import set_credentials
 from gaffer.runtime import Runtime
 from gaffer.server import Listening, serve
 from gaffer.store.agents import set_agent
@@ -41,7 +49,6 @@ from gaffer.store.models import Run, RunStatus
 from gaffer.store.projects import create_project
 from gaffer.triggers.github import default_agent_setups
 
-REPOSITORY = "Codertocat/Hello-World"
 PROJECT = "hello-world"
 BOT_LOGIN = "gaffer-bot"
 TRIGGER_LABEL = "bug"  # the label of the issues.labeled fixture
@@ -119,11 +126,15 @@ class DemoReport:
     elapsed_s: float
     engine: str = "command"
     model: str = ""
+    github_url: str = ""
+    repository: Path | None = None  # the stand-in's bare repository
+    github_problems: list[str] = field(default_factory=list)  # calls the stand-in could not take
 
     @property
     def ok(self) -> bool:
-        """True when every delivery and run matched its expectation."""
-        return all(o.ok for o in self.outcomes)
+        """True when every delivery and run matched its expectation and the stand-in saw no
+        call it does not know."""
+        return all(o.ok for o in self.outcomes) and not self.github_problems
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form (``gaffer demo --json``)."""
@@ -134,6 +145,11 @@ class DemoReport:
             "engine": self.engine,
             "model": self.model,
             "elapsed_s": round(self.elapsed_s, 3),
+            "github": {
+                "url": self.github_url,
+                "repository": str(self.repository) if self.repository else None,
+                "problems": self.github_problems,
+            },
             "deliveries": [
                 {
                     "label": o.delivery.label,
@@ -161,11 +177,14 @@ ProgressCallback = Callable[[list[dict[str, Any]]], None]
 
 
 def setup_project(
-    rt: Runtime, workdir: Path, engine: str = "command", model: DemoModel | None = None
-) -> tuple[Path, str]:
-    """Create the bare repository and the project (its agents on ``engine``, calling
-    ``model``); returns (bare repo path, webhook secret)."""
-    bare = create_bare_repository(workdir, pr_branch=PR_BRANCH)
+    rt: Runtime,
+    github: DemoGitHub,
+    engine: str = "command",
+    model: DemoModel | None = None,
+) -> str:
+    """Create the project on the stand-in's repository with its App credentials (as
+    ``gaffer github set-app --api-url`` stores them), its agents on ``engine``, calling
+    ``model``; returns the webhook secret."""
     secret = secrets.token_hex(32)
     with rt.db.session() as session:
         project = create_project(
@@ -173,11 +192,15 @@ def setup_project(
             rt.box,
             name=PROJECT,
             repository=REPOSITORY,
-            clone_url=str(bare),
+            clone_url=github.clone_url,
+            base_branch=DEFAULT_BRANCH,
             webhook_secret=secret,
             bot_login=BOT_LOGIN,
             trigger_label=TRIGGER_LABEL,
             agents=default_agent_setups("command", {"command": "python -m gaffer.demo.agent"}),
+        )
+        set_credentials(
+            session, rt.box, project.id, github.credentials(), api_url=github.hub.api_url
         )
         if engine != "command" and model is not None:
             credential = DEFAULT_CREDENTIALS.get(engine) or "OPENAI_API_KEY"
@@ -194,7 +217,7 @@ def setup_project(
                     engine_settings={},
                     overrides={k: v for k, v in overrides.items() if v is not None},
                 )
-    return bare, secret
+    return secret
 
 
 async def run_demo(
@@ -216,8 +239,24 @@ async def run_demo(
             raise FileNotFoundError(f"fixture {fixtures / delivery.fixture} not found")
     workdir = rt.settings.home / "demo"
     workdir.mkdir(parents=True, exist_ok=True)
-    bare, secret = await asyncio.to_thread(setup_project, rt, workdir, engine, model)
+    github = await asyncio.to_thread(start_demo_github, workdir / "github", fixtures)
+    try:
+        return await _run_on(rt, github, fixtures, timeout_s, on_progress, engine, model, started)
+    finally:
+        github.hub.stop()
 
+
+async def _run_on(
+    rt: Runtime,
+    github: DemoGitHub,
+    fixtures: Path,
+    timeout_s: float,
+    on_progress: ProgressCallback | None,
+    engine: str,
+    model: DemoModel | None,
+    started: float,
+) -> DemoReport:
+    secret = await asyncio.to_thread(setup_project, rt, github, engine, model)
     stop = asyncio.Event()
     ready: asyncio.Future[Listening | None] = asyncio.get_running_loop().create_future()
     server = asyncio.create_task(
@@ -231,14 +270,23 @@ async def run_demo(
             raise RuntimeError("gaffer stopped during start-up")
         listening = ready.result()
         assert listening is not None
-        outcomes = await _deliver_all(listening.url, fixtures, secret)
+        deadline = time.monotonic() + timeout_s
+        outcomes = await _deliver_all(listening.url, fixtures, secret, github.payload)
         await _wait_for_runs(rt, outcomes, timeout_s, on_progress)
+        # The notifier (dispatch role) posts the runs' writes: wait for them to be sent.
+        run_ids = [r for o in outcomes for r in o.run_ids]
+        outbox = await wait_for_outbox(rt, run_ids, deadline)
     finally:
         stop.set()
         await server
+    bare = github.git_dir
+    for outcome in outcomes:
+        for run in outcome.runs:
+            run["outbox"] = outbox.get(run["id"], [])
+            run["github"] = read_back(github, run)
     pushes = reported_pushes(outcomes)
     for outcome in outcomes:
-        _check(outcome, bare, pushes)
+        check(outcome, bare, pushes)
         for run in outcome.runs:
             if run.get("commit"):
                 run["changed"] = changed_files(bare, run["commit"])
@@ -249,15 +297,23 @@ async def run_demo(
         time.monotonic() - started,
         engine=engine,
         model=model.label if model is not None else "none (the command engine runs a script)",
+        github_url=github.hub.api_url,
+        repository=bare,
+        github_problems=[
+            f"the GitHub stand-in answered {v.method} {v.path} {v.status}: {v.errors}"
+            for v in github.hub.violations
+        ],
     )
 
 
-async def _deliver_all(url: str, fixtures: Path, secret: str) -> list[DeliveryOutcome]:
+async def _deliver_all(
+    url: str, fixtures: Path, secret: str, payload: Callable[[bytes], bytes]
+) -> list[DeliveryOutcome]:
     outcomes: list[DeliveryOutcome] = []
     by_label: dict[str, str] = {}
     async with httpx.AsyncClient(timeout=30) as client:
         for delivery in SCENARIO:
-            body = (fixtures / delivery.fixture).read_bytes()
+            body = payload((fixtures / delivery.fixture).read_bytes())
             if delivery.redelivery_of:
                 delivery_id = by_label[delivery.redelivery_of]
             else:
@@ -323,54 +379,3 @@ async def _wait_for_runs(
         await asyncio.sleep(0.2)
     for outcome in outcomes:
         outcome.runs = [runs.get(r, {"id": r, "status": "MISSING"}) for r in outcome.run_ids]
-
-
-IN_PROGRESS_OR_QUEUED = {s.value for s in RunStatus if not s.terminal}
-
-
-def _check(outcome: DeliveryOutcome, bare: Path, pushed_by_runs: dict[str, set[str]]) -> None:
-    """Compare one delivery with its expectation. ``pushed_by_runs`` maps each branch to the
-    commits runs reported for it: the branch must be at one of them (the last push wins when
-    two runs share a branch)."""
-    expected = outcome.delivery
-    if outcome.status_code != expected.expect_status:
-        outcome.problems.append(f"status {outcome.status_code}, expected {expected.expect_status}")
-    if outcome.decision != expected.expect_decision:
-        outcome.problems.append(f"decision {outcome.decision}, expected {expected.expect_decision}")
-    if len(outcome.run_ids) != expected.expect_runs:
-        outcome.problems.append(f"{len(outcome.run_ids)} runs, expected {expected.expect_runs}")
-    for run in outcome.runs:
-        if run["status"] in IN_PROGRESS_OR_QUEUED:
-            outcome.problems.append(
-                f"run {run['id'][:8]} still {run['status']} when --timeout ran out"
-                " (give the runs more time with a larger --timeout)"
-            )
-            continue
-        if run["status"] != RunStatus.SUCCEEDED:
-            outcome.problems.append(f"run {run['id'][:8]} {run['status']}: {run.get('error')}")
-            continue
-        if run.get("read_only"):
-            if run.get("branch"):
-                outcome.problems.append(f"read-only run {run['id'][:8]} pushed {run['branch']}")
-            elif not run.get("outputs"):
-                outcome.problems.append(f"read-only run {run['id'][:8]} left no output")
-            continue
-        if not run.get("branch") or not run.get("commit"):
-            outcome.problems.append(f"run {run['id'][:8]} pushed no branch")
-            continue
-        if not commit_exists(bare, run["commit"]):
-            outcome.problems.append(f"commit {run['commit'][:12]} is not in the repository")
-        pushed = branch_commit(bare, run["branch"])
-        if pushed not in pushed_by_runs.get(run["branch"], set()):
-            outcome.problems.append(
-                f"branch {run['branch']} is at {pushed}, not at a commit a run reported"
-            )
-
-
-def reported_pushes(outcomes: list[DeliveryOutcome]) -> dict[str, set[str]]:
-    """Branch → the commits that runs reported pushing to it."""
-    pushes: dict[str, set[str]] = {}
-    for run in (r for o in outcomes for r in o.runs):
-        if run.get("branch") and run.get("commit"):
-            pushes.setdefault(run["branch"], set()).add(run["commit"])
-    return pushes

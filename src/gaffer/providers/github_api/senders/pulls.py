@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from pydantic import BaseModel
@@ -34,10 +35,19 @@ async def find_open_pull_request(client: GitHubClient, head: str) -> OpenedPullR
     return OpenedPullRequest(number=pr.number, url=pr.html_url, head_sha=pr.head.sha, created=False)
 
 
+def _closing(number: int) -> re.Pattern[str]:
+    return re.compile(
+        rf"\b(?:close[sd]?|fix(?:e[sd])?|resolve[sd]?):?\s+#{number}\b", re.IGNORECASE
+    )
+
+
 def pull_request_body(summary: str, closes: int | None) -> str:
-    """A PR body from the agent's summary, with ``Closes #N`` when it answers issue N."""
+    """A PR body from the agent's summary, with ``Closes #N`` when it answers issue N and the
+    summary does not close it already (GitHub's closing keywords, "Linking a pull request to
+    an issue using a keyword": close(s/d), fix(es/ed), resolve(s/d) ``#N``; a summary that
+    merely mentions ``#N`` does not close it)."""
     text = summary.strip()
-    if closes is not None and f"#{closes}" not in text:
+    if closes is not None and not _closing(closes).search(text):
         text = f"{text}\n\nCloses #{closes}" if text else f"Closes #{closes}"
     return text
 

@@ -16,8 +16,8 @@ from pathlib import Path
 from starlette.requests import Request
 from starlette.responses import Response
 
-from tests.support.fake_github.auth import AuthError, authorize, find_token
-from tests.support.fake_github.state import Repository, State
+from gaffer.demo.github.auth import AuthError, authorize, find_token
+from gaffer.demo.github.state import Repository, State
 
 
 def _unauthorized(message: str) -> Response:

@@ -5,20 +5,20 @@ from __future__ import annotations
 import subprocess
 from typing import TYPE_CHECKING
 
-from tests.support.fake_github import diffs
-from tests.support.fake_github.calls import Answer, Call, HttpError
-from tests.support.fake_github.handlers import _actor, _page, _pull, op
-from tests.support.fake_github.state import Issue, PullRequest, Repository, Review, ReviewComment
+from gaffer.demo.github import diffs
+from gaffer.demo.github.calls import Answer, Call, HttpError
+from gaffer.demo.github.handlers import _actor, _page, _pull, op
+from gaffer.demo.github.state import Issue, PullRequest, Repository, Review, ReviewComment
 
 if TYPE_CHECKING:
-    from tests.support.fake_github.server import FakeGitHub
+    from gaffer.demo.github.server import GitHubStandIn
 
 
 # --- pull requests --------------------------------------------------------------------------
 
 
 @op("pulls/get")
-def get_pull(fake: FakeGitHub, call: Call) -> Answer:
+def get_pull(fake: GitHubStandIn, call: Call) -> Answer:
     repo = call.need_repo()
     pull = _pull(repo, call.int_param("pull_number"))
     if "application/vnd.github.diff" in call.headers.get("accept", ""):
@@ -27,7 +27,7 @@ def get_pull(fake: FakeGitHub, call: Call) -> Answer:
 
 
 @op("pulls/list")
-def list_pulls(fake: FakeGitHub, call: Call) -> Answer:
+def list_pulls(fake: GitHubStandIn, call: Call) -> Answer:
     repo = call.need_repo()
     state = call.query.get("state", "open")
     head = call.query.get("head")
@@ -60,7 +60,7 @@ def _rev(repo: Repository, ref: str) -> str | None:
 
 
 @op("pulls/create")
-def create_pull(fake: FakeGitHub, call: Call) -> Answer:
+def create_pull(fake: GitHubStandIn, call: Call) -> Answer:
     repo = call.need_repo()
     body = call.json
     head = str(body["head"]).split(":", 1)[-1]
@@ -127,7 +127,7 @@ def create_pull(fake: FakeGitHub, call: Call) -> Answer:
 
 
 @op("pulls/list-files")
-def list_files(fake: FakeGitHub, call: Call) -> Answer:
+def list_files(fake: GitHubStandIn, call: Call) -> Answer:
     repo = call.need_repo()
     pull = _pull(repo, call.int_param("pull_number"))
     out = []
@@ -159,7 +159,7 @@ _REVIEW_STATE = {
 
 
 @op("pulls/create-review")
-def create_review(fake: FakeGitHub, call: Call) -> Answer:
+def create_review(fake: GitHubStandIn, call: Call) -> Answer:
     repo = call.need_repo()
     pull = _pull(repo, call.int_param("pull_number"))
     body = call.json or {}
@@ -210,7 +210,7 @@ def create_review(fake: FakeGitHub, call: Call) -> Answer:
 
 
 @op("pulls/list-reviews")
-def list_reviews(fake: FakeGitHub, call: Call) -> Answer:
+def list_reviews(fake: GitHubStandIn, call: Call) -> Answer:
     repo = call.need_repo()
     pull = _pull(repo, call.int_param("pull_number"))
     items = [v for v in repo.reviews.values() if v.pull_number == pull.number]
@@ -218,7 +218,7 @@ def list_reviews(fake: FakeGitHub, call: Call) -> Answer:
 
 
 @op("pulls/get-review")
-def get_review(fake: FakeGitHub, call: Call) -> Answer:
+def get_review(fake: GitHubStandIn, call: Call) -> Answer:
     repo = call.need_repo()
     pull = _pull(repo, call.int_param("pull_number"))
     review = repo.reviews.get(call.int_param("review_id"))
@@ -228,7 +228,7 @@ def get_review(fake: FakeGitHub, call: Call) -> Answer:
 
 
 @op("pulls/list-comments-for-review")
-def list_review_comments_of_review(fake: FakeGitHub, call: Call) -> Answer:
+def list_review_comments_of_review(fake: GitHubStandIn, call: Call) -> Answer:
     repo = call.need_repo()
     pull = _pull(repo, call.int_param("pull_number"))
     review_id = call.int_param("review_id")
@@ -245,7 +245,7 @@ def list_review_comments_of_review(fake: FakeGitHub, call: Call) -> Answer:
 
 
 @op("pulls/list-review-comments")
-def list_review_comments(fake: FakeGitHub, call: Call) -> Answer:
+def list_review_comments(fake: GitHubStandIn, call: Call) -> Answer:
     repo = call.need_repo()
     pull = _pull(repo, call.int_param("pull_number"))
     items = [c for c in repo.review_comments.values() if c.pull_number == pull.number]
@@ -253,7 +253,7 @@ def list_review_comments(fake: FakeGitHub, call: Call) -> Answer:
 
 
 @op("pulls/create-reply-for-review-comment")
-def reply_review_comment(fake: FakeGitHub, call: Call) -> Answer:
+def reply_review_comment(fake: GitHubStandIn, call: Call) -> Answer:
     repo = call.need_repo()
     pull = _pull(repo, call.int_param("pull_number"))
     parent = repo.review_comments.get(call.int_param("comment_id"))

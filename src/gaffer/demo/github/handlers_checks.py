@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from tests.support.fake_github.calls import Answer, Call, HttpError
-from tests.support.fake_github.handlers import _page, op
-from tests.support.fake_github.state import CheckRun, now_iso
+from gaffer.demo.github.calls import Answer, Call, HttpError
+from gaffer.demo.github.handlers import _page, op
+from gaffer.demo.github.state import CheckRun, now_iso
 
 if TYPE_CHECKING:
-    from tests.support.fake_github.server import FakeGitHub
+    from gaffer.demo.github.server import GitHubStandIn
 
 
 # --- checks and actions ---------------------------------------------------------------------
@@ -37,7 +37,7 @@ def _apply_check(run: CheckRun, body: dict[str, Any]) -> None:
 
 
 @op("checks/create")
-def create_check(fake: FakeGitHub, call: Call) -> Answer:
+def create_check(fake: GitHubStandIn, call: Call) -> Answer:
     repo = call.need_repo()
     run = CheckRun(
         id=fake.state.next_id(),
@@ -51,7 +51,7 @@ def create_check(fake: FakeGitHub, call: Call) -> Answer:
 
 
 @op("checks/update")
-def update_check(fake: FakeGitHub, call: Call) -> Answer:
+def update_check(fake: GitHubStandIn, call: Call) -> Answer:
     repo = call.need_repo()
     run = repo.check_runs.get(call.int_param("check_run_id"))
     if run is None:
@@ -61,7 +61,7 @@ def update_check(fake: FakeGitHub, call: Call) -> Answer:
 
 
 @op("checks/list-for-ref")
-def list_checks(fake: FakeGitHub, call: Call) -> Answer:
+def list_checks(fake: GitHubStandIn, call: Call) -> Answer:
     repo = call.need_repo()
     ref = call.params["ref"]
     runs = [r for r in repo.check_runs.values() if r.head_sha == ref]
@@ -79,7 +79,7 @@ def list_checks(fake: FakeGitHub, call: Call) -> Answer:
 
 
 @op("actions/download-job-logs-for-workflow-run")
-def job_logs(fake: FakeGitHub, call: Call) -> Answer:
+def job_logs(fake: GitHubStandIn, call: Call) -> Answer:
     repo = call.need_repo()
     run = repo.check_runs.get(call.int_param("job_id"))
     if run is None or run.log is None:

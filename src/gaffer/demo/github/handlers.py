@@ -8,9 +8,9 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from tests.support.fake_github import auth
-from tests.support.fake_github.calls import Answer, Call, HttpError
-from tests.support.fake_github.state import (
+from gaffer.demo.github import auth
+from gaffer.demo.github.calls import Answer, Call, HttpError
+from gaffer.demo.github.state import (
     Comment,
     Issue,
     PullRequest,
@@ -20,9 +20,9 @@ from tests.support.fake_github.state import (
 )
 
 if TYPE_CHECKING:
-    from tests.support.fake_github.server import FakeGitHub
+    from gaffer.demo.github.server import GitHubStandIn
 
-Handler = Callable[["FakeGitHub", Call], Answer]
+Handler = Callable[["GitHubStandIn", Call], Answer]
 HANDLERS: dict[str, Handler] = {}
 
 
@@ -63,7 +63,7 @@ def _actor(call: Call) -> Any:
 
 
 @op("apps/get-authenticated")
-def get_app(fake: FakeGitHub, call: Call) -> Answer:
+def get_app(fake: GitHubStandIn, call: Call) -> Answer:
     owner = fake.state.user(fake.app_owner)
     return Answer(
         body=fake.render.c.instance(
@@ -87,7 +87,7 @@ def get_app(fake: FakeGitHub, call: Call) -> Answer:
 
 
 @op("apps/create-installation-access-token")
-def create_installation_token(fake: FakeGitHub, call: Call) -> Answer:
+def create_installation_token(fake: GitHubStandIn, call: Call) -> Answer:
     body = call.json or {}
     try:
         token = auth.mint(
@@ -112,7 +112,7 @@ def create_installation_token(fake: FakeGitHub, call: Call) -> Answer:
 
 
 @op("apps/get-repo-installation")
-def get_repo_installation(fake: FakeGitHub, call: Call) -> Answer:
+def get_repo_installation(fake: GitHubStandIn, call: Call) -> Answer:
     repo = call.need_repo()
     for inst in fake.state.installations.values():
         if inst.account.login.lower() == repo.owner.lower() and repo.name in inst.repositories:
@@ -138,7 +138,7 @@ def get_repo_installation(fake: FakeGitHub, call: Call) -> Answer:
 
 
 @op("users/get-authenticated")
-def get_user(fake: FakeGitHub, call: Call) -> Answer:
+def get_user(fake: GitHubStandIn, call: Call) -> Answer:
     assert call.token is not None
     if call.token.kind == "installation":
         raise HttpError(403, "Resource not accessible by integration")
@@ -148,7 +148,7 @@ def get_user(fake: FakeGitHub, call: Call) -> Answer:
 
 
 @op("repos/get")
-def get_repo(fake: FakeGitHub, call: Call) -> Answer:
+def get_repo(fake: GitHubStandIn, call: Call) -> Answer:
     return Answer(body=fake.render.repo(call.need_repo(), "full-repository"))
 
 
@@ -156,13 +156,13 @@ def get_repo(fake: FakeGitHub, call: Call) -> Answer:
 
 
 @op("issues/get")
-def get_issue(fake: FakeGitHub, call: Call) -> Answer:
+def get_issue(fake: GitHubStandIn, call: Call) -> Answer:
     repo = call.need_repo()
     return Answer(body=fake.render.issue(repo, _issue(repo, call.int_param("issue_number"))))
 
 
 @op("issues/list-comments")
-def list_comments(fake: FakeGitHub, call: Call) -> Answer:
+def list_comments(fake: GitHubStandIn, call: Call) -> Answer:
     repo = call.need_repo()
     number = call.int_param("issue_number")
     _issue(repo, number)
@@ -171,7 +171,7 @@ def list_comments(fake: FakeGitHub, call: Call) -> Answer:
 
 
 @op("issues/create-comment")
-def create_comment(fake: FakeGitHub, call: Call) -> Answer:
+def create_comment(fake: GitHubStandIn, call: Call) -> Answer:
     repo = call.need_repo()
     number = call.int_param("issue_number")
     _issue(repo, number)
@@ -183,7 +183,7 @@ def create_comment(fake: FakeGitHub, call: Call) -> Answer:
 
 
 @op("issues/update-comment")
-def update_comment(fake: FakeGitHub, call: Call) -> Answer:
+def update_comment(fake: GitHubStandIn, call: Call) -> Answer:
     repo = call.need_repo()
     comment = repo.comments.get(call.int_param("comment_id"))
     if comment is None:
@@ -193,7 +193,7 @@ def update_comment(fake: FakeGitHub, call: Call) -> Answer:
     return Answer(body=fake.render.comment(repo, comment))
 
 
-def _react(fake: FakeGitHub, call: Call, subject: tuple[str, int]) -> Answer:
+def _react(fake: GitHubStandIn, call: Call, subject: tuple[str, int]) -> Answer:
     repo = call.need_repo()
     user = _actor(call)
     content = call.json["content"]
@@ -206,14 +206,14 @@ def _react(fake: FakeGitHub, call: Call, subject: tuple[str, int]) -> Answer:
 
 
 @op("reactions/create-for-issue")
-def react_issue(fake: FakeGitHub, call: Call) -> Answer:
+def react_issue(fake: GitHubStandIn, call: Call) -> Answer:
     number = call.int_param("issue_number")
     _issue(call.need_repo(), number)
     return _react(fake, call, ("issue", number))
 
 
 @op("reactions/create-for-issue-comment")
-def react_comment(fake: FakeGitHub, call: Call) -> Answer:
+def react_comment(fake: GitHubStandIn, call: Call) -> Answer:
     comment_id = call.int_param("comment_id")
     if comment_id not in call.need_repo().comments:
         raise HttpError(404, "Not Found")

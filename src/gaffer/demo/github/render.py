@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.support.fake_github.contract import Contract
-from tests.support.fake_github.state import (
+from gaffer.demo.github.description import Description
+from gaffer.demo.github.state import (
     CheckRun,
     Comment,
     Issue,
@@ -22,7 +22,7 @@ from tests.support.fake_github.state import (
 class Renderer:
     """Builds response bodies; ``api`` and ``web`` are the fake's base URLs (no trailing /)."""
 
-    def __init__(self, contract: Contract, api: str, web: str) -> None:
+    def __init__(self, contract: Description, api: str, web: str) -> None:
         self.c = contract
         self.api = api
         self.web = web
