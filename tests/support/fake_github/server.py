@@ -11,6 +11,7 @@ credentials, an injected 5xx, the 403 secondary rate limit) are checked against
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import hmac
 import json
@@ -305,6 +306,16 @@ class FakeGitHub(Seeding):
         if repo is None or repo.git_dir is None:
             return PlainTextResponse("Repository not found.\n", status_code=404)
         body = await request.body()
+        target = f"{request.url.path}?{request.url.query}"
+        fault = self.faults.take(request.method, target, ("echo_credentials",))
+        if fault is not None:
+            header = request.headers.get("authorization", "")
+            scheme, _, value = header.partition(" ")
+            decoded = ""
+            if scheme.lower() == "basic":
+                decoded = base64.b64decode(value).decode(errors="replace")
+            text = f"refused: you sent Authorization: {header} (user:token {decoded})\n"
+            return PlainTextResponse(text, status_code=403)
         return await run_in_threadpool(
             git_http.serve, self.state, repo, request.path_params["rest"], request, body
         )
