@@ -2,7 +2,8 @@
 git, the command engine) merges the PR's base branch into its head before the engine starts,
 the engine finds git's conflict markers, and the result is a merge commit with the base as its
 second parent, pushed onto the PR's branch. A clean merge needs no engine; markers left behind
-fail the run naming the files."""
+fail the run naming the files. Last, the same through a running gaffer: a run started by hand
+(``gaffer runs start``) pushes the merge onto the PR's branch."""
 
 from __future__ import annotations
 
@@ -13,7 +14,10 @@ from typing import Any
 from gaffer.agents.effective import effective_agent
 from gaffer.demo.repository import create_bare_repository
 from gaffer.queue.jobs import JobData
+from tests.conftest import GafferFactory
 from tests.support.jobs import make_job, run_worker, worker_base_env
+from tests.support.process import gaffer_json
+from tests.test_github_runs import cli_env
 
 HEAD = "changes"
 
@@ -135,3 +139,38 @@ def test_a_head_that_already_has_the_base_has_nothing_to_merge(tmp_path: Path) -
     outcome = result(events)
     assert code == 0 and outcome["ok"] and outcome["commit"] is None, outcome
     assert git(bare, "rev-parse", HEAD) == head_before
+
+
+def test_a_resolve_conflicts_run_started_by_hand_pushes_a_merge_onto_the_pr(
+    start_gaffer: GafferFactory, tmp_path: Path
+) -> None:
+    g = start_gaffer()
+    project = g.create_project(
+        command="printf 'both sides\\n' > shared.txt", agents=["resolve-conflicts"], pr_branch=HEAD
+    )
+    assert project.bare is not None
+    seed = tmp_path / "seed"
+    git(tmp_path, "clone", "--quiet", str(project.bare), str(seed))
+    for branch, text in ((HEAD, "the PR's\n"), ("main", "main's\n")):  # both add shared.txt
+        git(seed, "checkout", "--quiet", branch)
+        (seed / "shared.txt").write_text(text)
+        git(seed, "add", "shared.txt")
+        git(seed, "commit", "--quiet", "-m", f"shared.txt on {branch}")
+        git(seed, "push", "--quiet", "origin", branch)
+    head_before, base = git(project.bare, "rev-parse", HEAD), git(project.bare, "rev-parse", "main")
+    started = gaffer_json(
+        "runs", "start", "--project", project.name, "--agent", "resolve-conflicts",
+        "--work-item", "12", "--pr", "12", "--head-branch", HEAD, "--base-branch", "main",
+        env=cli_env(g),
+    )  # fmt: skip
+    [run_id] = started["runs"]
+    run = g.wait_for(run_id)
+    assert run["status"] == "SUCCEEDED", run["error"]
+    assert run["branch"] == HEAD
+    merge = git(project.bare, "rev-parse", HEAD)
+    assert merge == run["commit"]
+    assert git(project.bare, "rev-list", "--parents", "-n", "1", merge).split()[1:] == [
+        head_before,
+        base,
+    ]
+    assert git(project.bare, "show", f"{merge}:shared.txt") == "both sides"
