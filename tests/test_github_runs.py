@@ -26,6 +26,7 @@ from tests.support.fake_github.fixtures import fake_github
 from tests.support.fake_github.state import Repository
 from tests.support.harness import Gaffer, ProjectInfo, fixture_body
 from tests.support.process import GAFFER, gaffer, gaffer_env
+from tests.support.tokens import assert_no_token_in_workspace
 
 __all__ = ["fake_github"]
 
@@ -239,6 +240,11 @@ def test_issue_labeled_opens_a_pull_request_from_a_private_repository(
         text = config.read_text(errors="replace")
         assert "extraheader" not in text.lower() and "x-access-token" not in text
         assert not any(token in text for token in tokens)
+    # Nor in any other file of the workspace (reflogs, packed refs, the engine's HOME), and
+    # the worker's remote is the plain clone URL.
+    git_dirs = assert_no_token_in_workspace(g.settings.workspaces_dir / run_id, tokens)
+    worker_git = g.settings.workspaces_dir / run_id / "repo" / ".git"
+    assert worker_git in git_dirs and (worker_git / "logs" / "HEAD").exists()
 
 
 REVIEW = """python - <<'PY'
@@ -496,7 +502,7 @@ def test_changes_requested_make_respond_to_review_push_onto_the_pr_and_reply(
     review, [comment] = fake_github.add_review(
         repo, pull, "CHANGES_REQUESTED", "please fix", [("change.txt", 1, "rename it")]
     )
-    g = start_gaffer()
+    g = start_gaffer(keep_workspaces=True)
     project = g.create_project(
         command=ANSWER_REVIEW,
         agents=["respond-to-review"],
@@ -526,6 +532,12 @@ def test_changes_requested_make_respond_to_review_push_onto_the_pr_and_reply(
         capture_output=True, text=True, check=True,
     )  # fmt: skip
     assert shown.stdout.strip() == "renamed"
+    # The worker fetched the base branch and pushed onto the PR's: no token in FETCH_HEAD,
+    # the reflogs, the configs or any other file of the workspace.
+    tokens = [t for t, v in fake_github.state.tokens.items() if v.kind == "installation"]
+    assert_no_token_in_workspace(g.settings.workspaces_dir / run_id, tokens)
+    worker_git = g.settings.workspaces_dir / run_id / "repo" / ".git"
+    assert "branch 'main'" in (worker_git / "FETCH_HEAD").read_text()
     entries = wait_sent(g, run_id)
     kinds = {e.kind: (e.status, e.last_error) for e in entries}
     assert kinds["review_replies"] == ("sent", None), kinds

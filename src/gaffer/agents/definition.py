@@ -93,10 +93,17 @@ class AgentDefinition(BaseModel):
     finish_rule: FinishRule
     max_turns: int = Field(ge=1, le=1000)
     continuation_turns: int = Field(default=2, ge=0, le=20)
+    merge_base: bool = False
     enabled_by_default: bool = True
     variables: list[str] = Field(default_factory=list)
     system_prompt: str = Field(min_length=1)
     task_prompt: str = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _merge_base_needs_pr_head(self) -> AgentDefinition:
+        if self.merge_base and self.branch_mode != "pr-head":
+            raise ValueError("merge_base: only an agent in branch mode pr-head can merge")
+        return self
 
     @model_validator(mode="after")
     def _templates_use_known_variables(self) -> AgentDefinition:

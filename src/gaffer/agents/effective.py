@@ -148,6 +148,7 @@ def effective_agent(
         finish_rule=shipped.finish_rule,
         max_turns=chosen.get("max_turns", shipped.max_turns),
         continuation_turns=chosen.get("continuation_turns", shipped.continuation_turns),
+        merge_base=shipped.merge_base,
         system_prompt=chosen.get("system_prompt", shipped.system_prompt),
         task_prompt=chosen.get("task_prompt", shipped.task_prompt),
         variables=sorted(shipped.allowed_variables),

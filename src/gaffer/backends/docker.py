@@ -71,6 +71,7 @@ from gaffer.engines.base import ENGINE_USER_ENV
 from gaffer.errors import UserError
 from gaffer.queue.jobs import JobData
 from gaffer.settings import Settings
+from gaffer.store.crypto import SecretBox
 from gaffer.store.db import Database
 
 log = structlog.get_logger(__name__)
@@ -220,6 +221,8 @@ class DockerBackend(Backend):
         self.settings = settings
         self._db = db
         """The database :meth:`image_for` reads (made from ``settings`` when first needed)."""
+        self._box: SecretBox | None = None
+        """Decrypts registry credentials for a launch pull (made when first needed)."""
         self.host = settings.docker_host or docker.constants.DEFAULT_UNIX_SOCKET
         self.client = docker.DockerClient(
             base_url=self.host,
@@ -276,11 +279,32 @@ class DockerBackend(Backend):
         """
         from gaffer.images.launch import effective_image
 
-        if self._db is None:
-            from gaffer.store.db import Database
+        return effective_image(self._database(), job.project_id, self.settings.worker_image)
 
+    def _database(self) -> Database:
+        if self._db is None:
             self._db = Database(self.settings)
-        return effective_image(self._db, job.project_id, self.settings.worker_image)
+        return self._db
+
+    async def ensure_image(self, job: JobData, image: str) -> str:
+        """The id of ``image`` on the engine, pulled when missing; a project's own image (not
+        the global default) is pulled with the project's registry credentials
+        (:func:`gaffer.images.launch.launch_registry_auth`), which go to the engine's pull only.
+
+        Raises what :meth:`WorkerImages.ensure` raises.
+        """
+        if image == self.settings.worker_image:
+            return await self.images.ensure(image)
+
+        def credentials() -> dict[str, str] | None:
+            from gaffer.images.launch import launch_registry_auth
+            from gaffer.store.crypto import load_master_key
+
+            if self._box is None:
+                self._box = SecretBox(load_master_key(self.settings))
+            return launch_registry_auth(self._database(), self._box, job.project_id, image)
+
+        return await self.images.ensure(image, auth=credentials, scope=job.project_id)
 
     async def start(self, job: JobData, env: Mapping[str, str]) -> DockerWorker:
         """Ensure the image, then create and start ``gaffer-worker-<job id>``.
@@ -289,7 +313,7 @@ class DockerBackend(Backend):
         nothing was created) or :class:`BackendError`.
         """
         image = await asyncio.to_thread(self.image_for, job)
-        image_id = await self.images.ensure(image)
+        image_id = await self.ensure_image(job, image)
         name = container_name(job.run_id)
         # A container of this name is a leftover of an earlier attempt of this run (its
         # dispatcher stopped or died before removing it); this dispatcher owns the run now.

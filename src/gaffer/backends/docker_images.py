@@ -9,13 +9,21 @@ seconds later would fail the same way. After a failed pull, runs that need the s
 burst of queued runs costs one pull, not one each; an image that appears meanwhile (built
 locally, say) is used at once, since presence is checked first. Concurrent runs that need the
 same missing image share one pull.
+
+Private registries (issue 13): a run of a project whose verified digest must be pulled (it is
+absent from this engine: another dispatcher's engine validated it, or it was pruned) pulls with
+the project's registry credentials. :meth:`WorkerImages.ensure` takes them as a loader called
+only when a pull is needed; they go to the engine in the pull's ``X-Registry-Auth`` header and
+nowhere else (never to a container's env, labels or command). A failed pull is remembered per
+``(reference, scope)`` (the scope is the project whose credentials were used), so one project's
+missing credentials do not fail another project's runs of the same digest.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import docker
@@ -38,6 +46,11 @@ class _Failure:
     at: float
 
 
+RegistryAuthLoader = Callable[[], Mapping[str, str] | None]
+"""Returns the registry's ``{"username", "password"}`` (or None); called on a thread, only when
+a pull is needed (it may read the database and decrypt)."""
+
+
 class ImageUnavailableError(PermanentStartError):
     """The worker image is neither present nor pullable; the message has the engine's reason."""
 
@@ -58,11 +71,17 @@ class WorkerImages:
         self.client = client
         self.failure_ttl_s = failure_ttl_s
         self.clock = clock
-        self._failures: dict[str, _Failure] = {}
+        self._failures: dict[tuple[str, str], _Failure] = {}
         self._locks: dict[str, asyncio.Lock] = {}
 
-    async def ensure(self, reference: str) -> str:
+    async def ensure(
+        self, reference: str, *, auth: RegistryAuthLoader | None = None, scope: str = ""
+    ) -> str:
         """The id (``sha256:...``) of image ``reference``, pulled first if it is missing.
+
+        ``auth`` loads the registry credentials for that pull (not called when the image is
+        present); ``scope`` names whose they are (a project id; ``""`` for none), keying the
+        failure memory.
 
         Raises :class:`ImageUnavailableError` when it is missing and the pull fails (or failed
         less than ``failure_ttl_s`` ago), :class:`BackendError` when the engine cannot be
@@ -76,21 +95,21 @@ class WorkerImages:
             image_id = await self._present(reference)
             if image_id is not None:
                 return image_id
-            failure = self._failures.get(reference)
+            failure = self._failures.get((reference, scope))
             if failure is not None and self.clock() - failure.at < self.failure_ttl_s:
                 ago = self.clock() - failure.at
                 raise ImageUnavailableError(f"{failure.reason} (pull failed {ago:.0f} s ago)")
-            log.info("worker_image_pulling", image=reference)
-            error = await in_thread(lambda: self._pull(reference), name="gaffer-docker-pull")
+            log.info("worker_image_pulling", image=reference, scope=scope or None)
+            error = await in_thread(lambda: self._pull(reference, auth), name="gaffer-docker-pull")
             if error is None:
                 image_id = await self._present(reference)
             if image_id is None:
                 detail = error or "the pull gave no image"
                 reason = f"worker image {reference} is not available: {detail}"
-                self._failures[reference] = _Failure(reason, self.clock())
+                self._failures[(reference, scope)] = _Failure(reason, self.clock())
                 log.error("worker_image_unavailable", image=reference, reason=reason)
                 raise ImageUnavailableError(reason)
-            self._failures.pop(reference, None)
+            self._failures.pop((reference, scope), None)
             log.info("worker_image_pulled", image=reference, image_id=image_id)
             return image_id
 
@@ -106,10 +125,15 @@ class WorkerImages:
         except (DockerException, RequestException) as exc:
             raise BackendError(f"cannot inspect the worker image {reference}: {exc}") from exc
 
-    def _pull(self, reference: str) -> str | None:
-        """Pull on this thread; returns the engine's error message, or None on success."""
+    def _pull(self, reference: str, auth: RegistryAuthLoader | None) -> str | None:
+        """Pull on this thread (with the credentials ``auth`` loads, if any); returns the
+        engine's error message, or None on success."""
         try:
-            for event in self.client.api.pull(reference, stream=True, decode=True):
+            credentials = auth() if auth is not None else None
+            auth_config = dict(credentials) if credentials else None
+            for event in self.client.api.pull(
+                reference, stream=True, decode=True, auth_config=auth_config
+            ):
                 if isinstance(event, dict) and event.get("error"):
                     return str(event["error"])
         except APIError as exc:

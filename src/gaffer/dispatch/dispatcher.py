@@ -68,7 +68,7 @@ from gaffer.coordination.client import connect
 from gaffer.coordination.job_readers import JobReaderError, sweep_job_readers
 from gaffer.coordination.leases import LeaseKeys, LeaseResult, RunLeases
 from gaffer.dispatch.engine_secrets import GatewayAccess, engine_secret_env
-from gaffer.dispatch.github_start import start_error, start_on_github
+from gaffer.dispatch.github_start import start_error, start_on_github, started_job
 from gaffer.dispatch.github_writes import enqueue_moment
 from gaffer.dispatch.orphans import OrphanSweeper
 from gaffer.dispatch.outcome import Outcome, WorkerReport, outcome_of_exit
@@ -436,8 +436,9 @@ class Dispatcher:
             return {"skipped": "no such run"}
         status = RunStatus(run.status)
         if status in IN_PROGRESS:
-            # A dispatcher died while running it (its job stalled and came back).
-            return await self._reattach(job, run, data, keys)
+            # A dispatcher died while running it (its job stalled and came back): from the
+            # started job kept on its row (the GitHub context fetched at start).
+            return await self._reattach(job, run, started_job(run.job_data, data), keys)
         log.info("run_job_skipped", run_id=run.id, status=str(status))
         return {"skipped": str(status)}
 

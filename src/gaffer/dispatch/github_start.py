@@ -16,6 +16,11 @@ the worker. For a project with GitHub credentials
    clone URL becomes the HTTPS URL of the repository on the project's GitHub (no credential
    in it).
 
+The started job (context filled in, never the token) is kept on the run's row
+(``runs.job_data``, :func:`keep_started_job`), so a run taken up again (its start retried
+after the dispatcher restarted, or its worker re-attached) works from it rather than from the
+event's data (:func:`started_job`): the same context, and the same head SHA for its check run.
+
 A project without credentials starts as before (public clone URL, no context).
 """
 
@@ -23,8 +28,10 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
+from typing import Any
 
 import redis.asyncio as aioredis
+from pydantic import ValidationError
 
 from gaffer.backends.base import PermanentStartError
 from gaffer.providers.github_api.context import fetch_context
@@ -39,6 +46,8 @@ from gaffer.providers.github_api.token_cache import TokenCache
 from gaffer.queue.jobs import JobData
 from gaffer.store.crypto import SecretBox
 from gaffer.store.db import Database
+from gaffer.store.models import Run
+from gaffer.store.runs import set_fields
 
 GIT_TOKEN_ENV = "GAFFER_GIT_TOKEN"
 """The worker's environment variable for its own git's token (see ``worker/git.py``)."""
@@ -153,18 +162,50 @@ def apply_context(data: JobData, context: RunContext, web_url: str) -> JobData:
     return data.model_copy(update={"task": task, "repository": repository})
 
 
+def started_job(stored: dict[str, Any] | None, data: JobData) -> JobData:
+    """The job a run taken up again works from: the one kept on its row (``stored``,
+    ``runs.job_data``) when it is the started job of the same run (it holds the GitHub
+    context fetched at start), else ``data`` (the event's job)."""
+    if not stored:
+        return data
+    try:
+        kept = JobData.model_validate(stored)
+    except ValidationError:
+        return data
+    if kept.run_id != data.run_id or "github" not in kept.task.context:
+        return data
+    return kept
+
+
+def _stored_job(db: Database, run_id: str) -> dict[str, Any] | None:
+    with db.session() as session:
+        run = session.get(Run, run_id)
+        return run.job_data if run is not None else None
+
+
+def keep_started_job(db: Database, data: JobData) -> None:
+    """Write the started job ``data`` to its run's ``job_data`` (it holds no token: that goes
+    to the worker's environment only)."""
+    with db.session() as session:
+        set_fields(session, data.run_id, job_data=data.model_dump(mode="json"))
+
+
 async def start_on_github(
     db: Database,
     box: SecretBox | None,
     redis: aioredis.Redis,
     data: JobData,
 ) -> GitHubStart:
-    """The start step for ``data`` (see the module docstring). Without credentials, returns
-    ``data`` unchanged. Raises :class:`~gaffer.providers.github_api.errors.GitHubError`
-    when GitHub cannot be reached or refuses (the caller fails the start with the reason)."""
+    """The start step for ``data`` (see the module docstring): from the started job kept on
+    the run's row when there is one (a retried start), and keeping the new one there. Without
+    credentials, returns ``data`` unchanged.
+
+    Raises :class:`~gaffer.providers.github_api.errors.GitHubError` when GitHub cannot be
+    reached or refuses (the caller fails the start with the reason)."""
     project = await asyncio.to_thread(load_project_github, db, box, data.project_id)
     if project is None or box is None:
         return GitHubStart(data)
+    data = started_job(await asyncio.to_thread(_stored_job, db, data.run_id), data)
     mode = branch_mode_of(data)
     # githubkit costs seconds to import: not for every CLI command that imports this module.
     from gaffer.providers.github_api.client import GitHubClient
@@ -190,6 +231,7 @@ async def start_on_github(
         )
         started = data.model_copy(update={"repository": repository})
     token = await client.token(min_remaining_s=data.timeout_s)
+    await asyncio.to_thread(keep_started_job, db, started)
     return GitHubStart(started, env={GIT_TOKEN_ENV: token})
 
 

@@ -6,6 +6,9 @@
    :class:`~gaffer.backends.base.PermanentStartError`: no retry, no container), with the
    reason: never a silent fallback to another image;
 3. else the global default (``GAFFER_WORKER_IMAGE``).
+
+When the engine must pull a project's verified digest (it is absent there), the pull uses the
+project's registry credentials (:func:`launch_registry_auth`); they reach the engine only.
 """
 
 from __future__ import annotations
@@ -13,7 +16,8 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from gaffer.backends.base import PermanentStartError
-from gaffer.images.state import WorkerImageStatus
+from gaffer.images.state import WorkerImageStatus, registry_auth
+from gaffer.store.crypto import SecretBox
 from gaffer.store.db import Database
 from gaffer.store.models import Project
 
@@ -53,3 +57,25 @@ def effective_image(db: Database, project_id: str, default: str) -> str:
         f"(status {row.worker_image_status or 'pending'}); runs start once it is "
         f"(gaffer projects validate-image {row.name})"
     )
+
+
+def launch_registry_auth(
+    db: Database, box: SecretBox, project_id: str, image: str
+) -> dict[str, str] | None:
+    """The project's registry credentials (``{"username", "password"}``, decrypted) for pulling
+    ``image`` at launch, when ``image`` is the project's verified digest and credentials are
+    set; else None (the global default, a snapshot, or a project without credentials pull
+    anonymously). Reads the database: call it on a thread.
+
+    Raises :class:`~gaffer.store.crypto.MasterKeyError` when the stored credentials do not
+    decrypt with this master key.
+    """
+    with db.session() as session:
+        project = session.get(Project, project_id)
+        if (
+            project is None
+            or project.worker_image_status != WorkerImageStatus.VERIFIED
+            or project.worker_image_digest != image
+        ):
+            return None
+        return registry_auth(box, project)

@@ -56,6 +56,8 @@ class AgentSpec(BaseModel):
     * ``max_turns``: the most model turns the engine may take in one invocation;
     * ``continuation_turns``: how many times the engine is run again when it exits 0 with the
       finish rule unmet;
+    * ``merge_base``: the worker merges the PR's base branch into the head before the engine
+      starts, and the result is a merge commit (:mod:`gaffer.worker.merge`; ``pr-head`` only);
     * ``system_prompt`` / ``task_prompt``: Jinja2 template sources (rendered in the worker,
       sandboxed, ``StrictUndefined``); ``variables``: the names they may use.
     """
@@ -66,6 +68,7 @@ class AgentSpec(BaseModel):
     finish_rule: FinishRule
     max_turns: int = Field(ge=1)
     continuation_turns: int = Field(ge=0)
+    merge_base: bool = False
     system_prompt: str
     task_prompt: str
     variables: list[str] = Field(default_factory=list)

@@ -131,7 +131,7 @@ class SnapshotBackend(DockerBackend):
     async def start(self, job: JobData, env: Mapping[str, str]) -> SnapshotWorker:
         """Plan where the run starts, then start its container from that image."""
         worker_image = super().image_for(job)
-        worker_image_id = await self.images.ensure(worker_image)
+        worker_image_id = await self.ensure_image(job, worker_image)
         plan = await self.snapshots.plan(job, worker_image, worker_image_id)
         if plan.kind is not None:
             log.info(

@@ -10,10 +10,15 @@ run is still pending or being sent.
 An entry may follow from no run (:func:`enqueue_once`: a trigger ignored over an attempt cap
 or the monthly budget says so on its issue/PR): it has a ``number`` and a ``dedup_key``, unique
 per project, so the same notice is written once however many deliveries ask for it.
+
+A write that a run calls for once (its start: the ack's "started" text, the check run in
+progress) is enqueued with ``once``: a start that is retried (the dispatcher restarted, the job
+taken up again) finds the same write already recorded, in any status, and adds none.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any, cast
@@ -35,13 +40,26 @@ def enqueue(
     kind: str,
     payload: dict[str, Any],
     coalesce_key: str | None = None,
+    once: bool = False,
 ) -> OutboxEntry:
     """Add an entry (pending, due now) in ``session``'s transaction and return it.
 
     With ``coalesce_key``, older *pending* entries of the run with that key are superseded
     (only the newest text of an ack needs sending; one already being sent is left alone).
+    With ``once``, an entry of the run with the same ``kind`` and an equal ``payload`` (as
+    JSON), in any status, is returned instead and nothing is added (the dedup of a retried
+    start; see the module docstring).
     """
     session.flush()  # a run added in this session is written first (its row is the FK target)
+    if once:
+        same = json.loads(json.dumps(payload))
+        for known in session.scalars(
+            select(OutboxEntry)
+            .where(OutboxEntry.run_id == run_id, OutboxEntry.kind == kind)
+            .order_by(OutboxEntry.id)
+        ):
+            if known.payload == same:
+                return known
     if coalesce_key is not None:
         session.execute(
             update(OutboxEntry)

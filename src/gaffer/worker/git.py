@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import os
+import re
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -176,6 +177,50 @@ def commit_all(
         cwd=checkout,
     )
     return git("rev-parse", "HEAD", cwd=checkout)
+
+
+_MARKER = re.compile(r"^(?P<path>.+):\d+: leftover conflict marker$")
+
+
+def conflict_marker_files(checkout: Path, work_tree: Path) -> list[str]:
+    """The files of ``work_tree`` (the engine's tree) that still hold a conflict marker, as
+    ``git diff --check`` reports them (``leftover conflict marker``; whitespace errors are not
+    counted), read through the worker's own repository against its HEAD, new files included.
+    Stages ``work_tree``'s files in the worker's index (as :func:`commit_all` does next)."""
+    git(f"--work-tree={work_tree}", "add", "--all", cwd=checkout)
+    proc = subprocess.run(
+        ["git", f"--work-tree={work_tree}", "diff", "--cached", "--check", "HEAD"],
+        cwd=checkout,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if proc.returncode not in (0, 2):  # 2: --check found problems
+        raise GitError(f"git diff --check failed ({proc.returncode}): {proc.stderr.strip()}")
+    found = (_MARKER.match(line) for line in proc.stdout.splitlines())
+    return sorted({match["path"] for match in found if match})
+
+
+def commit_merge(
+    checkout: Path,
+    message: str,
+    author_name: str,
+    author_email: str,
+    work_tree: Path,
+    merged: str,
+) -> str:
+    """Commit the files of ``work_tree`` (the engine's tree) in the worker's ``checkout`` as a
+    merge commit of HEAD (first parent) and ``merged`` (second parent, a commit SHA), even when
+    the files equal HEAD's; moves the checked-out branch to it and returns its SHA. As
+    :func:`commit_all`, never uses ``work_tree``'s ``.git``."""
+    git(f"--work-tree={work_tree}", "add", "--all", cwd=checkout)
+    tree = git("write-tree", cwd=checkout)
+    identity = ("-c", f"user.name={author_name}", "-c", f"user.email={author_email}")
+    args = ("commit-tree", tree, "-p", "HEAD", "-p", merged, "-m", message)
+    sha = git(*identity, *args, cwd=checkout)
+    git("update-ref", "-m", "gaffer: merge", "HEAD", sha, cwd=checkout)
+    return sha
 
 
 def push(checkout: Path, branch: str, *, force: bool = True, auth: RemoteAuth = NO_AUTH) -> None:

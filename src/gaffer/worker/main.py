@@ -11,10 +11,14 @@
    :class:`~gaffer.engines.base.EngineUser`), then run the project's set-up
    (:mod:`gaffer.worker.setup`); or, started from a snapshot, refresh both clones instead
    (:mod:`gaffer.worker.warm_start`).
-4. Run the engine's turns (:mod:`gaffer.worker.turns`): render the prompts, run the engine,
-   continue it while the finish rule is unmet.
+4. An agent that merges the base branch (``resolve-conflicts``) begins the merge in the
+   engine's clone first (:mod:`gaffer.worker.merge`): nothing to merge ends the run there; a
+   clean merge is committed without the engine. Run the engine's turns
+   (:mod:`gaffer.worker.turns`): render the prompts, run the engine, continue it while the
+   finish rule is unmet.
 5. Commit the files of the engine's tree in the worker's own repository, never through the
-   engine's ``.git`` (hooks or filters an agent put there must not run as the worker), and
+   engine's ``.git`` (hooks or filters an agent put there must not run as the worker; a merge
+   is committed with the base branch's commit as its second parent), and
    push by the branch mode (``read-only``: never; a run that changed files says so).
    When the backend asked for it, make the container fit to be committed as a snapshot
    (:mod:`gaffer.worker.snapshot_prep`: no secret left in it).
@@ -41,8 +45,17 @@ from gaffer.engines import EngineError, get_engine
 from gaffer.engines.base import EngineUser, ModelEndpoint, describe_exit
 from gaffer.worker.checkout import CheckoutError, Workspace
 from gaffer.worker.events import Reporter
-from gaffer.worker.git import GitError, RemoteAuth, changed_files, commit_all, push
+from gaffer.worker.git import (
+    GitError,
+    RemoteAuth,
+    changed_files,
+    commit_all,
+    commit_merge,
+    conflict_marker_files,
+    push,
+)
 from gaffer.worker.job import JobLoadError, WorkerStartup, load_job, scrub_environment
+from gaffer.worker.merge import MergeStart, merges_base, start_merge
 from gaffer.worker.setup import SetupError, SnapshotStartup, scrub_snapshot_env
 from gaffer.worker.stop import StopSignal
 from gaffer.worker.turns import TurnsOutcome, run_turns
@@ -106,7 +119,24 @@ def main(workspace: Path | None = None, reporter: Reporter | None = None) -> int
             return _stopped(reporter, "stopped by SIGTERM before the engine started", outcome)
         base_url = startup.engine_base_url or job.engine.base_url
         model = ModelEndpoint(job.engine.model, base_url, startup.engine_api_key)
-        outcome = run_turns(engine, job, ws, checkout, reporter, user, model, stop)
+        merge: MergeStart | None = None
+        if merges_base(job):
+            merge = start_merge(job, ws, checkout, user)
+            reporter.emit(
+                "merge_started",
+                base=merge.base_branch,
+                base_sha=merge.base_sha,
+                conflicts=merge.conflicts,
+                up_to_date=merge.up_to_date,
+            )
+            if merge.up_to_date:
+                reporter.log(f"{checkout.branch} already has {merge.base_branch}: nothing to merge")
+                _result(reporter, ok=True, outcome=outcome)
+                return EXIT_OK
+        if merge is not None and merge.clean:
+            reporter.log(f"{merge.base_branch} merged without conflicts; the engine is not needed")
+        else:
+            outcome = run_turns(engine, job, ws, checkout, reporter, user, model, stop)
         if outcome.stopped or stop.requested:
             # Half-done work is not committed: the run was stopped, not finished.
             error = "stopped by SIGTERM before it finished"
@@ -134,13 +164,23 @@ def main(workspace: Path | None = None, reporter: Reporter | None = None) -> int
         message = f"gaffer: {job.agent_type} for {job.task.repository}#{job.task.work_item}"
         if job.task.title:
             message += f"\n\n{job.task.title}"
-        commit = commit_all(
-            ws.checkout,
-            message,
-            author_name=job.bot_login,
-            author_email=f"{job.bot_login}@users.noreply.github.com",
-            work_tree=ws.tree,
-        )
+        identity = {
+            "author_name": job.bot_login,
+            "author_email": f"{job.bot_login}@users.noreply.github.com",
+        }
+        commit: str | None
+        if merge is not None:
+            markers = conflict_marker_files(ws.checkout, ws.tree)
+            if markers:
+                error = f"unresolved conflict markers left in: {', '.join(markers)}"
+                _result(reporter, ok=False, error=error, outcome=outcome)
+                return EXIT_FAILED
+            message = f"Merge {merge.base_branch} into {checkout.branch}\n\n{message}"
+            commit = commit_merge(
+                ws.checkout, message, work_tree=ws.tree, merged=merge.base_sha, **identity
+            )
+        else:
+            commit = commit_all(ws.checkout, message, work_tree=ws.tree, **identity)
         branch: str | None = None
         if commit is not None:
             push(ws.checkout, checkout.push_branch, force=checkout.force, auth=auth)

@@ -9,6 +9,8 @@ session where it can. Then the run fails with that reason ("review agent wrote n
 continuing cannot fix that.
 
 Finish rules: ``changes``: the engine's tree differs from the branch (something to commit);
+for an agent that merges the base branch (:mod:`gaffer.worker.merge`), no file of the engine's
+tree holds a conflict marker;
 ``review`` / ``reply`` / ``plan``: a valid output file of that kind
 (:func:`gaffer.agents.outputs.read_output`); ``none``: nothing.
 """
@@ -35,8 +37,12 @@ from gaffer.engines.base import (
 from gaffer.queue.jobs import JobData
 from gaffer.worker.checkout import Checkout, Workspace
 from gaffer.worker.events import Reporter
-from gaffer.worker.git import changed_files
+from gaffer.worker.git import changed_files, conflict_marker_files
+from gaffer.worker.merge import merges_base
 from gaffer.worker.stop import StopSignal
+
+MARKERS_LEFT = "conflict markers remain in "
+"""How a finish problem of unresolved conflict markers begins (then the files, comma-separated)."""
 
 DEFAULT_MAX_TURNS = 30
 """``max_turns`` of a job written before agent definitions."""
@@ -125,6 +131,11 @@ def finish_problem(job: JobData, ws: Workspace) -> tuple[str | None, BaseModel |
     if rule == "none":
         return None, None
     if rule == "changes":
+        if merges_base(job):
+            markers = conflict_marker_files(ws.checkout, ws.tree)
+            if markers:
+                return f"{MARKERS_LEFT}{', '.join(markers)}", None
+            return None, None
         if changed_files(ws.checkout, ws.tree):
             return None, None
         return "no file in the checkout has changed yet", None
@@ -135,6 +146,12 @@ def finish_problem(job: JobData, ws: Workspace) -> tuple[str | None, BaseModel |
 def continuation_message(job: JobData, ws: Workspace, problem: str) -> str:
     """The prompt of a continuation turn: exactly what is missing, and how to provide it."""
     rule = job.agent.finish_rule if job.agent is not None else "none"
+    if problem.startswith(MARKERS_LEFT):
+        return (
+            f"The merge is not resolved: {problem}. Edit those files so that they keep the"
+            " intent of both sides and hold no <<<<<<<, ======= or >>>>>>> line, in the working"
+            " tree (gaffer makes the merge commit when you finish)."
+        )
     if rule == "changes":
         return (
             "You have not changed any file in the checkout yet, and this task is done only when"
@@ -231,6 +248,11 @@ def run_turns(
         prompt = message if engine.can_resume else f"{message}\n\nThe task:\n{task_prompt}"
     rule = job.agent.finish_rule if job.agent is not None else "none"
     what = _WHAT_IS_MISSING.get(rule, "did not finish")
+    if problem and problem.startswith(MARKERS_LEFT):
+        plural = "s" if turns > 1 else ""
+        outcome.error = f"{job.agent_type} agent left the merge unresolved after {turns} turn"
+        outcome.error += f"{plural}: {problem}"
+        return outcome
     outcome.error = f"{job.agent_type} agent {what} after {turns} turn{'s' if turns > 1 else ''}"
     if problem and rule != "changes" and not problem.startswith("no file"):
         outcome.error += f" (last problem: {problem})"

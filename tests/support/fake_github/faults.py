@@ -16,7 +16,10 @@ class Fault:
     with ``Retry-After: retry_after_s``), ``"primary_rate_limit"`` (403 with
     ``X-RateLimit-Remaining: 0`` and ``X-RateLimit-Reset`` ``retry_after_s`` from now),
     ``"hang"`` (sleep ``hang_s`` then answer normally), ``"hang_after"`` (handle the call,
-    then sleep ``hang_s`` before answering).
+    then sleep ``hang_s`` before answering); on git smart HTTP (matched against ``METHOD
+    path?query``): ``"echo_credentials"`` (refuse with 403 and a ``text/plain`` body quoting
+    the request's ``Authorization`` header and the token in it, as a careless proxy might: git
+    relays such a body as ``remote:`` lines in its error).
     Applies to the next ``remaining`` matching calls, or until ``until`` (monotonic seconds).
     """
 
@@ -49,12 +52,15 @@ class Faults:
         with self._lock:
             self._faults.clear()
 
-    def take(self, method: str, path: str) -> Fault | None:
-        """The first live fault matching ``METHOD path``, with one use consumed."""
+    def take(self, method: str, path: str, kinds: tuple[str, ...] | None = None) -> Fault | None:
+        """The first live fault matching ``METHOD path`` (and of one of ``kinds``, when
+        given), with one use consumed."""
         key = f"{method.upper()} {path}"
         with self._lock:
             self._faults = [f for f in self._faults if f.live()]
             for fault in self._faults:
+                if kinds is not None and fault.kind not in kinds:
+                    continue
                 if fault.pattern.search(key):
                     if fault.remaining is not None:
                         fault.remaining -= 1

@@ -12,11 +12,12 @@ credentials, an injected 5xx, the 403 secondary rate limit) are checked against
 from __future__ import annotations
 
 import asyncio
+import base64
 import time
 from pathlib import Path
 
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import PlainTextResponse, Response
 
 from gaffer.demo.github import auth
 from gaffer.demo.github.calls import Answer, Violation
@@ -52,6 +53,19 @@ class FakeGitHub(FaultInjection, GitHubStandIn):
         if fault.kind == "hang_after":
             return None, fault.hang_s
         return self._fault_answer(fault), 0.0
+
+    def intercept_git(self, request: Request) -> Response | None:
+        target = f"{request.url.path}?{request.url.query}"
+        fault = self.faults.take(request.method, target, ("echo_credentials",))
+        if fault is None:
+            return None
+        header = request.headers.get("authorization", "")
+        scheme, _, value = header.partition(" ")
+        decoded = ""
+        if scheme.lower() == "basic":
+            decoded = base64.b64decode(value).decode(errors="replace")
+        text = f"refused: you sent Authorization: {header} (user:token {decoded})\n"
+        return PlainTextResponse(text, status_code=403)
 
     def request_errors(self, request: Request, body: bytes, ctype: str) -> list[str]:
         return self.contract.request_errors(

@@ -152,6 +152,11 @@ class GitHubStandIn(Seeding):
         handling it). The stand-in handles every call at once: ``(None, 0.0)``."""
         return None, 0.0
 
+    def intercept_git(self, request: Request) -> Response | None:
+        """A response to send instead of serving a git smart HTTP request (None: serve it).
+        The stand-in serves every one."""
+        return None
+
     def request_errors(self, request: Request, body: bytes, ctype: str) -> list[str]:
         """What is wrong with a request against GitHub's contract (a non-empty answer is
         refused 422 and recorded). The stand-in checks only what its handlers need."""
@@ -279,6 +284,9 @@ class GitHubStandIn(Seeding):
         repo = self.state.repo(owner, name)
         if repo is None or repo.git_dir is None:
             return PlainTextResponse("Repository not found.\n", status_code=404)
+        refused = self.intercept_git(request)
+        if refused is not None:
+            return refused
         body = await request.body()
         return await run_in_threadpool(
             git_http.serve, self.state, repo, request.path_params["rest"], request, body

@@ -206,7 +206,9 @@ def writes_for(facts: RunFacts, moment: Moment) -> list[Write]:
 
 
 def enqueue_writes(session: Session, facts: RunFacts, moment: Moment) -> list[OutboxEntry]:
-    """Add the writes of :func:`writes_for` to the outbox in ``session``'s transaction."""
+    """Add the writes of :func:`writes_for` to the outbox in ``session``'s transaction. The
+    ``started`` writes are enqueued ``once`` (:func:`gaffer.store.outbox.enqueue`): a retried
+    start or a re-attached run does not post the "started" text or open a check run twice."""
     return [
         outbox.enqueue(
             session,
@@ -215,6 +217,7 @@ def enqueue_writes(session: Session, facts: RunFacts, moment: Moment) -> list[Ou
             kind=kind,
             payload=payload,
             coalesce_key=key,
+            once=moment == "started",
         )
         for kind, payload, key in writes_for(facts, moment)
     ]
