@@ -5,6 +5,7 @@ row for every write that succeeded, none for one that failed."""
 from __future__ import annotations
 
 import itertools
+import json
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -13,6 +14,7 @@ from typing import Any
 import httpx
 import pytest
 from sqlalchemy import select
+from structlog.testing import capture_logs
 
 from gaffer.accounts.models import AuditEvent
 from tests.conftest import GafferFactory
@@ -38,6 +40,9 @@ class Case:
 def fresh() -> str:
     return f"x{next(_n)}-{uuid.uuid4().hex[:6]}"
 
+
+ACME = "/projects/acme-project"
+PEM = "-----BEGIN PRIVATE KEY-----\nMIIBVQIBADANBgkqhkiG9w0BAQEF\n-----END PRIVATE KEY-----\n"
 
 CASES: dict[str, Case] = {
     "projects list": Case("GET", lambda w: "/projects", (200, 200, 200, 200)),
@@ -168,6 +173,50 @@ CASES: dict[str, Case] = {
         "GET", lambda w: f"/audit?organization_id={w.orgs['acme']}", (403, 200, 200, 404)
     ),
     "buffer": Case("GET", lambda w: "/buffer", (403, 403, 200, 403)),
+    "agents list": Case("GET", lambda w: f"{ACME}/agents", (200, 200, 200, 404)),
+    "agent show": Case("GET", lambda w: f"{ACME}/agents/implementation", (200, 200, 200, 404)),
+    "agent set": Case(
+        "PATCH",
+        lambda w: f"{ACME}/agents/implementation",
+        (403, 200, 200, 404),
+        lambda w: {"model": fresh(), "max_turns": 5},
+    ),
+    "agent set (template refused)": Case(
+        "PATCH",
+        lambda w: f"{ACME}/agents/implementation",
+        (403, 400, 400, 404),
+        lambda w: {"task_prompt": "{{ no_such_variable }}"},
+    ),
+    "agent reset": Case(
+        "DELETE", lambda w: f"{ACME}/agents/implementation/overrides", (403, 200, 200, 404)
+    ),
+    "credentials list": Case("GET", lambda w: f"{ACME}/credentials", (200, 200, 200, 404)),
+    "credential set": Case(
+        "PUT",
+        lambda w: f"{ACME}/credentials/ANTHROPIC_API_KEY",
+        (403, 200, 200, 404),
+        lambda w: {"value": f"sk-ant-{fresh()}-0123456789"},
+    ),
+    "credential delete (none)": Case(
+        "DELETE", lambda w: f"{ACME}/credentials/NO_SUCH_KEY", (403, 404, 404, 404)
+    ),
+    "github set token": Case(
+        "PUT",
+        lambda w: f"{ACME}/github/token",
+        (403, 200, 200, 404),
+        lambda w: {"token": f"ghp_{fresh()}", "login": "acme-bot"},
+    ),
+    "github set app": Case(
+        "PUT",
+        lambda w: f"{ACME}/github/app",
+        (403, 200, 200, 404),
+        lambda w: {"app_id": 7, "private_key_pem": PEM},
+    ),
+    "github show": Case("GET", lambda w: f"{ACME}/github", (200, 200, 200, 404)),
+    "usage": Case("GET", lambda w: "/usage", (200, 200, 200, 200)),
+    "usage of a project": Case(
+        "GET", lambda w: "/usage?project=acme-project&by=agent", (200, 200, 200, 404)
+    ),
 }
 
 
@@ -187,6 +236,9 @@ def route_of(case: Case, world: World) -> str:
         **{v: "{token_id}" for v in world.token_ids.values()},
         **{v: "{name}" for v in world.projects.values()},
         "acme-project": "{name}",
+        "implementation": "{agent_type}",
+        "ANTHROPIC_API_KEY": "{credential}",
+        "NO_SUCH_KEY": "{credential}",
     }
     parts = [names.get(part, part) for part in path.split("/")]
     return f"{case.method} {'/'.join(parts)}"
@@ -292,3 +344,110 @@ def test_a_project_update_is_audited_with_the_secret_masked(
     assert row["request_id"] == "req-1" and row["target_id"] == world.projects["acme"]
     assert row["change"]["after"] == {"webhook_secret": "********"}
     assert "brand-new-secret" not in answer.text + str(row)
+
+
+def test_secrets_are_write_only_and_each_write_is_audited_without_them(
+    served: tuple[Gaffer, World, httpx.Client], caplog: pytest.LogCaptureFixture
+) -> None:
+    gaffer, world, client = served
+    value = f"sk-ant-{uuid.uuid4().hex}{uuid.uuid4().hex}"
+    token = f"ghp_{uuid.uuid4().hex}"
+    key_line = uuid.uuid4().hex
+    pem = f"-----BEGIN PRIVATE KEY-----\n{key_line}\n-----END PRIVATE KEY-----\n"
+    texts: list[str] = []
+
+    def send(method: str, path: str, rid: str, body: Any = None) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {world.tokens['admin']}", "X-Request-ID": rid}
+        answer = client.request(method, ACME + path, json=body, headers=headers)
+        texts.append(answer.text)
+        return answer
+
+    caplog.set_level("DEBUG")
+    with capture_logs() as events:
+        set_ = send("PUT", "/credentials/ANTHROPIC_API_KEY", "cred-set", {"value": f"\n{value}\n"})
+        assert set_.status_code == 200, set_.text
+        assert set_.json()["name"] == "ANTHROPIC_API_KEY"
+        assert set_.json()["masked"] == "…" + value[-4:]
+        refused = send("PUT", "/credentials/ANTHROPIC_API_KEY", "cred-empty", {"value": " \n"})
+        assert (refused.status_code, refused.json()) == (
+            400,
+            {"error": "the credential value is empty (it is read from stdin)"},
+        )
+        assert send("PUT", "/credentials/1BAD", "cred-name", {"value": value}).status_code == 400
+        shaped = send("PUT", "/credentials/ANTHROPIC_API_KEY", "cred-422", {"value": [value]})
+        assert shaped.status_code == 422 and shaped.json()["detail"][0]["loc"] == ["body", "value"]
+        listed = send("GET", "/credentials", "cred-list").json()
+        assert [(c["name"], c["masked"]) for c in listed] == [
+            ("ANTHROPIC_API_KEY", "…" + value[-4:])
+        ]
+
+        gh = send("PUT", "/github/token", "gh-token", {"token": token, "login": "acme-bot"})
+        assert gh.status_code == 200, gh.text
+        assert gh.json()["credentials"]["token"] == "******"
+        assert send("GET", "", "project").json()["bot_login"] == "acme-bot"
+        assert send("PUT", "/github/token", "gh-bad", {"token": "a b"}).json() == {
+            "error": "the token is empty or contains whitespace"
+        }
+        app = send("PUT", "/github/app", "gh-app", {"app_id": 7, "private_key_pem": pem})
+        assert app.status_code == 200 and app.json()["credentials"]["app_id"] == 7
+        assert send("GET", "/github", "gh-show").json()["private_key"].startswith("******")
+
+        before = send("GET", "/agents/implementation", "agent-show").json()
+        bad = send("PATCH", "/agents/implementation", "agent-bad", {"task_prompt": "{{ nope }}"})
+        assert bad.status_code == 400 and bad.json()["error"].startswith("task_prompt")
+        engine = send("PATCH", "/agents/implementation", "agent-engine", {"engine": "nope"})
+        assert engine.json()["error"].startswith("engine: unknown engine 'nope'")
+        unknown = send("PATCH", "/agents/no_such_agent", "agent-type", {"model": "m"})
+        assert unknown.status_code == 400 and "no agent type 'no_such_agent'" in unknown.text
+        assert send("GET", "/agents/implementation", "agent-show").json() == before
+        changed = send(
+            "PATCH",
+            "/agents/implementation",
+            "agent-set",
+            {"model": "m-1", "credential": "ANTHROPIC_API_KEY"},
+        )
+        fields = changed.json()["fields"]
+        assert fields["model"] == {"value": "m-1", "source": "project override"}
+        assert fields["credential"]["source"] == "project override"
+        reset = send("DELETE", "/agents/implementation/overrides?field=model", "agent-reset")
+        assert reset.json()["fields"]["model"]["source"] == "package"
+        assert reset.json()["fields"]["credential"]["source"] == "project override"
+        assert (
+            send(
+                "DELETE", "/agents/implementation/overrides?field=bogus", "agent-reset-bad"
+            ).status_code
+            == 400
+        )
+
+        assert send("DELETE", "/credentials/ANTHROPIC_API_KEY", "cred-del").status_code == 204
+        again = send("DELETE", "/credentials/ANTHROPIC_API_KEY", "cred-del-again")
+        assert (again.status_code, again.json()) == (
+            404,
+            {"error": "no credential named 'ANTHROPIC_API_KEY' on this project"},
+        )
+
+    with gaffer.rt.db.session() as session:
+        rows = list(session.scalars(select(AuditEvent)))
+        actions = {r.request_id: r.action for r in rows if r.request_id}
+        changes = {r.request_id: r.change for r in rows if r.request_id}
+        everything = json.dumps([(r.action, r.change) for r in rows])
+    assert actions == {
+        "cred-set": "credential.set",
+        "gh-token": "github_credentials.set",
+        "gh-app": "github_credentials.set",
+        "agent-set": "agent.set",
+        "agent-reset": "agent.reset",
+        "cred-del": "credential.delete",
+    }
+    assert changes["cred-set"] == {"name": "ANTHROPIC_API_KEY", "value": "********"}
+    assert changes["gh-token"] == {
+        "kind": "token",
+        "api_url": None,
+        "login": "acme-bot",
+        "token": "********",
+        "bot_login": "acme-bot",
+    }
+    assert changes["agent-set"]["after"]["overrides"]["model"] == "m-1"
+    logged = caplog.text + json.dumps(events, default=str)
+    for secret in (value, token, key_line):
+        assert secret not in "".join(texts) + everything + logged

@@ -266,3 +266,93 @@ def test_remote_mode_prints_what_local_mode_prints(
         ("token.create", "eve@x.test", "api"),
         ("token.revoke", "eve@x.test", "api"),
     } <= made
+    _agents_credentials_github_and_usage_print_alike(cli, env, remote_env, tmp_path)
+
+
+def _agents_credentials_github_and_usage_print_alike(
+    cli: Cli, env: dict[str, str], remote_env: dict[str, str], tmp_path: Path
+) -> None:
+    """``agents``, ``credentials``, ``github`` and ``usage`` print the same in both modes
+    (each command runs locally, then remotely: writes are idempotent here), refuse the same
+    bad input alike, are audited, and no secret reaches an output, the audit log or up.log."""
+    key = f"sk-ant-{os.urandom(16).hex()}"
+    token = f"ghp_{os.urandom(12).hex()}"
+    key_line = os.urandom(16).hex()
+    good = tmp_path / "task.j2"
+    good.write_text("Implement {{ title }} carefully.")
+    bad = tmp_path / "bad.j2"
+    bad.write_text("Fix PR {{ pr_number }}")
+    pem = tmp_path / "app.pem"
+    pem.write_text(f"-----BEGIN PRIVATE KEY-----\n{key_line}\n-----END PRIVATE KEY-----\n")
+    on = ["--project", "hello"]
+    impl = [*on, "--agent", "implementation"]
+    printed: list[str] = []
+
+    def alike(*command: str, stdin: str = "", json_too: bool = True) -> None:
+        for extra in ([["--json"]] if json_too else []) + [[]]:
+            local = cli(*command, *extra, env=env, stdin=stdin)
+            there = cli(*command, *extra, env=remote_env, stdin=stdin)
+            assert (there.stdout, there.stderr) == (local.stdout, local.stderr), command
+            assert local.stdout
+            printed.append(local.stdout + local.stderr)
+
+    def refused_alike(*command: str, stdin: str = "") -> str:
+        local = cli(*command, env=env, stdin=stdin, check=False)
+        there = cli(*command, env=remote_env, stdin=stdin, check=False)
+        assert (there.returncode, there.stdout, there.stderr) == (1, "", local.stderr), command
+        assert local.returncode == 1 and local.stderr.startswith("error: ")
+        return local.stderr
+
+    alike("agents", "list", *on)
+    alike("agents", "set", *impl, "--model", "m-1", "--max-turns", "5",
+          "--task-prompt-file", str(good), "--credential", "ANTHROPIC_API_KEY")  # fmt: skip
+    alike("agents", "show", *impl)
+    alike("agents", "reset", *impl, "--field", "model")
+    assert "task_prompt: uses 'pr_number'" in refused_alike(
+        "agents", "set", *impl, "--task-prompt-file", str(bad)
+    )
+    refused_alike("agents", "set", *impl, "--engine", "nope")
+    refused_alike("agents", "show", *on, "--agent", "nope")
+    refused_alike("agents", "reset", *impl, "--field", "bogus")
+    refused_alike("agents", "list", "--project", "nope")
+
+    alike("credentials", "set", "ANTHROPIC_API_KEY", *on, stdin=key + "\n")
+    alike("credentials", "list", *on)
+    refused_alike("credentials", "set", "ANTHROPIC_API_KEY", *on, stdin=" ")
+    refused_alike("credentials", "set", "1BAD", *on, stdin=key)
+    deleted = [cli("credentials", "delete", "ANTHROPIC_API_KEY", *on, env=env).stdout]
+    cli("credentials", "set", "ANTHROPIC_API_KEY", *on, stdin=key, env=env)
+    deleted.append(cli("credentials", "delete", "ANTHROPIC_API_KEY", *on, env=remote_env).stdout)
+    assert deleted == ["ANTHROPIC_API_KEY deleted from hello\n"] * 2
+    refused_alike("credentials", "delete", "ANTHROPIC_API_KEY", *on)
+
+    assert "has no GitHub credentials" in refused_alike("github", "show", *on)
+    alike("github", "set-token", *on, "--login", "hello-bot", stdin=token, json_too=False)
+    alike("github", "show", *on)
+    refused_alike("github", "set-token", *on, stdin="a b")
+    refused_alike("github", "set-token", *on, "--api-url", "ftp://x", stdin=token)
+    alike("github", "set-app", *on, "--app-id", "7", "--private-key-file", str(pem),
+          json_too=False)  # fmt: skip
+    alike("github", "show", *on)
+    refused_alike("github", "set-app", *on, "--app-id", "0", "--private-key-file", str(pem))
+
+    alike("usage")
+    alike("usage", *on, "--by", "agent", "--since", "2026-01-01")
+    alike("usage", "--by", "day")
+    refused_alike("usage", "--project", "nope")
+    refused_alike("usage", "--by", "week")
+
+    rows = cli.json("audit", "list", "--limit", "500", env=env)
+    made = [(r["action"], r["via"]) for r in rows]
+    for action, times in (
+        ("agent.set", 4),
+        ("agent.reset", 4),
+        ("credential.set", 5),
+        ("credential.delete", 2),
+        ("github_credentials.set", 4),
+    ):
+        assert made.count((action, "cli")) + made.count((action, "api")) == times, action
+        assert (action, "api") in made and (action, "cli") in made
+    log = (Path(env["GAFFER_HOME"]) / "up.log").read_text()
+    for secret in (key, token, key_line):
+        assert secret not in json.dumps(rows) + log + "".join(printed)

@@ -5,7 +5,8 @@ unauthenticated (:mod:`gaffer.api.deps`)  401
 :class:`ForbiddenError`                   403
 not found, or another organization's      404
 :class:`ConflictError`, not editable      409
-bad input, a value the database refuses   400 (422 for a body the schema refuses)
+bad input, a value the database refuses   400 (422 for a body the schema refuses, without
+                                          the refused input: it may be a secret)
 :class:`RateLimitedError`                 429, ``Retry-After``
 database or Redis unavailable, busy       503
 =======================================  ======
@@ -16,6 +17,8 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from redis.exceptions import RedisError
@@ -31,7 +34,10 @@ from gaffer.accounts.errors import (
     RateLimitedError,
 )
 from gaffer.accounts.roles import UnknownRoleError
+from gaffer.agents.definition import DefinitionError
+from gaffer.agents.effective import InvalidOverrideError
 from gaffer.buffer.access import BufferedRunBusyError, RunNotEditableError
+from gaffer.store.credentials import CredentialError
 from gaffer.store.projects import ProjectExistsError, ProjectNotFoundError
 from gaffer.store.runs import AmbiguousRunIdError, RunNotFoundError
 
@@ -67,6 +73,9 @@ _STATUS: list[tuple[type[Exception], int]] = [
     (InvalidInputError, 400),
     (UnknownRoleError, 400),
     (AmbiguousRunIdError, 400),
+    (DefinitionError, 400),
+    (InvalidOverrideError, 400),
+    (CredentialError, 400),
 ]
 
 
@@ -86,6 +95,13 @@ def install_error_handlers(app: FastAPI) -> None:
 
     for kind, _status in _STATUS:
         app.add_exception_handler(kind, mapped)
+
+    @app.exception_handler(RequestValidationError)
+    async def refused_body(_: Request, exc: RequestValidationError) -> JSONResponse:
+        # FastAPI's own answer, without each error's "input": a refused body may hold a
+        # secret (a credential's value, a password), which must never be echoed.
+        errors = [{k: v for k, v in e.items() if k != "input"} for e in exc.errors()]
+        return JSONResponse({"detail": jsonable_encoder(errors)}, status_code=422)
 
     @app.exception_handler(HTTPException)
     async def http_error(_: Request, exc: HTTPException) -> JSONResponse:

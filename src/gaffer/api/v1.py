@@ -15,9 +15,12 @@ from fastapi import FastAPI, Request, Response
 from starlette.routing import Mount
 
 from gaffer.api import (
+    agents,
     audit,
     buffer,
+    credentials,
     deliveries,
+    github,
     organizations,
     project_images,
     projects,
@@ -26,6 +29,7 @@ from gaffer.api import (
     session_auth,
     snapshots,
     tokens,
+    usage,
     users,
 )
 from gaffer.api.deps import request_id
@@ -40,7 +44,10 @@ def create_v1_app(services: ApiServices) -> FastAPI:
     app = FastAPI(
         title="gaffer API",
         version="1",
-        description="Projects, runs, logs, deliveries, users, tokens and the audit log.",
+        description=(
+            "Projects, agents, credentials, runs, logs, deliveries, usage, users, tokens and"
+            " the audit log."
+        ),
         docs_url="/docs",
         redoc_url=None,
     )
@@ -58,6 +65,10 @@ def create_v1_app(services: ApiServices) -> FastAPI:
         audit,
         buffer,
         snapshots,
+        agents,
+        credentials,
+        github,
+        usage,
     ):
         app.include_router(module.router, responses=ERROR_RESPONSES)
     install_error_handlers(app)

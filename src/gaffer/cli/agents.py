@@ -3,6 +3,8 @@
 Every field of an agent's effective definition comes from the package (the YAML shipped with
 gaffer) or from a project override set here; ``show`` says which. Prompts are given as files
 (``--task-prompt-file``), checked against the agent's variables before anything is written.
+In remote mode (:mod:`gaffer.cli.remote`) the same views come from
+``/api/v1/projects/{p}/agents``; both modes build them with :mod:`gaffer.manage.agents`.
 """
 
 from __future__ import annotations
@@ -12,16 +14,13 @@ from typing import Any
 
 import typer
 
-from gaffer.agents.definition import definitions
-from gaffer.agents.effective import OVERRIDABLE, EffectiveAgent, effective_agent
-from gaffer.cli import context
+from gaffer.accounts.principal import Principal
+from gaffer.agents.effective import OVERRIDABLE
+from gaffer.cli import context, remote
 from gaffer.cli.output import console, print_json, table
-from gaffer.engines import DEFAULT_CREDENTIALS
+from gaffer.manage.agents import AgentChange, agent_view, agent_views, change_agent, reset_overrides
 from gaffer.runtime import open_runtime
-from gaffer.store.agents import agent_config, reset_agent, set_agent
-from gaffer.store.models import Project
 from gaffer.store.projects import get_project
-from gaffer.triggers.github import default_events
 
 agents_app = typer.Typer(
     help="A project's agents: engines, models, prompts and limits.", no_args_is_help=True
@@ -30,30 +29,22 @@ agents_app = typer.Typer(
 PROMPT_PREVIEW_CHARS = 72
 
 
-def _effective(project: Project, agent_type: str) -> tuple[EffectiveAgent, bool]:
-    config = agent_config(project, agent_type)
-    engine = config.engine if config is not None else "-"
-    effective = effective_agent(
-        agent_type,
-        engine,
-        config.overrides if config is not None else {},
-        default_credential=DEFAULT_CREDENTIALS.get(engine),
-    )
-    return effective, bool(config is not None and config.enabled)
+def _views(project: str) -> list[dict[str, Any]]:
+    client = remote.client()
+    if client is not None:
+        views: list[dict[str, Any]] = client.get(client.path("projects", project, "agents"))
+        return views
+    with open_runtime(context.settings(), redis=False) as rt, rt.db.session() as session:
+        return agent_views(get_project(session, project))
 
 
-def agent_view(project: Project, agent_type: str) -> dict[str, Any]:
-    """One agent of ``project`` as JSON-ready data: enabled, engine settings, and each field
-    of its effective definition with its source."""
-    effective, enabled = _effective(project, agent_type)
-    config = agent_config(project, agent_type)
-    return {
-        "project": project.name,
-        "enabled": enabled,
-        "engine_settings": dict(config.engine_settings) if config is not None else {},
-        "events": sorted(t.event for t in project.triggers if t.agent_type == agent_type),
-        **effective.as_dict(),
-    }
+def _view(project: str, agent: str) -> dict[str, Any]:
+    client = remote.client()
+    if client is not None:
+        view: dict[str, Any] = client.get(client.path("projects", project, "agents", agent))
+        return view
+    with open_runtime(context.settings(), redis=False) as rt, rt.db.session() as session:
+        return agent_view(get_project(session, project), agent)
 
 
 @agents_app.command("list")
@@ -62,9 +53,7 @@ def list_command(
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """List the agent types with their engine, model, branch mode, finish rule and overrides."""
-    with open_runtime(context.settings(), redis=False) as rt, rt.db.session() as session:
-        found = get_project(session, project)
-        views = [agent_view(found, name) for name in sorted(definitions())]
+    views = _views(project)
     if as_json:
         print_json(views)
         return
@@ -99,8 +88,7 @@ def show(
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Show an agent's effective definition and where each field came from."""
-    with open_runtime(context.settings(), redis=False) as rt, rt.db.session() as session:
-        view = agent_view(get_project(session, project), agent)
+    view = _view(project, agent)
     if as_json:
         print_json(view)
         return
@@ -162,32 +150,29 @@ def set_command(
         "system_prompt": _read_prompt(system_prompt_file),
         "task_prompt": _read_prompt(task_prompt_file),
     }
-    overrides = {k: v for k, v in overrides.items() if v is not None}
     if engine == "command" and command is None:
         raise context.CliError("the command engine needs --command '<shell command>'")
-    settings = {"command": command} if command is not None else ({} if engine else None)
-    with open_runtime(context.settings(), redis=False) as rt, rt.db.session() as session:
-        found = get_project(session, project)
-        set_agent(
-            session,
-            found,
-            agent,
-            engine=engine,
-            engine_settings=settings,
-            overrides=overrides,
-            enabled=enable,
-            events=default_events(agent),
-        )
-        view = agent_view(found, agent)
+    change = AgentChange(
+        engine=engine,
+        command=command,
+        overrides={k: v for k, v in overrides.items() if v is not None},
+        enabled=enable,
+    )
+    client = remote.client()
+    if client is not None:
+        body = {**change.overrides, "engine": engine, "command": command, "enabled": enable}
+        path = client.path("projects", project, "agents", agent)
+        view = client.patch(path, {k: v for k, v in body.items() if v is not None})
+    else:
+        with open_runtime(context.settings(), redis=False) as rt, rt.db.session() as session:
+            found = get_project(session, project)
+            view = change_agent(session, Principal.local(), found, agent, change)
     if as_json:
         print_json(view)
         return
-    changed = (
-        sorted(overrides)
-        + (["engine"] if engine else [])
-        + (["enabled"] if enable is not None else [])
+    console.print(
+        f"{agent} on {project}: set {', '.join(change.changed()) or 'nothing'}", highlight=False
     )
-    console.print(f"{agent} on {project}: set {', '.join(changed) or 'nothing'}", highlight=False)
 
 
 @agents_app.command("reset")
@@ -200,10 +185,14 @@ def reset(
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """Drop a project's overrides of an agent: back to the package's definition."""
-    with open_runtime(context.settings(), redis=False) as rt, rt.db.session() as session:
-        found = get_project(session, project)
-        reset_agent(session, found, agent, field or [])
-        view = agent_view(found, agent)
+    client = remote.client()
+    if client is not None:
+        path = client.path("projects", project, "agents", agent, "overrides")
+        view = client.delete(path, field=field or None)
+    else:
+        with open_runtime(context.settings(), redis=False) as rt, rt.db.session() as session:
+            found = get_project(session, project)
+            view = reset_overrides(session, Principal.local(), found, agent, field or [])
     if as_json:
         print_json(view)
         return

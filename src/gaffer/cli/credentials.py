@@ -2,7 +2,9 @@
 
 The value is read from stdin (``printf %s "$KEY" | gaffer credentials set --project P
 ANTHROPIC_API_KEY``), never from the command line, where ``ps`` and the shell's history would
-show it; listings show names and masked values only.
+show it; listings show names and masked values only. In remote mode the value goes in the
+body of ``PUT /api/v1/projects/{p}/credentials/{name}``; both modes build their views with
+:mod:`gaffer.manage.credentials`.
 """
 
 from __future__ import annotations
@@ -11,15 +13,12 @@ import sys
 
 import typer
 
-from gaffer.cli import context
+from gaffer.accounts.principal import Principal
+from gaffer.cli import context, remote
 from gaffer.cli.output import console, print_json, table
+from gaffer.manage.credentials import credential_rows, put_credential, remove_credential
 from gaffer.runtime import open_runtime
-from gaffer.store.credentials import (
-    delete_credential,
-    list_credentials,
-    set_credential,
-    validate_name,
-)
+from gaffer.store.credentials import validate_name
 from gaffer.store.projects import get_project
 
 credentials_app = typer.Typer(
@@ -38,13 +37,17 @@ def set_command(
     if sys.stdin.isatty():
         console.print(f"value of {name} (end with Ctrl-D):", highlight=False)
     value = sys.stdin.read()
-    with open_runtime(context.settings(), redis=False) as rt, rt.db.session() as session:
-        found = get_project(session, project)
-        view = set_credential(session, rt.box, found.id, name, value)
+    client = remote.client()
+    if client is not None:
+        row = client.put(client.path("projects", project, "credentials", name), {"value": value})
+    else:
+        with open_runtime(context.settings(), redis=False) as rt, rt.db.session() as session:
+            found = get_project(session, project)
+            row = put_credential(session, rt.box, Principal.local(), found, name, value)
     if as_json:
-        print_json({"project": project, "name": view.name, "masked": view.masked})
+        print_json({"project": project, "name": row["name"], "masked": row["masked"]})
         return
-    console.print(f"{name} set on {project} ({view.masked})", highlight=False)
+    console.print(f"{name} set on {project} ({row['masked']})", highlight=False)
 
 
 @credentials_app.command("list")
@@ -53,12 +56,12 @@ def list_command(
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """List a project's credentials, masked."""
-    with open_runtime(context.settings(), redis=False) as rt, rt.db.session() as session:
-        found = get_project(session, project)
-        views = list_credentials(session, rt.box, found.id)
-    rows = [
-        {"name": v.name, "masked": v.masked, "updated_at": v.updated_at.isoformat()} for v in views
-    ]
+    client = remote.client()
+    if client is not None:
+        rows = client.get(client.path("projects", project, "credentials"))
+    else:
+        with open_runtime(context.settings(), redis=False) as rt, rt.db.session() as session:
+            rows = credential_rows(session, rt.box, get_project(session, project))
     if as_json:
         print_json(rows)
         return
@@ -77,7 +80,10 @@ def delete(
     project: str = typer.Option(..., "--project", help="Project name or id."),
 ) -> None:
     """Delete a credential."""
-    with open_runtime(context.settings(), redis=False) as rt, rt.db.session() as session:
-        found = get_project(session, project)
-        delete_credential(session, found.id, name)
+    client = remote.client()
+    if client is not None:
+        client.delete(client.path("projects", project, "credentials", name))
+    else:
+        with open_runtime(context.settings(), redis=False) as rt, rt.db.session() as session:
+            remove_credential(session, Principal.local(), get_project(session, project), name)
     console.print(f"{name} deleted from {project}", highlight=False)

@@ -5,20 +5,23 @@ The App's private key is read from a file (``--private-key-file``), the token fr
 from the command line. Both are stored encrypted with the master key and shown masked.
 ``--api-url`` is the REST root of the project's GitHub (GitHub Enterprise Server
 ``https://HOST/api/v3``, a test server); the default is ``https://api.github.com``.
+In remote mode the secret goes in the body of ``PUT /api/v1/projects/{p}/github/app`` (or
+``/token``); both modes check and store with :mod:`gaffer.manage.github`.
 """
 
 from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 import typer
-from pydantic import SecretStr, ValidationError
 
-from gaffer.cli import context
+from gaffer.accounts.principal import Principal
+from gaffer.cli import context, remote
 from gaffer.cli.output import console, print_json
-from gaffer.providers.github_api.credential_store import masked, set_credentials
-from gaffer.providers.github_api.credentials import AppCredentials, Credentials, TokenCredentials
+from gaffer.manage import github
+from gaffer.providers.github_api.credentials import Credentials
 from gaffer.runtime import open_runtime
 from gaffer.store.projects import get_project
 
@@ -28,22 +31,20 @@ github_app = typer.Typer(
 )
 
 
-def _api_url(value: str | None) -> str | None:
-    if value is None:
-        return None
-    if not value.startswith(("https://", "http://")):
-        raise context.CliError(f"--api-url must be an http(s) URL, not {value!r}")
-    return value.rstrip("/")
-
-
-def _store(project: str, credentials: Credentials, api_url: str | None) -> str:
-    """Store the credentials; a token naming its account makes that account the project's
-    bot login (the loop guard). Returns the project's name."""
+def _store(
+    project: str, credentials: Credentials, api_url: str | None, body: dict[str, Any]
+) -> str:
+    """Store the credentials (``body``: the same, as the API's request body in remote mode).
+    Returns the project's name."""
+    client = remote.client()
+    if client is not None:
+        kind = "app" if credentials.kind == "app" else "token"
+        answer = client.put(client.path("projects", project, "github", kind), body)
+        name: str = answer["project"]
+        return name
     with open_runtime(context.settings(), redis=False) as rt, rt.db.session() as session:
         found = get_project(session, project)
-        set_credentials(session, rt.box, found.id, credentials, api_url=api_url)
-        if isinstance(credentials, TokenCredentials) and credentials.login:
-            found.bot_login = credentials.login
+        github.store(session, rt.box, Principal.local(), found, credentials, api_url)
         return found.name
 
 
@@ -66,13 +67,15 @@ def set_app(
         pem = private_key_file.read_text()
     except OSError as exc:
         raise context.CliError(f"cannot read {private_key_file}: {exc.strerror}") from None
-    try:
-        creds = AppCredentials(
-            app_id=app_id, private_key_pem=SecretStr(pem), installation_id=installation_id
-        )
-    except ValidationError as exc:
-        raise context.CliError(_first_error(exc)) from None
-    name = _store(project, creds, _api_url(api_url))
+    creds = github.app_credentials(app_id, pem, installation_id)
+    url = github.api_url(api_url)
+    body = {
+        "app_id": app_id,
+        "private_key_pem": pem,
+        "installation_id": installation_id,
+        "api_url": url,
+    }
+    name = _store(project, creds, url, body)
     console.print(f"GitHub App {app_id} set on {name}", highlight=False)
 
 
@@ -89,11 +92,10 @@ def set_token(
     """Use a token (fine-grained PAT) read from stdin."""
     if sys.stdin.isatty():
         console.print("token (end with Ctrl-D):", highlight=False)
-    try:
-        creds = TokenCredentials(token=SecretStr(sys.stdin.read()), login=login)
-    except ValidationError as exc:
-        raise context.CliError(_first_error(exc)) from None
-    name = _store(project, creds, _api_url(api_url))
+    token = sys.stdin.read()
+    creds = github.token_credentials(token, login)
+    url = github.api_url(api_url)
+    name = _store(project, creds, url, {"token": token, "login": login, "api_url": url})
     console.print(f"GitHub token set on {name}", highlight=False)
 
 
@@ -103,18 +105,16 @@ def show(
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Show the project's GitHub credentials, masked."""
-    with open_runtime(context.settings(), redis=False) as rt, rt.db.session() as session:
-        found = get_project(session, project)
-        shown = masked(session, found.id)
-    if shown is None:
-        raise context.CliError(f"project {project!r} has no GitHub credentials")
+    client = remote.client()
+    if client is not None:
+        shown = client.get(client.path("projects", project, "github"))
+    else:
+        with open_runtime(context.settings(), redis=False) as rt, rt.db.session() as session:
+            shown = github.shown(session, get_project(session, project))
+        if shown is None:
+            raise context.CliError(github.none_set(project))
     if as_json:
         print_json(shown)
         return
     for key, value in shown.items():
         console.print(f"{key}: {value}", highlight=False)
-
-
-def _first_error(exc: ValidationError) -> str:
-    first = exc.errors()[0]
-    return str(first.get("msg", "invalid value")).removeprefix("Value error, ")

@@ -104,6 +104,20 @@ class RemoteClient:
         """``POST path`` with a JSON ``body``."""
         return self.request("POST", path, json_body=body if body is not None else {})
 
+    def put(self, path: str, body: Any) -> Any:
+        """``PUT path`` with a JSON ``body``."""
+        return self.request("PUT", path, json_body=body)
+
+    def patch(self, path: str, body: Any) -> Any:
+        """``PATCH path`` with a JSON ``body``."""
+        return self.request("PATCH", path, json_body=body)
+
+    def delete(self, path: str, **params: Any) -> Any:
+        """``DELETE path`` with ``params`` (None values left out)."""
+        return self.request(
+            "DELETE", path, params={k: v for k, v in params.items() if v is not None}
+        )
+
     def events(self, path: str, **params: Any) -> Iterator[tuple[str, Any]]:
         """A server-sent event stream as ``(event, decoded data)`` pairs."""
         try:

@@ -1,23 +1,23 @@
 """``gaffer usage``: what model calls cost, summed from the gateway's usage rows.
 
-Register with ``app.command("usage")(usage_command)`` in :mod:`gaffer.cli.main`.
+Register with ``app.command("usage")(usage_command)`` in :mod:`gaffer.cli.main`. In remote
+mode the report comes from ``GET /api/v1/usage``; both modes build it with
+:mod:`gaffer.manage.usage`.
 """
 
 from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta
-from typing import cast
 
 import typer
 
-from gaffer.cli import context
+from gaffer.cli import context, remote
 from gaffer.cli.output import console, print_json, table
-from gaffer.gateway.usage import GroupBy, Totals, summarize
+from gaffer.manage.usage import COLUMNS, grouping, usage_report, usage_rows
 from gaffer.runtime import open_runtime
 from gaffer.store.projects import get_project
 
-BY_CHOICES = ("model", "agent", "day")
 _DAYS = re.compile(r"(\d{1,5})d")
 
 
@@ -36,21 +36,6 @@ def parse_since(value: str, *, now: datetime | None = None) -> datetime:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
-def _row(totals: Totals) -> list[object]:
-    cost = f"{totals.cost_usd:,.4f}" + (
-        f" (+{totals.unpriced} unpriced)" if totals.unpriced else ""
-    )
-    return [
-        totals.key,
-        totals.calls,
-        f"{totals.input_tokens:,}",
-        f"{totals.output_tokens:,}",
-        f"{totals.cache_read_tokens:,}",
-        f"{totals.cache_write_tokens:,}",
-        cost,
-    ]
-
-
 def usage_command(
     project: str | None = typer.Option(None, help="Only this project (name or id)."),
     since: str | None = typer.Option(
@@ -60,23 +45,20 @@ def usage_command(
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Sum the model calls made through the gateway: calls, tokens and cost in USD."""
-    if by not in BY_CHOICES:
-        raise context.CliError(f"--by {by!r}: one of {', '.join(BY_CHOICES)}")
+    grouping(by)
     start = parse_since(since) if since is not None else None
-    with open_runtime(context.settings(), redis=False) as rt, rt.db.session() as session:
-        project_id = get_project(session, project).id if project is not None else None
-        grouping = cast(GroupBy, by)
-        groups, total = summarize(session, project_id=project_id, since=start, by=grouping)
-    if as_json:
-        print_json(
-            {
-                "by": by,
-                "project": project,
-                "since": start.isoformat() if start else None,
-                "groups": [g.as_dict() for g in groups],
-                "total": total.as_dict(),
-            }
+    client = remote.client()
+    if client is not None:
+        report = client.get(
+            "/usage", project=project, since=start.isoformat() if start else None, by=by
         )
+    else:
+        with open_runtime(context.settings(), redis=False) as rt, rt.db.session() as session:
+            project_id = get_project(session, project).id if project is not None else None
+            report = usage_report(
+                session, by=by, project=project, project_id=project_id, since=start
+            )
+    if as_json:
+        print_json(report)
         return
-    columns = [by, "calls", "input", "output", "cache read", "cache write", "cost USD"]
-    console.print(table("usage", columns, [*(_row(g) for g in groups), _row(total)]))
+    console.print(table("usage", [by, *COLUMNS], usage_rows(report)))

@@ -6,7 +6,7 @@ properties turn them into dollars.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
@@ -180,13 +180,17 @@ def summarize(
     project_id: str | None = None,
     since: datetime | None = None,
     by: GroupBy = "model",
+    project_ids: Collection[str] | None = None,
 ) -> tuple[list[Totals], Totals]:
     """Calls grouped ``by`` model, agent type or UTC day (``YYYY-MM-DD``), largest cost first
-    (days in date order), and the grand total, optionally only one project's and only calls
-    started at or after ``since``."""
+    (days in date order), and the grand total, optionally only one project's (or only those of
+    ``project_ids``: an API caller's visible projects) and only calls started at or after
+    ``since``."""
     query = select(GatewayCall)
     if project_id is not None:
         query = query.where(GatewayCall.project_id == project_id)
+    if project_ids is not None:
+        query = query.where(GatewayCall.project_id.in_(list(project_ids)))
     if since is not None:
         query = query.where(GatewayCall.started_at >= since)
     groups: dict[str, Totals] = {}
