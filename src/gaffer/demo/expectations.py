@@ -76,7 +76,9 @@ def github_problems(run: dict[str, Any]) -> list[str]:
     short = run["id"][:8]
     problems = []
     for entry in run.get("outbox") or []:
-        if entry["status"] != "sent":
+        # superseded: a later update of the same comment replaced it before it was sent (the
+        # "started" ack text when the run finished first); the later one is what counts.
+        if entry["status"] not in ("sent", "superseded"):
             problems.append(
                 f"run {short}: GitHub write {entry['kind']} {entry['status']}"
                 + (f": {entry['error']}" if entry.get("error") else "")
