@@ -5,41 +5,38 @@ tests (it is never a skip)."""
 
 from __future__ import annotations
 
-import io
 import json
 import os
-import shutil
-import stat
-import subprocess
-import tempfile
 import uuid
 from collections.abc import Iterator
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from gaffer.engines.aider import MAX_MODEL_ATTEMPTS, OUTPUT_DIR, AiderEngine
-from gaffer.engines.base import EngineError, EngineResult, EngineUser, Invocation, ModelEndpoint
-from gaffer.queue.jobs import EngineSpec, JobData, RepositorySpec, TaskSpec
-from gaffer.store.agents import set_agent
-from gaffer.store.credentials import set_credential
-from gaffer.store.projects import get_project
-from gaffer.worker.events import Reporter
+from gaffer.engines.base import EngineError, EngineUser, ModelEndpoint
+from gaffer.queue.jobs import EngineSpec
 from tests.conftest import GafferFactory
-from tests.support.harness import Gaffer, fixture_body
+from tests.support.engine_runs import (
+    EngineRun,
+    EngineSetup,
+    deliver_issue,
+    engine_cli,
+    engine_project,
+    git_show,
+    user_reachable_dir,
+)
+from tests.support.harness import fixture_body
 from tests.support.model_server import Edit, ModelServer, Say, Usage
 
-ENGINES_BIN = Path(os.environ.get("GAFFER_ENGINES_DIR", "/opt/gaffer-engines")) / "bin"
 KEY = "sk-test-" + uuid.uuid4().hex
+AIDER = EngineSetup("aider", model="gpt-test", credential="OPENAI_API_KEY", key=KEY)
 
 
 @pytest.fixture(scope="module")
 def aider_cli() -> Path:
-    cli = ENGINES_BIN / "aider"
-    assert os.access(cli, os.X_OK), f"{cli} is missing: run scripts/install-engines aider"
-    return cli
+    return engine_cli("aider", "aider")
 
 
 @pytest.fixture
@@ -48,64 +45,12 @@ def server() -> Any:
         yield server
 
 
-class Run:
-    """One engine invocation's inputs and what it reported."""
+class Run(EngineRun):
+    """An aider invocation of ``cli`` with the test's key, against ``base_url``."""
 
-    def __init__(self, tmp_path: Path, cli: Path, base_url: str) -> None:
-        self.checkout = tmp_path / "tree"
-        self.scratch = tmp_path / "scratch"
-        (self.scratch / "home").mkdir(parents=True)
-        subprocess.run(["git", "init", "-q", "-b", "main", str(self.checkout)], check=True)
-        (self.checkout / "README.md").write_text("# r\n")
-        git = ["git", "-C", str(self.checkout), "-c", "user.name=t", "-c", "user.email=t@t"]
-        subprocess.run([*git, "add", "-A"], check=True)
-        subprocess.run([*git, "commit", "-q", "-m", "init"], check=True)
-        # A wrapper that records the argv and the environment the CLI really got.
-        self.argv_file = tmp_path / "argv.txt"
-        self.env_file = tmp_path / "cli-env.txt"
-        wrapper = tmp_path / "aider-wrapper"
-        wrapper.write_text(
-            f'#!/bin/sh\nprintf "%s\\n" "$@" >> {self.argv_file}\nenv > {self.env_file}\n'
-            f'exec {cli} "$@"\n'
-        )
-        wrapper.chmod(wrapper.stat().st_mode | stat.S_IXUSR)
-        self.out = io.StringIO()
-        job = JobData(
-            run_id=uuid.uuid4().hex,
-            project_id="p",
-            project_name="hello",
-            agent_type="implementation",
-            repository=RepositorySpec(full_name="o/r", clone_url=str(self.checkout)),
-            engine=EngineSpec(name="aider", settings={"path": str(wrapper)}),
-            task=TaskSpec(
-                agent_type="implementation",
-                repository="o/r",
-                work_item="7",
-                trigger="issues.labeled",
-                provider="github",
-            ),
-            branch="gaffer/implementation/7",
-            timeout_s=60,
-        )
-        self.invocation = Invocation(
-            job=job,
-            checkout=self.checkout,
-            scratch=self.scratch,
-            home=self.scratch / "home",
-            reporter=Reporter(self.out),
-            system_prompt="You are gaffer's implementation agent.",
-            prompt="Write HELLO.md saying hi.",
-            model=ModelEndpoint(model="gpt-test", base_url=base_url, api_key=KEY),
-        )
-
-    def run(self, **changes: Any) -> EngineResult:
-        return AiderEngine().run(replace(self.invocation, **changes))
-
-    def events(self) -> list[dict[str, Any]]:
-        return [json.loads(line) for line in self.out.getvalue().splitlines()]
-
-    def log(self) -> list[str]:
-        return [e["message"] for e in self.events() if e["event"] == "log"]
+    def __init__(self, root: Path, cli: Path, base_url: str) -> None:
+        endpoint = ModelEndpoint(model="gpt-test", base_url=base_url, api_key=KEY)
+        super().__init__(root, cli, AiderEngine(), engine_name="aider", model=endpoint)
 
 
 @pytest.fixture
@@ -142,9 +87,7 @@ def test_a_turn_edits_the_file_and_reports_summary_and_figures(run: Run, server:
     assert KEY not in argv and "--openai-api-key" not in argv
     assert argv.splitlines()[:2] == ["--model", "openai/gpt-test"]
     assert KEY not in run.out.getvalue()
-    cli_env = dict(
-        line.split("=", 1) for line in run.env_file.read_text().splitlines() if "=" in line
-    )
+    cli_env = run.cli_env()
     assert cli_env["OPENAI_API_KEY"] == KEY
     assert cli_env["LITELLM_LOCAL_MODEL_COST_MAP"] == "True"
     # aider's history stays out of the repository.
@@ -249,44 +192,11 @@ def test_a_repository_env_file_cannot_set_a_proxy(run: Run, server: Any) -> None
 # -- end to end: a project whose agent uses the aider engine -------------------------------
 
 
-def aider_project(
-    gaffer: Gaffer, server: ModelServer, agent: str = "implementation", **options: Any
-) -> Any:
-    """A project whose ``agent`` plays on aider against the model server, its key in the
-    project's credentials under the engine's default name."""
-    project = gaffer.create_project(agents=[agent], **options)
-    with gaffer.rt.db.session() as session:
-        found = get_project(session, project.name)
-        set_credential(session, gaffer.rt.box, found.id, "OPENAI_API_KEY", KEY)
-        set_agent(
-            session,
-            found,
-            agent,
-            engine="aider",
-            engine_settings={},
-            overrides={"model": "gpt-test", "base_url": server.openai_url},
-        )
-    return project
-
-
-def deliver_issue(gaffer: Gaffer, project: Any) -> str:
-    response = gaffer.deliver(fixture_body("issues.labeled"), "issues", project.secret)
-    assert response.status_code == 202, response.text
-    [run_id] = response.json()["runs"]
-    return str(run_id)
-
-
-def show(bare: Path, spec: str) -> str:
-    return subprocess.run(
-        ["git", "show", spec], cwd=bare, capture_output=True, text=True, check=True
-    ).stdout
-
-
 def test_an_aider_run_through_gaffer_commits_pushes_and_records_its_figures(
     start_gaffer: GafferFactory, aider_cli: Path, server: ModelServer
 ) -> None:
     gaffer = start_gaffer(engines_dir=aider_cli.parent.parent)
-    project = aider_project(gaffer, server)
+    project = engine_project(gaffer, server, AIDER)
     server.usage = Usage(input_tokens=200, output_tokens=20)
     server.script([Edit("HELLO.md", "hi\n", then="Done: wrote HELLO.md")])
 
@@ -295,14 +205,8 @@ def test_an_aider_run_through_gaffer_commits_pushes_and_records_its_figures(
 
     assert run["status"] == "SUCCEEDED", (run["error"], gaffer.logs(run_id))
     assert project.bare is not None
-    assert show(project.bare, f"{run['commit']}:HELLO.md") == "hi\n"
-    files = subprocess.run(
-        ["git", "show", "--name-only", "--format=", run["commit"]],
-        cwd=project.bare,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.split()
+    assert git_show(project.bare, f"{run['commit']}:HELLO.md") == "hi\n"
+    files = git_show(project.bare, "--name-only", "--format=", run["commit"]).split()
     assert files == ["HELLO.md"]  # no aider history or config in the commit
     assert run["summary"] == "Done: wrote HELLO.md"
     calls = server.model_requests
@@ -325,7 +229,7 @@ def test_a_bad_key_fails_the_run_with_aider_message(
     start_gaffer: GafferFactory, aider_cli: Path, server: ModelServer
 ) -> None:
     gaffer = start_gaffer(engines_dir=aider_cli.parent.parent)
-    project = aider_project(gaffer, server)
+    project = engine_project(gaffer, server, AIDER)
     server.fail(status=401, times=None)
 
     run = gaffer.wait_for(deliver_issue(gaffer, project))
@@ -340,7 +244,7 @@ def test_a_continuation_turn_makes_the_review_agent_write_its_review(
     start_gaffer: GafferFactory, aider_cli: Path, server: ModelServer
 ) -> None:
     gaffer = start_gaffer(engines_dir=aider_cli.parent.parent)
-    project = aider_project(gaffer, server, "review", pr_branch="changes")
+    project = engine_project(gaffer, server, AIDER, "review", pr_branch="changes")
     review = {"event": "COMMENT", "body": "Looks right.", "comments": []}
     server.script(
         [
@@ -370,12 +274,8 @@ def test_a_continuation_turn_makes_the_review_agent_write_its_review(
 @pytest.fixture
 def user_root() -> Iterator[Path]:
     """A directory an unprivileged user can reach (pytest's tmp_path is 0700 root)."""
-    root = Path(tempfile.mkdtemp(prefix="gaffer-aider-user-"))
-    root.chmod(0o755)
-    try:
+    with user_reachable_dir("gaffer-aider-user-") as root:
         yield root
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="switching to an engine user needs root")

@@ -5,37 +5,38 @@ fails these tests (it is never a skip)."""
 
 from __future__ import annotations
 
-import io
 import json
 import os
-import shutil
 import socket
 import stat
 import subprocess
-import tempfile
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from gaffer.engines.base import EngineResult, EngineUser, Invocation, ModelEndpoint
+from gaffer.engines.base import EngineUser, ModelEndpoint
 from gaffer.engines.claude_code import ARGV_TEXT_MAX_BYTES, MAX_RETRIES, ClaudeCodeEngine
-from gaffer.queue.jobs import EngineSpec, JobData, RepositorySpec, TaskSpec
-from gaffer.store.agents import set_agent
-from gaffer.store.credentials import set_credential
 from gaffer.store.models import RunStatus
-from gaffer.store.projects import get_project
-from gaffer.worker.events import Reporter
 from tests.conftest import DockerGaffers, GafferFactory
-from tests.support.harness import Gaffer, fixture_body
+from tests.support.engine_runs import (
+    EngineRun,
+    EngineSetup,
+    deliver_issue,
+    engine_cli,
+    engine_project,
+    git_show,
+    user_reachable_dir,
+    wait_for_pid_file,
+    wait_until_gone,
+)
+from tests.support.harness import fixture_body
 from tests.support.model_server import ModelServer, RecordedRequest, Say, Shell, Usage
 
-ENGINES_BIN = Path(os.environ.get("GAFFER_ENGINES_DIR", "/opt/gaffer-engines")) / "bin"
 KEY = "sk-ant-test-" + uuid.uuid4().hex
+CLAUDE = EngineSetup("claude-code", model="claude-test", credential="ANTHROPIC_API_KEY", key=KEY)
 MAX_REQUESTS = MAX_RETRIES + 1
 """The most requests one failing model call may cost: the call and Claude Code's bounded
 retries (its default, 10 with backoff, takes minutes against a dead server)."""
@@ -44,9 +45,7 @@ WRAPPER_LINE = "claude-test-wrapper: starting"
 
 @pytest.fixture(scope="module")
 def claude_cli() -> Path:
-    cli = ENGINES_BIN / "claude"
-    assert os.access(cli, os.X_OK), f"{cli} is missing: run scripts/install-engines claude-code"
-    return cli
+    return engine_cli("claude", "claude-code")
 
 
 @pytest.fixture
@@ -55,23 +54,21 @@ def server() -> Iterator[ModelServer]:
         yield server
 
 
-class Run:
-    """One engine invocation's inputs (a git checkout, a scratch dir with the engine's home)
-    and what it reported."""
+class Run(EngineRun):
+    """A claude-code invocation of ``cli`` with the test's key, against ``base_url``, of at
+    most 8 turns. Its wrapper records the argv of each call as a JSON line in ``argv.json``
+    and prints one line that is not JSON."""
+
+    argv_name = "argv.json"
 
     def __init__(self, root: Path, cli: Path, base_url: str) -> None:
-        self.root = root
-        self.checkout = root / "tree"
-        self.scratch = root / "scratch"
-        (self.scratch / "home").mkdir(parents=True)
-        subprocess.run(["git", "init", "-q", "-b", "main", str(self.checkout)], check=True)
-        (self.checkout / "README.md").write_text("# r\n")
-        self.commit("init")
-        # A wrapper that records the argv the engine really ran the CLI with, and prints one
-        # line that is not JSON.
-        self.argv_file = root / "argv.json"
-        wrapper = root / "claude-wrapper"
-        wrapper.write_text(
+        endpoint = ModelEndpoint(model="claude-test", base_url=base_url, api_key=KEY)
+        super().__init__(
+            root, cli, ClaudeCodeEngine(), engine_name="claude-code", model=endpoint, max_turns=8
+        )
+
+    def wrapper_script(self, cli: Path) -> str:
+        return (
             "#!/usr/bin/env python3\n"
             "import json, os, sys\n"
             f"with open({str(self.argv_file)!r}, 'a') as f:\n"
@@ -79,50 +76,6 @@ class Run:
             f"print({WRAPPER_LINE!r}, flush=True)\n"
             f"os.execv({str(cli)!r}, [{str(cli)!r}, *sys.argv[1:]])\n"
         )
-        wrapper.chmod(0o755)
-        self.out = io.StringIO()
-        job = JobData(
-            run_id=uuid.uuid4().hex,
-            project_id="p",
-            project_name="hello",
-            agent_type="implementation",
-            repository=RepositorySpec(full_name="o/r", clone_url=str(self.checkout)),
-            engine=EngineSpec(name="claude-code", settings={"path": str(wrapper)}),
-            task=TaskSpec(
-                agent_type="implementation",
-                repository="o/r",
-                work_item="7",
-                trigger="issues.labeled",
-                provider="github",
-            ),
-            branch="gaffer/implementation/7",
-            timeout_s=60,
-        )
-        self.invocation = Invocation(
-            job=job,
-            checkout=self.checkout,
-            scratch=self.scratch,
-            home=self.scratch / "home",
-            reporter=Reporter(self.out),
-            system_prompt="You are gaffer's implementation agent.",
-            prompt="Write HELLO.md saying hi.",
-            model=ModelEndpoint(model="claude-test", base_url=base_url, api_key=KEY),
-            max_turns=8,
-        )
-
-    def commit(self, message: str) -> None:
-        git = ["git", "-C", str(self.checkout), "-c", "user.name=t", "-c", "user.email=t@t"]
-        subprocess.run([*git, "add", "-A"], check=True)
-        subprocess.run([*git, "commit", "-q", "-m", message], check=True)
-
-    def run(self, **changes: Any) -> EngineResult:
-        return ClaudeCodeEngine().run(replace(self.invocation, **changes))
-
-    def events(self) -> list[dict[str, Any]]:
-        return [json.loads(line) for line in self.out.getvalue().splitlines()]
-
-    def log(self) -> list[str]:
-        return [e["message"] for e in self.events() if e["event"] == "log"]
 
     def argvs(self) -> list[list[str]]:
         return [json.loads(line) for line in self.argv_file.read_text().splitlines()]
@@ -393,12 +346,8 @@ def test_the_repository_settings_cannot_redirect_the_key_but_its_claude_md_is_re
 @pytest.fixture
 def user_root() -> Iterator[Path]:
     """A directory an unprivileged user can reach (pytest's tmp_path is 0700 root)."""
-    root = Path(tempfile.mkdtemp(prefix="gaffer-claude-user-"))
-    root.chmod(0o755)
-    try:
+    with user_reachable_dir("gaffer-claude-user-") as root:
         yield root
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="switching to an engine user needs root")
@@ -430,44 +379,11 @@ def test_as_an_unprivileged_engine_user(
 # -- end to end: a project whose agent uses the claude-code engine --------------------------
 
 
-def claude_project(
-    gaffer: Gaffer, server: ModelServer, agent: str = "implementation", **options: Any
-) -> Any:
-    """A project whose ``agent`` plays on claude-code against the model server, its key in
-    the project's credentials under the engine's default name."""
-    project = gaffer.create_project(agents=[agent], **options)
-    with gaffer.rt.db.session() as session:
-        found = get_project(session, project.name)
-        set_credential(session, gaffer.rt.box, found.id, "ANTHROPIC_API_KEY", KEY)
-        set_agent(
-            session,
-            found,
-            agent,
-            engine="claude-code",
-            engine_settings={},
-            overrides={"model": "claude-test", "base_url": server.anthropic_url},
-        )
-    return project
-
-
-def deliver_issue(gaffer: Gaffer, project: Any) -> str:
-    response = gaffer.deliver(fixture_body("issues.labeled"), "issues", project.secret)
-    assert response.status_code == 202, response.text
-    [run_id] = response.json()["runs"]
-    return str(run_id)
-
-
-def show(bare: Path, spec: str) -> str:
-    return subprocess.run(
-        ["git", "show", spec], cwd=bare, capture_output=True, text=True, check=True
-    ).stdout
-
-
 def test_a_claude_code_run_through_gaffer_commits_pushes_and_records_its_figures(
     start_gaffer: GafferFactory, claude_cli: Path, server: ModelServer
 ) -> None:
     gaffer = start_gaffer(engines_dir=claude_cli.parent.parent)
-    project = claude_project(gaffer, server)
+    project = engine_project(gaffer, server, CLAUDE)
     server.usage = Usage(input_tokens=200, output_tokens=20, cache_read=5, cache_write=1)
     server.script([Shell("printf 'hi\\n' > HELLO.md", then="Done: wrote HELLO.md")])
 
@@ -476,7 +392,7 @@ def test_a_claude_code_run_through_gaffer_commits_pushes_and_records_its_figures
 
     assert run["status"] == "SUCCEEDED", (run["error"], gaffer.logs(run_id))
     assert project.bare is not None
-    assert show(project.bare, f"{run['commit']}:HELLO.md") == "hi\n"
+    assert git_show(project.bare, f"{run['commit']}:HELLO.md") == "hi\n"
     assert run["branch"] == "gaffer/implementation/1"
     assert run["summary"] == "Done: wrote HELLO.md"
     calls = messages_calls(server)
@@ -505,7 +421,7 @@ def test_a_bad_key_fails_the_run_with_claude_message(
     start_gaffer: GafferFactory, claude_cli: Path, server: ModelServer
 ) -> None:
     gaffer = start_gaffer(engines_dir=claude_cli.parent.parent)
-    project = claude_project(gaffer, server)
+    project = engine_project(gaffer, server, CLAUDE)
     server.fail(status=401, times=None)
 
     run = gaffer.wait_for(deliver_issue(gaffer, project))
@@ -521,16 +437,13 @@ def test_a_claude_code_run_canceled_mid_run_stops_the_cli_and_its_commands(
     start_gaffer: GafferFactory, claude_cli: Path, server: ModelServer, tmp_path: Path
 ) -> None:
     gaffer = start_gaffer(engines_dir=claude_cli.parent.parent)
-    project = claude_project(gaffer, server)
+    project = engine_project(gaffer, server, CLAUDE)
     pid_file = tmp_path / "agent-command.pid"
     server.script([Shell(f"echo $$ > {pid_file}; exec sleep 600", then="never")])
 
     run_id = deliver_issue(gaffer, project)
     gaffer.wait_for(run_id, [RunStatus.RUNNING])
-    while not pid_file.exists() or not pid_file.read_text().strip():
-        assert RunStatus(gaffer.run(run_id)["status"]) is RunStatus.RUNNING
-        time.sleep(0.05)
-    pid = int(pid_file.read_text())
+    pid = wait_for_pid_file(gaffer, run_id, pid_file)
     result = gaffer.cancel(run_id)
 
     run = gaffer.wait_for(run_id)
@@ -538,19 +451,8 @@ def test_a_claude_code_run_canceled_mid_run_stops_the_cli_and_its_commands(
     assert project.bare is not None and run["commit"] is None
     # The agent's command went with the engine, although Claude Code ran it in a session of
     # its own, out of the worker's process group.
-    deadline = time.monotonic() + 30
-    while _alive(pid):
-        assert time.monotonic() < deadline, f"the agent's command {pid} outlived the run"
-        time.sleep(0.05)
+    wait_until_gone(pid, f"the agent's command {pid} outlived the run")
     assert any("process(es) the agent's commands left running" in m for _, m in gaffer.logs(run_id))
-
-
-def _alive(pid: int) -> bool:
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()
-    except OSError:
-        return False
-    return fields[0] != "Z"
 
 
 def test_commands_the_agent_left_running_are_killed_when_the_turn_ends(
@@ -565,10 +467,7 @@ def test_commands_the_agent_left_running_are_killed_when_the_turn_ends(
 
     assert result.ok and result.summary == "Left it running", (result, run.log())
     pid = int(pid_file.read_text())
-    deadline = time.monotonic() + 30
-    while _alive(pid):
-        assert time.monotonic() < deadline, f"the agent's background command {pid} outlived it"
-        time.sleep(0.05)
+    wait_until_gone(pid, f"the agent's background command {pid} outlived it")
     assert "killed 1 process(es) the agent's commands left running" in run.log()
 
 
@@ -576,7 +475,7 @@ def test_a_continuation_turn_resumes_the_session_and_the_review_agent_writes_its
     start_gaffer: GafferFactory, claude_cli: Path, server: ModelServer
 ) -> None:
     gaffer = start_gaffer(engines_dir=claude_cli.parent.parent)
-    project = claude_project(gaffer, server, "review", pr_branch="changes")
+    project = engine_project(gaffer, server, CLAUDE, "review", pr_branch="changes")
     review = {"event": "COMMENT", "body": "Looks right.", "comments": []}
     server.script(
         [
@@ -608,7 +507,7 @@ def test_a_model_that_stalls_times_the_run_out(
     start_gaffer: GafferFactory, claude_cli: Path, server: ModelServer
 ) -> None:
     gaffer = start_gaffer(engines_dir=claude_cli.parent.parent, stall_timeout_s=3.0)
-    project = claude_project(gaffer, server)
+    project = engine_project(gaffer, server, CLAUDE)
     server.stall(seconds=120, times=None)
 
     run = gaffer.wait_for(deliver_issue(gaffer, project))
@@ -623,7 +522,7 @@ def test_a_claude_code_run_in_a_container_is_committed_and_pushed(
 ) -> None:
     # The host's network, so that the container reaches the model server on 127.0.0.1.
     gaffer = docker_gaffers.start(worker_network="host")
-    project = claude_project(gaffer, server)
+    project = engine_project(gaffer, server, CLAUDE)
     server.usage = Usage(input_tokens=50, output_tokens=5, cache_read=0, cache_write=0)
     server.script(
         [Shell("printf 'hi\\n' > HELLO.md; id -u > UID.txt; env > ENV.txt", then="Done in a box")]
@@ -634,9 +533,9 @@ def test_a_claude_code_run_in_a_container_is_committed_and_pushed(
     assert run["status"] == "SUCCEEDED", (run["error"], gaffer.logs(run["id"]))
     assert run["summary"] == "Done in a box"
     assert project.bare is not None
-    assert show(project.bare, f"{run['commit']}:HELLO.md") == "hi\n"
-    assert show(project.bare, f"{run['commit']}:UID.txt") == "1000\n"  # not root
-    environ = show(project.bare, f"{run['commit']}:ENV.txt").splitlines()
+    assert git_show(project.bare, f"{run['commit']}:HELLO.md") == "hi\n"
+    assert git_show(project.bare, f"{run['commit']}:UID.txt") == "1000\n"  # not root
+    environ = git_show(project.bare, f"{run['commit']}:ENV.txt").splitlines()
     # As uid 1000, --dangerously-skip-permissions needs no IS_SANDBOX; the key stays out.
     assert not any(line.startswith("IS_SANDBOX=") for line in environ)
     assert not any(KEY in line for line in environ)

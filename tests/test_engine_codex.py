@@ -4,26 +4,21 @@ in ``$GAFFER_ENGINES_DIR/bin``; a missing CLI fails these tests (it is never a s
 
 from __future__ import annotations
 
-import io
 import json
-import os
 import stat
 import subprocess
 import tomllib
 import uuid
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from gaffer.engines.base import EngineError, EngineResult, Invocation, ModelEndpoint
+from gaffer.engines.base import EngineError, ModelEndpoint
 from gaffer.engines.codex import API_KEY_ENV, CodexEngine
-from gaffer.queue.jobs import EngineSpec, JobData, RepositorySpec, TaskSpec
-from gaffer.worker.events import Reporter
+from tests.support.engine_runs import EngineRun, engine_cli
 from tests.support.model_server import ModelServer, Say, Shell, Usage
 
-ENGINES_BIN = Path(os.environ.get("GAFFER_ENGINES_DIR", "/opt/gaffer-engines")) / "bin"
 KEY = "sk-test-" + uuid.uuid4().hex
 MAX_REQUESTS = 4
 """The most requests a failing model call may cost: a dead server fails the turn in about a
@@ -32,9 +27,7 @@ second (Codex's defaults, 4 request retries and 5 stream retries with backoff, t
 
 @pytest.fixture(scope="module")
 def codex_cli() -> Path:
-    cli = ENGINES_BIN / "codex"
-    assert os.access(cli, os.X_OK), f"{cli} is missing: run scripts/install-engines codex"
-    return cli
+    return engine_cli("codex", "codex")
 
 
 @pytest.fixture
@@ -43,61 +36,12 @@ def server() -> Any:
         yield server
 
 
-class Run:
-    """One engine invocation's inputs and what it reported."""
+class Run(EngineRun):
+    """A codex invocation of ``cli`` with the test's key, against ``base_url``."""
 
-    def __init__(self, tmp_path: Path, cli: Path, base_url: str) -> None:
-        self.root = tmp_path
-        self.checkout = tmp_path / "tree"
-        self.scratch = tmp_path / "scratch"
-        (self.scratch / "home").mkdir(parents=True)
-        subprocess.run(["git", "init", "-q", "-b", "main", str(self.checkout)], check=True)
-        (self.checkout / "README.md").write_text("# r\n")
-        git = ["git", "-C", str(self.checkout), "-c", "user.name=t", "-c", "user.email=t@t"]
-        subprocess.run([*git, "add", "-A"], check=True)
-        subprocess.run([*git, "commit", "-q", "-m", "init"], check=True)
-        # A wrapper that records the argv the engine really ran the CLI with.
-        self.argv_file = tmp_path / "argv.txt"
-        wrapper = tmp_path / "codex-wrapper"
-        wrapper.write_text(f'#!/bin/sh\nprintf "%s\\n" "$@" >> {self.argv_file}\nexec {cli} "$@"\n')
-        wrapper.chmod(wrapper.stat().st_mode | stat.S_IXUSR)
-        self.out = io.StringIO()
-        job = JobData(
-            run_id=uuid.uuid4().hex,
-            project_id="p",
-            project_name="hello",
-            agent_type="implementation",
-            repository=RepositorySpec(full_name="o/r", clone_url=str(self.checkout)),
-            engine=EngineSpec(name="codex", settings={"path": str(wrapper)}),
-            task=TaskSpec(
-                agent_type="implementation",
-                repository="o/r",
-                work_item="7",
-                trigger="issues.labeled",
-                provider="github",
-            ),
-            branch="gaffer/implementation/7",
-            timeout_s=60,
-        )
-        self.invocation = Invocation(
-            job=job,
-            checkout=self.checkout,
-            scratch=self.scratch,
-            home=self.scratch / "home",
-            reporter=Reporter(self.out),
-            system_prompt="You are gaffer's implementation agent.",
-            prompt="Write HELLO.md saying hi.",
-            model=ModelEndpoint(model="gpt-test", base_url=base_url, api_key=KEY),
-        )
-
-    def run(self, **changes: Any) -> EngineResult:
-        return CodexEngine().run(replace(self.invocation, **changes))
-
-    def events(self) -> list[dict[str, Any]]:
-        return [json.loads(line) for line in self.out.getvalue().splitlines()]
-
-    def log(self) -> list[str]:
-        return [e["message"] for e in self.events() if e["event"] == "log"]
+    def __init__(self, root: Path, cli: Path, base_url: str) -> None:
+        endpoint = ModelEndpoint(model="gpt-test", base_url=base_url, api_key=KEY)
+        super().__init__(root, cli, CodexEngine(), engine_name="codex", model=endpoint)
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ the key Codex sends."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import time
 import uuid
@@ -15,58 +14,25 @@ from pathlib import Path
 
 import pytest
 
-from gaffer.store.agents import set_agent
-from gaffer.store.credentials import set_credential
 from gaffer.store.models import RunStatus
-from gaffer.store.projects import get_project
 from tests.conftest import DockerGaffers, GafferFactory
-from tests.support.harness import Gaffer, ProjectInfo, fixture_body
+from tests.support.engine_runs import EngineSetup, deliver_fixture, engine_cli, engine_project
 from tests.support.model_server import ModelServer, Say, Shell, Usage
 
-ENGINES_BIN = Path(os.environ.get("GAFFER_ENGINES_DIR", "/opt/gaffer-engines")) / "bin"
 KEY = "sk-test-" + uuid.uuid4().hex
+CODEX = EngineSetup("codex", model="gpt-test", credential="OPENAI_API_KEY", key=KEY)
 PR_HEAD = "changes"  # the head branch of the fixture PRs
 
 
 @pytest.fixture(scope="module", autouse=True)
 def codex_cli() -> None:
-    cli = ENGINES_BIN / "codex"
-    assert os.access(cli, os.X_OK), f"{cli} is missing: run scripts/install-engines codex"
+    engine_cli("codex", "codex")
 
 
 @pytest.fixture
 def server() -> Iterator[ModelServer]:
     with ModelServer() as server:
         yield server
-
-
-def codex_project(
-    gaffer: Gaffer, server: ModelServer, agent: str, pr_branch: str | None = None
-) -> ProjectInfo:
-    """A project whose ``agent`` plays on codex against ``server``, with the key stored as
-    the project's ``OPENAI_API_KEY`` credential (the codex engine's default)."""
-    project = gaffer.create_project(agents=[agent], pr_branch=pr_branch)
-    with gaffer.rt.db.session() as session:
-        found = get_project(session, project.name)
-        set_credential(session, gaffer.rt.box, found.id, "OPENAI_API_KEY", KEY)
-        set_agent(
-            session,
-            found,
-            agent,
-            engine="codex",
-            engine_settings={},
-            overrides={"model": "gpt-test", "base_url": server.openai_url},
-        )
-    return project
-
-
-def deliver(gaffer: Gaffer, project: ProjectInfo, fixture: str, event: str) -> str:
-    response = gaffer.deliver(
-        fixture_body(fixture), event, project.secret, delivery_id=str(uuid.uuid4())
-    )
-    assert response.status_code == 202, response.text
-    [run_id] = response.json()["runs"]
-    return run_id
 
 
 def git(bare: Path, *args: str) -> str:
@@ -94,11 +60,11 @@ def test_a_codex_implementation_run_is_committed_and_pushed(
     start_gaffer: GafferFactory, server: ModelServer
 ) -> None:
     gaffer = start_gaffer()
-    project = codex_project(gaffer, server, "implementation")
+    project = engine_project(gaffer, server, CODEX, "implementation")
     server.usage = Usage(input_tokens=200, output_tokens=40, cache_read=50, cache_write=0)
     server.script([Shell("printf 'hi\\n' > HELLO.md", then="Done: wrote HELLO.md")])
 
-    run = gaffer.wait_for(deliver(gaffer, project, "issues.labeled", "issues"))
+    run = gaffer.wait_for(deliver_fixture(gaffer, project, "issues.labeled", "issues"))
 
     assert run["status"] == "SUCCEEDED", run["error"]
     assert run["summary"] == "Done: wrote HELLO.md"
@@ -132,7 +98,7 @@ def test_a_codex_review_agent_writes_its_review_on_a_resumed_turn(
     start_gaffer: GafferFactory, server: ModelServer
 ) -> None:
     gaffer = start_gaffer()
-    project = codex_project(gaffer, server, "review", pr_branch=PR_HEAD)
+    project = engine_project(gaffer, server, CODEX, "review", pr_branch=PR_HEAD)
     review = {"event": "COMMENT", "body": "Looks fine.", "comments": []}
     server.script(
         [
@@ -144,7 +110,7 @@ def test_a_codex_review_agent_writes_its_review_on_a_resumed_turn(
         ]
     )
 
-    run = gaffer.wait_for(deliver(gaffer, project, "pull_request.opened", "pull_request"))
+    run = gaffer.wait_for(deliver_fixture(gaffer, project, "pull_request.opened", "pull_request"))
 
     assert run["status"] == "SUCCEEDED", run["error"]
     assert run["outputs"] == {"review": review}
@@ -160,10 +126,10 @@ def test_a_401_fails_the_run_in_codex_words(
     start_gaffer: GafferFactory, server: ModelServer
 ) -> None:
     gaffer = start_gaffer()
-    project = codex_project(gaffer, server, "implementation")
+    project = engine_project(gaffer, server, CODEX, "implementation")
     server.fail(status=401, times=None)
 
-    run = gaffer.wait_for(deliver(gaffer, project, "issues.labeled", "issues"))
+    run = gaffer.wait_for(deliver_fixture(gaffer, project, "issues.labeled", "issues"))
 
     assert run["status"] == "FAILED"
     assert "unexpected status 401 Unauthorized: Incorrect API key" in run["error"], run["error"]
@@ -176,10 +142,10 @@ def test_a_codex_run_whose_model_stalls_times_out(
     start_gaffer: GafferFactory, server: ModelServer
 ) -> None:
     gaffer = start_gaffer(stall_timeout_s=2.0)
-    project = codex_project(gaffer, server, "implementation")
+    project = engine_project(gaffer, server, CODEX, "implementation")
     server.stall(seconds=120)
 
-    run = gaffer.wait_for(deliver(gaffer, project, "issues.labeled", "issues"))
+    run = gaffer.wait_for(deliver_fixture(gaffer, project, "issues.labeled", "issues"))
 
     assert run["status"] == RunStatus.TIMED_OUT.value, run
     assert run["error"] == "stalled: no engine output for 2 s"
@@ -190,11 +156,11 @@ def test_a_codex_run_canceled_mid_turn_stops_codex_and_pushes_nothing(
     start_gaffer: GafferFactory, server: ModelServer
 ) -> None:
     gaffer = start_gaffer()
-    project = codex_project(gaffer, server, "implementation")
+    project = engine_project(gaffer, server, CODEX, "implementation")
     server.script([Shell("printf 'hi\\n' > HELLO.md", then="Done")])
     server.stall(seconds=120)  # the model call hangs: Codex is mid-turn
 
-    run_id = deliver(gaffer, project, "issues.labeled", "issues")
+    run_id = deliver_fixture(gaffer, project, "issues.labeled", "issues")
     deadline = time.monotonic() + 60
     while not server.model_requests:
         assert time.monotonic() < deadline, "codex never called the model"
@@ -219,10 +185,10 @@ def test_a_codex_run_in_a_container_is_committed_and_pushed(
 ) -> None:
     # The host's network, so that the container reaches the model server on 127.0.0.1.
     gaffer = docker_gaffers.start(worker_network="host")
-    project = codex_project(gaffer, server, "implementation")
+    project = engine_project(gaffer, server, CODEX, "implementation")
     server.script([Shell("printf 'hi\\n' > HELLO.md; id -u > UID.txt", then="Done in a box")])
 
-    run = gaffer.wait_for(deliver(gaffer, project, "issues.labeled", "issues"))
+    run = gaffer.wait_for(deliver_fixture(gaffer, project, "issues.labeled", "issues"))
 
     assert run["status"] == "SUCCEEDED", run["error"]
     assert run["summary"] == "Done in a box"
@@ -238,11 +204,11 @@ def test_a_codex_run_in_a_container_canceled_mid_turn_pushes_nothing(
     docker_gaffers: DockerGaffers, server: ModelServer
 ) -> None:
     gaffer = docker_gaffers.start(worker_network="host")
-    project = codex_project(gaffer, server, "implementation")
+    project = engine_project(gaffer, server, CODEX, "implementation")
     server.script([Shell("printf 'hi\\n' > HELLO.md", then="Done")])
     server.stall(seconds=120)  # Codex waits on its model call
 
-    run_id = deliver(gaffer, project, "issues.labeled", "issues")
+    run_id = deliver_fixture(gaffer, project, "issues.labeled", "issues")
     deadline = time.monotonic() + 90
     while not server.model_requests:
         assert time.monotonic() < deadline, "codex never called the model"

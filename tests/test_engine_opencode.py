@@ -5,44 +5,43 @@ these tests (it is never a skip)."""
 
 from __future__ import annotations
 
-import io
 import json
 import os
-import shutil
 import stat
-import subprocess
-import tempfile
-import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from gaffer.engines.base import EngineError, EngineResult, EngineUser, Invocation, ModelEndpoint
+from gaffer.engines.base import EngineError, EngineUser, ModelEndpoint
 from gaffer.engines.opencode import KEY_FILE, OpencodeEngine
 from gaffer.engines.opencode_events import MAX_MODEL_ATTEMPTS
-from gaffer.queue.jobs import EngineSpec, JobData, RepositorySpec, TaskSpec
-from gaffer.store.agents import set_agent
-from gaffer.store.credentials import set_credential
+from gaffer.queue.jobs import EngineSpec
 from gaffer.store.models import RunStatus
-from gaffer.store.projects import get_project
-from gaffer.worker.events import Reporter
 from tests.conftest import GafferFactory
-from tests.support.harness import Gaffer, fixture_body
+from tests.support.engine_runs import (
+    EngineRun,
+    EngineSetup,
+    deliver_issue,
+    engine_cli,
+    engine_project,
+    git_show,
+    user_reachable_dir,
+    wait_for_pid_file,
+    wait_until_gone,
+)
+from tests.support.harness import fixture_body
 from tests.support.model_server import ModelServer, Say, Shell, Usage
 
-ENGINES_BIN = Path(os.environ.get("GAFFER_ENGINES_DIR", "/opt/gaffer-engines")) / "bin"
 KEY = "sk-test-" + uuid.uuid4().hex
+OPENCODE = EngineSetup("opencode", model="gpt-test", credential="OPENAI_API_KEY", key=KEY)
 
 
 @pytest.fixture(scope="module")
 def opencode_cli() -> Path:
-    cli = ENGINES_BIN / "opencode"
-    assert os.access(cli, os.X_OK), f"{cli} is missing: run scripts/install-engines opencode"
-    return cli
+    return engine_cli("opencode", "opencode")
 
 
 @pytest.fixture
@@ -51,64 +50,12 @@ def server() -> Any:
         yield server
 
 
-class Run:
-    """One engine invocation's inputs and what it reported."""
+class Run(EngineRun):
+    """An opencode invocation of ``cli`` with the test's key, against ``base_url``."""
 
-    def __init__(self, tmp_path: Path, cli: Path, base_url: str) -> None:
-        self.checkout = tmp_path / "tree"
-        self.scratch = tmp_path / "scratch"
-        (self.scratch / "home").mkdir(parents=True)
-        subprocess.run(["git", "init", "-q", "-b", "main", str(self.checkout)], check=True)
-        (self.checkout / "README.md").write_text("# r\n")
-        git = ["git", "-C", str(self.checkout), "-c", "user.name=t", "-c", "user.email=t@t"]
-        subprocess.run([*git, "add", "-A"], check=True)
-        subprocess.run([*git, "commit", "-q", "-m", "init"], check=True)
-        # A wrapper that records the argv and the environment the CLI really got.
-        self.argv_file = tmp_path / "argv.txt"
-        self.env_file = tmp_path / "cli-env.txt"
-        wrapper = tmp_path / "opencode-wrapper"
-        wrapper.write_text(
-            f'#!/bin/sh\nprintf "%s\\n" "$@" >> {self.argv_file}\nenv > {self.env_file}\n'
-            f'exec {cli} "$@"\n'
-        )
-        wrapper.chmod(wrapper.stat().st_mode | stat.S_IXUSR)
-        self.out = io.StringIO()
-        job = JobData(
-            run_id=uuid.uuid4().hex,
-            project_id="p",
-            project_name="hello",
-            agent_type="implementation",
-            repository=RepositorySpec(full_name="o/r", clone_url=str(self.checkout)),
-            engine=EngineSpec(name="opencode", settings={"path": str(wrapper)}),
-            task=TaskSpec(
-                agent_type="implementation",
-                repository="o/r",
-                work_item="7",
-                trigger="issues.labeled",
-                provider="github",
-            ),
-            branch="gaffer/implementation/7",
-            timeout_s=60,
-        )
-        self.invocation = Invocation(
-            job=job,
-            checkout=self.checkout,
-            scratch=self.scratch,
-            home=self.scratch / "home",
-            reporter=Reporter(self.out),
-            system_prompt="You are gaffer's implementation agent.",
-            prompt="Write HELLO.md saying hi.",
-            model=ModelEndpoint(model="gpt-test", base_url=base_url, api_key=KEY),
-        )
-
-    def run(self, **changes: Any) -> EngineResult:
-        return OpencodeEngine().run(replace(self.invocation, **changes))
-
-    def events(self) -> list[dict[str, Any]]:
-        return [json.loads(line) for line in self.out.getvalue().splitlines()]
-
-    def log(self) -> list[str]:
-        return [e["message"] for e in self.events() if e["event"] == "log"]
+    def __init__(self, root: Path, cli: Path, base_url: str) -> None:
+        endpoint = ModelEndpoint(model="gpt-test", base_url=base_url, api_key=KEY)
+        super().__init__(root, cli, OpencodeEngine(), engine_name="opencode", model=endpoint)
 
 
 @pytest.fixture
@@ -157,9 +104,7 @@ def test_a_turn_edits_the_file_and_reports_summary_and_figures(run: Run, server:
     assert KEY not in run.out.getvalue()
     assert KEY not in run.env_file.read_text()
     assert env_dump.is_file() and KEY not in env_dump.read_text()
-    cli_env = dict(
-        line.split("=", 1) for line in run.env_file.read_text().splitlines() if "=" in line
-    )
+    cli_env = run.cli_env()
     config = json.loads(cli_env["OPENCODE_CONFIG_CONTENT"])
     key_file = run.scratch / "home" / KEY_FILE
     assert config["provider"]["gaffer"]["options"] == {
@@ -340,44 +285,11 @@ def test_a_priced_model_reports_opencode_cost(run: Run, server: Any) -> None:
 # -- end to end: a project whose agent uses the opencode engine ----------------------------
 
 
-def opencode_project(
-    gaffer: Gaffer, server: ModelServer, agent: str = "implementation", **options: Any
-) -> Any:
-    """A project whose ``agent`` plays on opencode against the model server, its key in the
-    project's credentials under the engine's default name."""
-    project = gaffer.create_project(agents=[agent], **options)
-    with gaffer.rt.db.session() as session:
-        found = get_project(session, project.name)
-        set_credential(session, gaffer.rt.box, found.id, "OPENAI_API_KEY", KEY)
-        set_agent(
-            session,
-            found,
-            agent,
-            engine="opencode",
-            engine_settings={},
-            overrides={"model": "gpt-test", "base_url": server.openai_url},
-        )
-    return project
-
-
-def deliver_issue(gaffer: Gaffer, project: Any) -> str:
-    response = gaffer.deliver(fixture_body("issues.labeled"), "issues", project.secret)
-    assert response.status_code == 202, response.text
-    [run_id] = response.json()["runs"]
-    return str(run_id)
-
-
-def show(bare: Path, spec: str) -> str:
-    return subprocess.run(
-        ["git", "show", spec], cwd=bare, capture_output=True, text=True, check=True
-    ).stdout
-
-
 def test_an_opencode_run_through_gaffer_commits_pushes_and_records_its_figures(
     start_gaffer: GafferFactory, opencode_cli: Path, server: ModelServer
 ) -> None:
     gaffer = start_gaffer(engines_dir=opencode_cli.parent.parent)
-    project = opencode_project(gaffer, server)
+    project = engine_project(gaffer, server, OPENCODE)
     server.usage = Usage(input_tokens=200, output_tokens=20, cache_read=5)
     server.script([Shell("printf 'hi\\n' > HELLO.md", then="Done: wrote HELLO.md")])
 
@@ -386,7 +298,7 @@ def test_an_opencode_run_through_gaffer_commits_pushes_and_records_its_figures(
 
     assert run["status"] == "SUCCEEDED", (run["error"], gaffer.logs(run_id))
     assert project.bare is not None
-    assert show(project.bare, f"{run['commit']}:HELLO.md") == "hi\n"
+    assert git_show(project.bare, f"{run['commit']}:HELLO.md") == "hi\n"
     assert run["branch"] == "gaffer/implementation/1"
     assert run["summary"] == "Done: wrote HELLO.md"
     calls = server.model_requests
@@ -413,7 +325,7 @@ def test_a_bad_key_fails_the_run_with_opencode_message(
     start_gaffer: GafferFactory, opencode_cli: Path, server: ModelServer
 ) -> None:
     gaffer = start_gaffer(engines_dir=opencode_cli.parent.parent)
-    project = opencode_project(gaffer, server)
+    project = engine_project(gaffer, server, OPENCODE)
     server.fail(status=401, times=None)
 
     run = gaffer.wait_for(deliver_issue(gaffer, project))
@@ -428,7 +340,7 @@ def test_a_continuation_turn_continues_the_session_and_the_review_agent_writes_i
     start_gaffer: GafferFactory, opencode_cli: Path, server: ModelServer
 ) -> None:
     gaffer = start_gaffer(engines_dir=opencode_cli.parent.parent)
-    project = opencode_project(gaffer, server, "review", pr_branch="changes")
+    project = engine_project(gaffer, server, OPENCODE, "review", pr_branch="changes")
     review = {"event": "COMMENT", "body": "Looks right.", "comments": []}
     server.script(
         [
@@ -461,7 +373,7 @@ def test_a_model_that_stalls_times_the_run_out(
     # opencode prints nothing of the agent's while it starts (its INFO log is not copied to the
     # run log), which takes seconds on a busy machine: the stall timeout must outlast that.
     gaffer = start_gaffer(engines_dir=opencode_cli.parent.parent, stall_timeout_s=45.0)
-    project = opencode_project(gaffer, server)
+    project = engine_project(gaffer, server, OPENCODE)
     server.stall(seconds=300, times=None)
 
     run = gaffer.wait_for(deliver_issue(gaffer, project))
@@ -474,12 +386,8 @@ def test_a_model_that_stalls_times_the_run_out(
 @pytest.fixture
 def user_root() -> Iterator[Path]:
     """A directory an unprivileged user can reach (pytest's tmp_path is 0700 root)."""
-    root = Path(tempfile.mkdtemp(prefix="gaffer-opencode-user-"))
-    root.chmod(0o755)
-    try:
+    with user_reachable_dir("gaffer-opencode-user-") as root:
         yield root
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="switching to an engine user needs root")
@@ -508,36 +416,20 @@ def test_an_opencode_run_canceled_mid_run_stops_the_cli_and_its_commands(
     start_gaffer: GafferFactory, opencode_cli: Path, server: ModelServer, tmp_path: Path
 ) -> None:
     gaffer = start_gaffer(engines_dir=opencode_cli.parent.parent)
-    project = opencode_project(gaffer, server)
+    project = engine_project(gaffer, server, OPENCODE)
     pid_file = tmp_path / "agent-command.pid"
     server.script([Shell(f"echo $$ > {pid_file}; exec sleep 600", then="never")])
 
     run_id = deliver_issue(gaffer, project)
     gaffer.wait_for(run_id, [RunStatus.RUNNING])
-    deadline = time.monotonic() + 120
-    while not pid_file.exists() or not pid_file.read_text().strip():
-        assert RunStatus(gaffer.run(run_id)["status"]) is RunStatus.RUNNING
-        assert time.monotonic() < deadline, "the agent's command never started"
-        time.sleep(0.05)
-    pid = int(pid_file.read_text())
+    pid = wait_for_pid_file(gaffer, run_id, pid_file)
     result = gaffer.cancel(run_id)
 
     run = gaffer.wait_for(run_id)
     assert run["status"] == "CANCELED", (result, run["error"])
     assert project.bare is not None and run["commit"] is None
-    deadline = time.monotonic() + 30
-    while _alive(pid):
-        assert time.monotonic() < deadline, f"the agent's command {pid} outlived the run"
-        time.sleep(0.05)
+    wait_until_gone(pid, f"the agent's command {pid} outlived the run")
     assert any("process(es) the agent's commands left running" in m for _, m in gaffer.logs(run_id))
-
-
-def _alive(pid: int) -> bool:
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()
-    except OSError:
-        return False
-    return fields[0] != "Z"
 
 
 def test_a_malformed_cost_setting_is_an_engine_error(run: Run, server: ModelServer) -> None:

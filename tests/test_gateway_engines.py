@@ -13,11 +13,9 @@ from pathlib import Path
 import pytest
 
 from gaffer.gateway.usage import run_totals
-from gaffer.store.agents import set_agent
-from gaffer.store.credentials import set_credential
 from gaffer.store.models import GatewayCall, Run, RunStatus
-from gaffer.store.projects import get_project
 from tests.conftest import GafferFactory
+from tests.support.engine_runs import EngineSetup, engine_project
 from tests.support.harness import Gaffer, ProjectInfo, fixture_body
 from tests.support.model_server import Edit, ModelServer, Shell, Usage
 
@@ -45,21 +43,11 @@ def server(engine: str) -> Iterator[ModelServer]:
 
 
 def project_on(gaffer: Gaffer, engine: str, server: ModelServer) -> ProjectInfo:
+    """A project whose implementation agent plays on ``engine`` with its model of
+    :data:`ENGINES`, the provider key stored under its credential name."""
     model, credential, _, _ = ENGINES[engine]
-    project = gaffer.create_project(agents=["implementation"])
-    base_url = server.anthropic_url if engine == "claude-code" else server.openai_url
-    with gaffer.rt.db.session() as session:
-        found = get_project(session, project.name)
-        set_credential(session, gaffer.rt.box, found.id, credential, PROVIDER_KEY)
-        set_agent(
-            session,
-            found,
-            "implementation",
-            engine=engine,
-            engine_settings={},
-            overrides={"model": model, "base_url": base_url},
-        )
-    return project
+    setup = EngineSetup(engine, model=model, credential=credential, key=PROVIDER_KEY)
+    return engine_project(gaffer, server, setup)
 
 
 def engine_environs(run_id: str) -> list[bytes]:

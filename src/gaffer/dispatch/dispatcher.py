@@ -1,4 +1,11 @@
-"""The dispatcher: consumes the run queue and supervises each run's worker.
+"""The dispatcher: consumes the run queue, takes up each run job and sees its run through.
+
+This module is the job intake (leases, the claim, the worker's start, re-attaching, the
+dispatcher's start and stop); the parts it drives are modules of their own: the watch of a
+running worker (:mod:`gaffer.dispatch.supervision`), the recording of a run's states and end
+(:mod:`gaffer.dispatch.recorder`, with the outcome read from the worker's report in
+:mod:`gaffer.dispatch.outcome`), the periodic repair (:mod:`gaffer.dispatch.repair`) and the
+orphan sweep (:mod:`gaffer.dispatch.orphans`).
 
 Slots: the BullMQ worker's ``concurrency`` is ``GAFFER_MAX_WORKERS``. BullMQ only takes a job
 from the queue when a slot is free, so a job that arrives while every slot is busy waits in the
@@ -14,9 +21,11 @@ For each job (:meth:`Dispatcher.process`):
    once when the backend says a retry cannot help (:class:`PermanentStartError`: the worker
    image cannot be had), the run becomes SYSTEM_FAILURE.
 3. RUNNING: stream the worker's output into the run log, parse its report, and watch the
-   deadline and the cancel request. A timeout or cancel stops the worker (SIGTERM, grace,
-   SIGKILL) and ends the run TIMED_OUT or CANCELED.
-4. Record the exit (SUCCEEDED / FAILED, exit code, branch, commit, summary, error), then clean up
+   deadline and the cancel request (:class:`gaffer.dispatch.supervision.WorkerSupervisor`). A
+   timeout or cancel stops the worker (SIGTERM, grace, SIGKILL) and ends the run TIMED_OUT or
+   CANCELED.
+4. Record the exit (SUCCEEDED / FAILED, exit code, branch, commit, summary, error, and the
+   outbox's GitHub writes: :meth:`gaffer.dispatch.recorder.RunRecorder.finish`), then clean up
    the worker: removing it only after its exit is recorded means a crash in between leaves a
    finished run and a leftover worker (which the orphan sweep removes), never a lost outcome.
 
@@ -28,8 +37,8 @@ the timeout counted from the run's ``started_at``. A worker that vanished makes
 the run FAILED with the reason; a backend that cannot re-attach (``local``) stops what is left
 and the run becomes SYSTEM_FAILURE.
 
-The orphan sweep (:mod:`gaffer.dispatch.orphans`) runs at start and every
-``orphan_sweep_interval_s``.
+The repair (:mod:`gaffer.dispatch.repair`) runs at start and every ``repair_interval_s``; the
+orphan sweep (:mod:`gaffer.dispatch.orphans`) at start and every ``orphan_sweep_interval_s``.
 
 On a graceful stop, runs still in progress are stopped, put back to QUEUED and their jobs
 failed with a retry, so another (or the restarted) dispatcher runs them again. On a backend
@@ -42,18 +51,14 @@ after ``lease_ms`` if no dispatcher takes over by then.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
-from collections.abc import Awaitable, Callable, Sequence
-from datetime import datetime
+from collections.abc import Sequence
 from typing import Any, NoReturn
 
 import redis.asyncio as aioredis
 import structlog
 from bullmq import Job, Worker
 from bullmq.custom_errors import DelayedError
-from redis.exceptions import RedisError
-from sqlalchemy import select
 
 from gaffer.backends.base import (
     Backend,
@@ -63,31 +68,37 @@ from gaffer.backends.base import (
     WorkerLostError,
     WorkerNeverStartedError,
 )
-from gaffer.coordination.cancel import cancel_key, cancel_requested, stop_reason, stop_reason_key
 from gaffer.coordination.client import connect
-from gaffer.coordination.job_readers import JobReaderError, sweep_job_readers
+from gaffer.coordination.job_readers import JobReaderError
 from gaffer.coordination.leases import LeaseKeys, LeaseResult, RunLeases
 from gaffer.dispatch.engine_secrets import GatewayAccess, engine_secret_env
 from gaffer.dispatch.github_start import start_error, start_on_github, started_job
-from gaffer.dispatch.github_writes import enqueue_moment
 from gaffer.dispatch.orphans import OrphanSweeper
-from gaffer.dispatch.outcome import Outcome, WorkerReport, outcome_of_exit
+from gaffer.dispatch.outcome import Outcome
+from gaffer.dispatch.recorder import RunFinishedHook, RunRecorder
+from gaffer.dispatch.repair import RunRepair
 from gaffer.dispatch.run_log import RunLogWriter
+from gaffer.dispatch.supervision import WorkerDetachedError, WorkerSupervisor
 from gaffer.dispatch.worker_env import build_worker_env
 from gaffer.queue.jobs import JobData
 from gaffer.queue.queues import JOB_ATTEMPTS, bullmq_options
 from gaffer.runs.engine import IN_PROGRESS, RunEngine
-from gaffer.runs.supersede import cancel_reason
 from gaffer.settings import Settings
 from gaffer.store.crypto import SecretBox
 from gaffer.store.db import Database
 from gaffer.store.models import Run, RunStatus, utcnow
-from gaffer.store.runs import last_output_time, transition
-from gaffer.worker.events import parse_line
+
+__all__ = [
+    "Dispatcher",
+    "DispatcherStoppingError",
+    "MustWaitForSlotError",
+    "RunFinishedHook",
+    "SpawnFailedError",
+    "WorkerDetachedError",
+]
 
 log = structlog.get_logger(__name__)
 
-TICK_S = 0.25
 MAX_STALLED_COUNT = 3
 RUN_RETRY_DELAY_MS = 2000
 """Pause of the BullMQ worker loop after a Redis error, before it fetches again."""
@@ -105,10 +116,6 @@ class DispatcherStoppingError(RuntimeError):
     """The dispatcher stopped while the run was in progress; the job is retried."""
 
 
-class WorkerDetachedError(RuntimeError):
-    """The dispatcher stopped and left the run's worker running; the job is delayed."""
-
-
 class MustWaitForSlotError(RuntimeError):
     """A run taken up without its leases turned out to have no worker (it never started), so
     it is QUEUED again and, like any newcomer, waits for the leases ``lease`` says it lacks."""
@@ -116,10 +123,6 @@ class MustWaitForSlotError(RuntimeError):
     def __init__(self, lease: LeaseResult) -> None:
         super().__init__(f"waiting for a slot: {lease.reason}")
         self.lease = lease
-
-
-RunFinishedHook = Callable[[JobData, RunStatus], Awaitable[object]]
-"""Called once a run's final status is recorded (post-completion follow-ups)."""
 
 
 class Dispatcher:
@@ -144,15 +147,14 @@ class Dispatcher:
         self.redis_url = redis_url
         self.backend = backend
         self.run_engine = run_engine
-        self.on_run_finished = on_run_finished
         self.redis: aioredis.Redis = connect(redis_url)
         self._worker: Worker | None = None
         self._stopping = asyncio.Event()
-        self._repair_task: asyncio.Task[None] | None = None
         self._waiting_logged: set[str] = set()
         self.active: dict[str, WorkerHandle] = {}
+        self.recorder = RunRecorder(db, self.redis, on_run_finished=on_run_finished)
         self.orphans = OrphanSweeper(
-            settings, db, backend, busy=self.active.keys, fail_run=self._fail_orphaned
+            settings, db, backend, busy=self.active.keys, fail_run=self.recorder.fail_orphaned
         )
         self.leases = RunLeases(
             self.redis,
@@ -160,12 +162,28 @@ class Dispatcher:
             project_cap=settings.max_runs_per_project_agent,
             global_cap=settings.global_max_workers,
         )
+        self.supervisor = WorkerSupervisor(
+            settings,
+            self.redis,
+            self.leases,
+            stopping=self._stopping,
+            reattachable=backend.reattachable,
+        )
+        self.repairs = RunRepair(
+            settings,
+            self.redis,
+            backend,
+            run_engine,
+            self.recorder,
+            busy=self.active.keys,
+            waiting=self._waiting_logged,
+        )
 
     async def start(self) -> None:
         """Check the backend, repair lost jobs, sweep orphaned workers, then start consuming
         the queue and the periodic sweeps. Raises the backend's :class:`BackendError`."""
         await self.backend.check()
-        await self._repair()
+        await self.repairs.repair()
         await self.orphans.start()
         self._worker = Worker(
             self.settings.queue_name,
@@ -179,7 +197,7 @@ class Dispatcher:
                 "runRetryDelay": RUN_RETRY_DELAY_MS,
             },
         )
-        self._repair_task = asyncio.create_task(self._repair_forever())
+        self.repairs.start()
         log.info(
             "dispatcher_started", backend=self.backend.name, max_workers=self.settings.max_workers
         )
@@ -187,58 +205,12 @@ class Dispatcher:
     async def stop(self) -> None:
         """Stop taking jobs; runs in progress are stopped and re-queued for another dispatcher."""
         self._stopping.set()
-        if self._repair_task is not None:
-            self._repair_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._repair_task
+        await self.repairs.stop()
         await self.orphans.stop()
         if self._worker is not None:
             await self._worker.close()
         await self.redis.aclose()
         log.info("dispatcher_stopped")
-
-    async def _repair_forever(self) -> None:
-        while True:
-            await asyncio.sleep(self.settings.repair_interval_s)
-            try:
-                await self._repair()
-            except Exception:
-                log.exception("run_repair_failed")
-
-    async def _repair(self) -> None:
-        """:meth:`RunEngine.repair`; a run it fails has what is left of its worker stopped
-        (``local``: its process group and workspace; a container is the orphan sweep's).
-        Then delete the per-job Redis users whose job was read (or expired), and forget the
-        runs logged as waiting for a slot that no longer wait."""
-
-        async def stop_leftover(run_id: str, worker_ref: str | None) -> None:
-            if not self.backend.reattachable and run_id not in self.active:
-                await self.backend.recover(run_id, worker_ref)
-
-        await self.run_engine.repair(on_abandoned=stop_leftover)
-        if self.settings.worker_redis_access == "scoped":
-            try:
-                swept = await sweep_job_readers(self.redis)
-            except RedisError as exc:
-                # Without ACL rights offloads fail too, and say what to do; runs whose job
-                # fits inline go on.
-                log.warning("job_readers_sweep_failed", error=str(exc))
-            else:
-                if swept:
-                    log.info("job_readers_swept", users=swept)
-        # A run canceled while it waited for a slot never comes back to clear its entry.
-        waiting = list(self._waiting_logged)
-        if waiting:
-            queued = await asyncio.to_thread(self._queued_among, waiting)
-            self._waiting_logged.difference_update(set(waiting) - queued)
-
-    def _queued_among(self, run_ids: list[str]) -> set[str]:
-        with self.db.session() as session:
-            return set(
-                session.scalars(
-                    select(Run.id).where(Run.id.in_(run_ids), Run.status == RunStatus.QUEUED)
-                )
-            )
 
     # -- one job ------------------------------------------------------------------------------
 
@@ -266,7 +238,7 @@ class Dispatcher:
         keys = LeaseKeys.of(data.project_id, data.agent_type, data.task.work_item)
         lease = await self.leases.acquire(keys, data.run_id)
         if not lease.acquired:
-            if await asyncio.to_thread(self._in_progress, data.run_id):
+            if await asyncio.to_thread(self.recorder.in_progress, data.run_id):
                 # Its worker exists (a dead or stopped dispatcher's run, taken up again): it
                 # is settled or re-attached now, not delayed behind the lapsed lock another run
                 # took meanwhile, which would leave the worker unsupervised. It takes back its
@@ -303,12 +275,6 @@ class Dispatcher:
             if not detached:
                 await self.leases.release(keys, data.run_id)
 
-    def _in_progress(self, run_id: str) -> bool:
-        """True when the run is STARTING or RUNNING (a worker may exist for it)."""
-        with self.db.session() as session:
-            status = session.scalar(select(Run.status).where(Run.id == run_id))
-        return status in {s.value for s in IN_PROGRESS}
-
     async def _wait_for_slot(
         self, job: Job, token: str, data: JobData, lease: LeaseResult
     ) -> NoReturn:
@@ -329,7 +295,11 @@ class Dispatcher:
         run_id = data.run_id
         self._waiting_logged.discard(run_id)
         claimed = await asyncio.to_thread(
-            self._transition, run_id, [RunStatus.QUEUED], RunStatus.STARTING, started_at=utcnow()
+            self.recorder.transition,
+            run_id,
+            [RunStatus.QUEUED],
+            RunStatus.STARTING,
+            started_at=utcnow(),
         )
         if not claimed:
             return await self._not_queued(job, data, keys)
@@ -341,7 +311,7 @@ class Dispatcher:
                 await writer.write("system", f"not started: {github.refusal}")
                 await writer.flush()
                 outcome = Outcome(RunStatus.CANCELED, error=github.refusal)
-                await self._finish(data, outcome, from_statuses=[RunStatus.STARTING])
+                await self.recorder.finish(data, outcome, from_statuses=[RunStatus.STARTING])
                 return {"status": outcome.status.value}
             data = github.data
             secrets = await asyncio.to_thread(
@@ -380,17 +350,17 @@ class Dispatcher:
         detached = False
         try:
             await asyncio.to_thread(
-                self._transition,
+                self.recorder.transition,
                 run_id,
                 from_statuses,
                 RunStatus.RUNNING,
                 worker_ref=handle.ref,
                 writes_of=data if RunStatus.STARTING in from_statuses else None,
             )
-            outcome = await self._supervise(handle, data, writer, keys, timeout_s)
+            outcome = await self.supervisor.supervise(handle, data, writer, keys, timeout_s)
             await writer.flush()
             if outcome is not None:
-                await self._finish(data, outcome)
+                await self.recorder.finish(data, outcome)
         except WorkerDetachedError:
             detached = True
             raise
@@ -404,33 +374,14 @@ class Dispatcher:
                 await (handle.detach() if detached else handle.cleanup())
         if outcome is None:
             await asyncio.to_thread(
-                self._transition, run_id, IN_PROGRESS, RunStatus.QUEUED, worker_ref=None
+                self.recorder.transition, run_id, IN_PROGRESS, RunStatus.QUEUED, worker_ref=None
             )
             raise DispatcherStoppingError(f"dispatcher stopped while run {run_id} was running")
         return {"status": outcome.status.value}
 
-    def _transition(
-        self,
-        run_id: str,
-        from_statuses: Sequence[RunStatus],
-        to_status: RunStatus,
-        writes_of: JobData | None = None,
-        **fields: Any,
-    ) -> bool:
-        """:func:`transition` in a session of its own (call it in a thread). With
-        ``writes_of``, the GitHub writes the new state calls for go to the outbox in the same
-        transaction (:mod:`gaffer.dispatch.github_writes`)."""
-        with self.db.session() as session:
-            moved = transition(
-                session, run_id, from_statuses=from_statuses, to_status=to_status, **fields
-            )
-            if moved and writes_of is not None:
-                enqueue_moment(session, writes_of, "finished" if to_status.terminal else "started")
-            return moved
-
     async def _not_queued(self, job: Job, data: JobData, keys: LeaseKeys) -> dict[str, Any]:
         """The run was not QUEUED when its job came up."""
-        run = await asyncio.to_thread(self._load, data.run_id)
+        run = await asyncio.to_thread(self.recorder.load, data.run_id)
         if run is None:
             log.warning("run_missing_for_job", run_id=data.run_id)
             return {"skipped": "no such run"}
@@ -449,7 +400,7 @@ class Dispatcher:
             # Recorded by a gaffer that kept no cursor: from a little before the last line's
             # arrival (a line may be recorded twice, or lost if it arrived over
             # OUTPUT_OVERLAP_S late).
-            last_output = await asyncio.to_thread(self._last_output_time, run.id)
+            last_output = await asyncio.to_thread(self.recorder.last_output_time, run.id)
             if last_output is not None:
                 logs_from = LogCursor(int(last_output.timestamp()) - OUTPUT_OVERLAP_S, 0)
         try:
@@ -458,7 +409,7 @@ class Dispatcher:
             # Its engine never ran: start the run from the beginning rather than fail it.
             log.warning("run_restarted_never_started", run_id=run.id, reason=str(exc))
             requeued = await asyncio.to_thread(
-                self._transition, run.id, IN_PROGRESS, RunStatus.QUEUED, worker_ref=None
+                self.recorder.transition, run.id, IN_PROGRESS, RunStatus.QUEUED, worker_ref=None
             )
             if not requeued:
                 return {"skipped": "finished meanwhile"}
@@ -472,35 +423,20 @@ class Dispatcher:
             return await self._run(job, data, keys)
         except WorkerLostError as exc:
             outcome = Outcome(RunStatus.FAILED, error=str(exc))
-            await self._finish(data, outcome, from_statuses=IN_PROGRESS)
+            await self.recorder.finish(data, outcome, from_statuses=IN_PROGRESS)
             return {"status": outcome.status.value}
         if handle is None:
             outcome = Outcome(
                 RunStatus.SYSTEM_FAILURE,
                 error="the dispatcher running this run died; its worker was stopped",
             )
-            await self._finish(data, outcome, from_statuses=IN_PROGRESS)
+            await self.recorder.finish(data, outcome, from_statuses=IN_PROGRESS)
             return {"status": outcome.status.value}
         log.info("worker_reattached", run_id=run.id, worker_ref=handle.ref)
         writer = RunLogWriter(self.db, run.id)
         await writer.write("system", f"re-attached to the worker ({handle.ref})")
         elapsed = (utcnow() - run.started_at).total_seconds() if run.started_at else 0.0
         return await self._attend(handle, data, keys, writer, data.timeout_s - elapsed, IN_PROGRESS)
-
-    def _last_output_time(self, run_id: str) -> datetime | None:
-        with self.db.session() as session:
-            return last_output_time(session, run_id)
-
-    async def _fail_orphaned(self, run_id: str, reason: str) -> None:
-        run = await asyncio.to_thread(self._load, run_id)
-        if run is None:
-            return
-        data = JobData.model_validate(run.job_data)
-        await self._finish(data, Outcome(RunStatus.FAILED, error=reason), from_statuses=IN_PROGRESS)
-
-    def _load(self, run_id: str) -> Run | None:
-        with self.db.session() as session:
-            return session.get(Run, run_id)
 
     async def _spawn_failed(self, job: Job, data: JobData, exc: Exception) -> dict[str, Any]:
         attempt = int(getattr(job, "attemptsMade", 0)) + 1
@@ -515,161 +451,9 @@ class Dispatcher:
                 else f"worker could not be started after {attempt} attempts: {exc}"
             )
             outcome = Outcome(RunStatus.SYSTEM_FAILURE, error=error)
-            await self._finish(data, outcome, from_statuses=[RunStatus.STARTING])
+            await self.recorder.finish(data, outcome, from_statuses=[RunStatus.STARTING])
             return {"status": outcome.status.value}
         await asyncio.to_thread(
-            self._transition, data.run_id, IN_PROGRESS, RunStatus.QUEUED, worker_ref=None
+            self.recorder.transition, data.run_id, IN_PROGRESS, RunStatus.QUEUED, worker_ref=None
         )
         raise SpawnFailedError(str(exc)) from exc
-
-    async def _supervise(
-        self,
-        handle: WorkerHandle,
-        data: JobData,
-        writer: RunLogWriter,
-        keys: LeaseKeys,
-        timeout_s: float,
-    ) -> Outcome | None:
-        """Stream output and wait for the exit, a timeout (``timeout_s`` from now), a cancel,
-        a dispatcher stop, or the loss of the run's work-item lock to another run (its lease
-        lapsed: the run is stopped and ends SYSTEM_FAILURE, so that at most one run of an
-        agent type works on a work item).
-
-        Returns None when the dispatcher is stopping (the run is to be re-queued); raises
-        :class:`WorkerDetachedError` when it is stopping and leaves the worker running.
-        """
-        report = WorkerReport()
-        pump = asyncio.create_task(self._pump(handle, writer, report))
-        exit_task = asyncio.create_task(handle.wait())
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout_s
-        refresh_every = self.settings.lease_ms / 3000
-        # The first refresh comes at the first tick: a re-attached run whose work item another
-        # run took meanwhile is stopped at once, not a third of a lease later.
-        next_refresh = loop.time()
-        stopped_for: str | None = None
-        lost_to = ""
-        try:
-            while not exit_task.done():
-                await asyncio.wait({exit_task}, timeout=TICK_S)
-                if exit_task.done():
-                    break
-                await writer.flush()
-                taken_by: str | None = None
-                if loop.time() >= next_refresh:
-                    next_refresh = loop.time() + refresh_every
-                    taken_by = await self._refresh(keys, data.run_id)
-                if self._stopping.is_set() and self.backend.reattachable:
-                    await writer.write(
-                        "system", "dispatcher stopping: the worker runs on, to be re-attached"
-                    )
-                    raise WorkerDetachedError(data.run_id)
-                if self._stopping.is_set():
-                    stopped_for = "stopping"
-                elif taken_by is not None:
-                    stopped_for = "lease lost"
-                    lost_to = taken_by
-                elif loop.time() >= deadline:
-                    stopped_for = "timeout"
-                elif report.stalled_for() >= self.settings.stall_timeout_s:
-                    stopped_for = "stall"
-                elif await cancel_requested(self.redis, [data.run_id]):
-                    stopped_for = "cancel"
-                if stopped_for:
-                    await writer.write("system", f"stopping the worker ({stopped_for})")
-                    await handle.stop(self.settings.cancel_grace_s)
-                    break
-            exit_code = await exit_task
-            await pump
-        finally:
-            for task in (pump, exit_task):
-                if not task.done():
-                    task.cancel()
-        if stopped_for == "stopping":
-            return None
-        if stopped_for == "timeout":
-            return Outcome(RunStatus.TIMED_OUT, exit_code, f"timed out after {data.timeout_s:g} s")
-        if stopped_for == "stall":
-            stall = self.settings.stall_timeout_s
-            return Outcome(
-                RunStatus.TIMED_OUT, exit_code, f"stalled: no engine output for {stall:g} s"
-            )
-        if stopped_for == "cancel":
-            reason = await stop_reason(self.redis, data.run_id)
-            if reason is not None:
-                # gaffer stopped it (a budget exceeded), not a user: the run failed.
-                return Outcome(RunStatus.FAILED, exit_code, reason)
-            why = await cancel_reason(self.redis, data.run_id) or "canceled while running"
-            return Outcome(RunStatus.CANCELED, exit_code, why)
-        if stopped_for == "lease lost":
-            return Outcome(
-                RunStatus.SYSTEM_FAILURE,
-                exit_code,
-                f"stopped: its work-item lease lapsed and run {lost_to} took the work item"
-                " (one run of an agent type per work item at a time)",
-            )
-        outcome = outcome_of_exit(exit_code, report, handle.exit_reason(exit_code))
-        if outcome.status is not RunStatus.SUCCEEDED:
-            # The engine may fail on the refused call before the stop request is acted on:
-            # the run failed for gaffer's reason (a budget exceeded), not the engine's.
-            reason = await stop_reason(self.redis, data.run_id)
-            if reason is not None:
-                outcome.error = reason
-        return outcome
-
-    async def _pump(self, handle: WorkerHandle, writer: RunLogWriter, report: WorkerReport) -> None:
-        async for line in handle.output():
-            parsed = parse_line(line)
-            report.note(parsed)
-            cursor = handle.log_cursor()
-            if parsed.event is None:
-                await writer.write("worker", parsed.raw, cursor)
-            elif parsed.event == "log":
-                stream = str(parsed.fields.get("stream", "worker"))
-                await writer.write(stream, str(parsed.fields.get("message", "")), cursor)
-            else:
-                details = " ".join(f"{k}={v}" for k, v in parsed.fields.items() if v is not None)
-                await writer.write("worker", f"{parsed.event} {details}".rstrip(), cursor)
-
-    async def _refresh(self, keys: LeaseKeys, run_id: str) -> str | None:
-        """Refresh a running run's leases; returns the id of the run that took its work item
-        (the run is then to be stopped), else None. A Redis error is logged and the run goes
-        on: its leases last ``lease_ms`` and the next refresh may get through."""
-        try:
-            taken_by = await self.leases.refresh(keys, run_id)
-        except RedisError as exc:
-            log.warning("run_lease_refresh_failed", run_id=run_id, error=str(exc))
-            return None
-        if taken_by is not None:
-            log.warning("run_lease_lost", run_id=run_id, lock=keys.lock, taken_by=taken_by)
-        return taken_by
-
-    async def _finish(
-        self,
-        data: JobData,
-        outcome: Outcome,
-        from_statuses: Sequence[RunStatus] = (RunStatus.RUNNING,),
-    ) -> None:
-        run_id = data.run_id
-        moved = await asyncio.to_thread(
-            self._transition,
-            run_id,
-            from_statuses,
-            outcome.status,
-            writes_of=data,
-            **outcome.columns(),
-        )
-        await self.redis.delete(cancel_key(run_id), stop_reason_key(run_id))
-        log.info(
-            "run_finished",
-            run_id=run_id,
-            status=outcome.status.value,
-            exit_code=outcome.exit_code,
-            error=outcome.error,
-            recorded=moved,
-        )
-        if self.on_run_finished is not None and moved:
-            try:
-                await self.on_run_finished(data, outcome.status)
-            except Exception:
-                log.exception("run_finished_hook_failed", run_id=run_id)

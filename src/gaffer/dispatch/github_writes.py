@@ -2,7 +2,7 @@
 
 - queued: in :meth:`RunEngine.create_runs`' transaction (:func:`enqueue_queued`);
 - started: with the STARTING -> RUNNING transition (:func:`enqueue_moment`, ``"started"``);
-- finished: with the final transition of the dispatcher's ``_finish``.
+- finished: with a run's final transition (:meth:`gaffer.dispatch.recorder.RunRecorder.finish`).
 
 Only for projects with GitHub credentials and runs on a numbered issue or PR. The rows are
 built by :func:`gaffer.providers.github_api.run_writes.enqueue_writes` from the run's facts
