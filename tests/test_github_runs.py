@@ -570,3 +570,47 @@ def test_respond_to_ci_stops_at_its_attempt_cap_per_pr_and_branch(
     second = send()
     assert second["runs"] == []
     assert "respond-to-ci already ran 1 time(s) on PR #2 (branch changes)" in second["reason"]
+
+
+def test_the_ack_comment_says_what_the_engine_did_last_while_it_runs(
+    start_gaffer: GafferFactory, fake_github: FakeGitHub, tmp_path: Path
+) -> None:
+    repo = fake_github.add_repo(REPO, private=True, git=True)
+    fake_github.add_installation("acme", ["widgets"])
+    seed(repo, tmp_path)
+    issue = fake_github.add_issue(repo, "Widgets break", "Widgets break on Tuesdays")
+    release = tmp_path / "release"
+    g = start_gaffer(ack_activity_interval_s=0.3)
+    # The engine's words may hold a mention and backticks: they are shown as code, inert.
+    project = g.create_project(
+        command=(
+            "echo 'reading @octocat `main.py`'; "
+            f"until [ -e {release} ]; do sleep 0.1; done; echo fixed > FIX.txt"
+        ),
+        agents=["implementation"],
+        repository=REPO,
+        with_repository=False,
+    )
+    set_app(g, project, fake_github, tmp_path)
+    issue_payload = json.loads(fixture_body("issues.labeled"))["issue"]
+    issue_payload.update(number=issue.number, title=issue.title, body=issue.body)
+    run_id = deliver(g, project, "issues.labeled", "issues", issue=issue_payload)
+    shown = "Latest: `reading @octocat 'main.py'`"
+
+    def edits() -> list[str]:
+        return [
+            str(body.get("body", ""))
+            for method, path, status, body in list(fake_github.requests)
+            if method == "PATCH" and "/issues/comments/" in path and status == 200
+        ]
+
+    deadline = time.monotonic() + 60
+    while not any(shown in text and run_id in text for text in edits()):
+        assert time.monotonic() < deadline, edits()
+        time.sleep(0.1)
+    assert g.run(run_id)["status"] == "RUNNING"  # said while the run was still going
+    release.touch()
+    assert g.wait_for(run_id)["status"] == "SUCCEEDED"
+    wait_sent(g, run_id)
+    final = ack_comment(repo, issue.number, run_id)
+    assert "Done" in final and "Latest:" not in final

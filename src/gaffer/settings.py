@@ -105,6 +105,10 @@ class Settings(BaseSettings):
     stall_timeout_s: float = Field(default=300.0, gt=0)
     """A running engine that prints nothing for this many seconds is stopped and its run ends
     TIMED_OUT ("stalled: ..."), whatever is left of the wall-clock timeout."""
+    ack_activity_interval_s: float = Field(default=180.0, gt=0)
+    """While a run on GitHub runs, its ack comment is updated with the engine's latest activity
+    at most this often (s), and only when that activity changed (issue 10: "every few
+    minutes")."""
     engines_dir: Path = Field(default=Path("/opt/gaffer-engines"))
     """Where ``scripts/install-engines`` puts the agent CLIs; ``<engines_dir>/bin`` comes first
     on the ``local`` backend's worker ``PATH`` (the worker image has its own copy)."""

@@ -168,6 +168,7 @@ class Dispatcher:
             self.leases,
             stopping=self._stopping,
             reattachable=backend.reattachable,
+            on_activity=self.recorder.report_activity,
         )
         self.repairs = RunRepair(
             settings,

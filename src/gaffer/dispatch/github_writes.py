@@ -2,6 +2,7 @@
 
 - queued: in :meth:`RunEngine.create_runs`' transaction (:func:`enqueue_queued`);
 - started: with the STARTING -> RUNNING transition (:func:`enqueue_moment`, ``"started"``);
+- running: the engine's latest activity, every few minutes (:func:`enqueue_activity`);
 - finished: with a run's final transition (:meth:`gaffer.dispatch.recorder.RunRecorder.finish`).
 
 Only for projects with GitHub credentials and runs on a numbered issue or PR. The rows are
@@ -22,7 +23,7 @@ from sqlalchemy.orm import Session
 from gaffer.dispatch.github_start import branch_mode_of, work_item_number
 from gaffer.providers.github_api.run_writes import Moment, RunFacts, ack_state, enqueue_writes
 from gaffer.queue.jobs import JobData
-from gaffer.store.models import GitHubCredential, OutboxEntry, Run
+from gaffer.store.models import GitHubCredential, OutboxEntry, Run, RunStatus
 
 log = structlog.get_logger(__name__)
 
@@ -111,3 +112,21 @@ def enqueue_moment(session: Session, data: JobData, moment: Moment) -> None:
             update={"review": None, "reply": None, "plan": None, "reason": f"bad output: {exc}"}
         )
         enqueue_writes(session, bare, moment)
+
+
+def enqueue_activity(session: Session, data: JobData, activity: str) -> bool:
+    """The ack update saying what the engine of the RUNNING run of ``data`` did last
+    (``activity``, one run-log line). Coalesced with the run's other ack updates: one still
+    pending is replaced, so a slow GitHub gets the latest text, not a backlog. Returns False
+    (nothing written) when the project has no GitHub credentials, the work item has no number,
+    or the run is no longer RUNNING."""
+    if not has_github(session, data.project_id):
+        return False
+    run = session.get(Run, data.run_id, populate_existing=True)
+    if run is None or run.status != RunStatus.RUNNING:
+        return False
+    facts = facts_of(data, run)
+    if facts is None:
+        return False
+    enqueue_writes(session, facts.model_copy(update={"activity": activity}), "running")
+    return True

@@ -46,6 +46,10 @@ class Outcome:
         }
 
 
+ACTIVITY_CHARS = 200
+"""The longest activity line put on an ack comment (characters)."""
+
+
 @dataclass
 class WorkerReport:
     """What the dispatcher has read of a worker's report so far.
@@ -61,6 +65,9 @@ class WorkerReport:
     """The last non-empty line that was not a report event (a crash's last words)."""
     engine_running: bool = False
     last_engine_output: float = field(default_factory=time.monotonic)
+    activity: str | None = None
+    """The last line on the ``engine`` stream (an assistant message or a tool call), capped at
+    :data:`ACTIVITY_CHARS` characters: what the ack comment says the engine did last."""
 
     def note(self, parsed: ReportLine) -> None:
         """Take one parsed line into account."""
@@ -76,6 +83,12 @@ class WorkerReport:
             self.engine_running = True
         elif parsed.event == "engine_finished":
             self.engine_running = False
+        elif parsed.event == "log" and parsed.fields.get("stream") == "engine":
+            line = " ".join(str(parsed.fields.get("message", "")).split())
+            if line:
+                self.activity = (
+                    line if len(line) <= ACTIVITY_CHARS else line[: ACTIVITY_CHARS - 1] + "…"
+                )
         self.last_engine_output = now
 
     def stalled_for(self, now: float | None = None) -> float:

@@ -26,7 +26,7 @@ import structlog
 from sqlalchemy import select
 
 from gaffer.coordination.cancel import cancel_key, stop_reason_key
-from gaffer.dispatch.github_writes import enqueue_moment
+from gaffer.dispatch.github_writes import enqueue_activity, enqueue_moment
 from gaffer.dispatch.outcome import Outcome
 from gaffer.queue.jobs import JobData
 from gaffer.runs.engine import IN_PROGRESS
@@ -78,6 +78,21 @@ class RunRecorder:
             if moved and writes_of is not None:
                 enqueue_moment(session, writes_of, "finished" if to_status.terminal else "started")
             return moved
+
+    async def report_activity(self, data: JobData, activity: str) -> None:
+        """Put the engine's latest ``activity`` on the run's ack comment
+        (:func:`gaffer.dispatch.github_writes.enqueue_activity`). A database error is logged
+        (``run_activity_report_failed``), never raised: the run goes on."""
+
+        def write() -> bool:
+            with self.db.session() as session:
+                return enqueue_activity(session, data, activity)
+
+        try:
+            if await asyncio.to_thread(write):
+                log.info("run_activity_reported", run_id=data.run_id)
+        except Exception:
+            log.exception("run_activity_report_failed", run_id=data.run_id)
 
     async def finish(
         self,

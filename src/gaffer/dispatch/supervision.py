@@ -14,6 +14,11 @@ and, every ``TICK_S``, checks in this order:
 5. a stop request (:mod:`gaffer.coordination.cancel`): stopped, CANCELED with the canceler's
    reason, or FAILED when gaffer asked with a stop reason of its own (a budget exceeded).
 
+Beside the checks, every ``ack_activity_interval_s`` the engine's latest activity (the last
+line on its ``engine`` stream), when it changed, goes to ``on_activity``: the run's ack comment
+on GitHub says what the engine is doing
+(:meth:`gaffer.dispatch.recorder.RunRecorder.report_activity`).
+
 A stop is SIGTERM, ``cancel_grace_s``, then SIGKILL (the backend's :meth:`WorkerHandle.stop`).
 A worker that exits on its own ends the run by its exit and report
 (:func:`gaffer.dispatch.outcome.outcome_of_exit`).
@@ -22,6 +27,7 @@ A worker that exits on its own ends the run by its exit and report
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 
 import redis.asyncio as aioredis
 import structlog
@@ -44,6 +50,10 @@ TICK_S = 0.25
 """Seconds between two checks of a running worker (stop, lease, deadline, stall, cancel)."""
 
 
+ActivityHook = Callable[[JobData, str], Awaitable[None]]
+"""Called with a running run's job and its engine's latest activity line (never raises)."""
+
+
 class WorkerDetachedError(RuntimeError):
     """The dispatcher stopped and left the run's worker running; the job is delayed."""
 
@@ -54,6 +64,7 @@ class WorkerSupervisor:
     ``stopping`` is the dispatcher's stop flag; ``reattachable`` is the backend's
     :attr:`Backend.reattachable` (its workers outlive their dispatcher). ``leases`` are the
     dispatcher's :class:`RunLeases` on ``redis``, which also holds the stop requests.
+    ``on_activity`` hears the engine's latest activity (see the module docstring).
     """
 
     def __init__(
@@ -64,8 +75,10 @@ class WorkerSupervisor:
         *,
         stopping: asyncio.Event,
         reattachable: bool,
+        on_activity: ActivityHook | None = None,
     ) -> None:
         self.settings = settings
+        self.on_activity = on_activity
         self.redis = redis
         self.leases = leases
         self._stopping = stopping
@@ -99,6 +112,8 @@ class WorkerSupervisor:
         next_refresh = loop.time()
         stopped_for: str | None = None
         lost_to = ""
+        next_activity = loop.time() + self.settings.ack_activity_interval_s
+        reported: str | None = None
         try:
             while not exit_task.done():
                 await asyncio.wait({exit_task}, timeout=TICK_S)
@@ -129,6 +144,11 @@ class WorkerSupervisor:
                     await writer.write("system", f"stopping the worker ({stopped_for})")
                     await handle.stop(self.settings.cancel_grace_s)
                     break
+                if self.on_activity is not None and loop.time() >= next_activity:
+                    next_activity = loop.time() + self.settings.ack_activity_interval_s
+                    if report.activity is not None and report.activity != reported:
+                        reported = report.activity
+                        await self.on_activity(data, reported)
             exit_code = await exit_task
             await pump
         finally:

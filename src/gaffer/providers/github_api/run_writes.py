@@ -5,6 +5,8 @@ finished), so the writes exist exactly when the state does. What each moment wri
 
 - queued: the ack (👀 and the "working on it" comment);
 - started: the ack updated; for PR agents the check run ``gaffer / <agent>`` in progress;
+- running: the ack updated with the engine's latest activity (every few minutes, while it
+  changes);
 - finished: implementation/planning that pushed a branch: the PR (``Closes #N``); planning:
   its plan file as a comment; review: its review file as a review at the reviewed head SHA;
   respond-to-review / respond-to-pr-comment: the reply file's replies and answer; PR agents:
@@ -30,7 +32,7 @@ from gaffer.providers.github_api.senders.reviews import InlineComment, ReviewEve
 from gaffer.store import outbox
 from gaffer.store.models import OutboxEntry
 
-Moment = Literal["queued", "started", "finished"]
+Moment = Literal["queued", "started", "running", "finished"]
 PR_AGENTS = frozenset({"review", "respond-to-ci", "respond-to-review", "respond-to-pr-comment"})
 _CONCLUSION = {"succeeded": "success", "failed": "failure", "canceled": "cancelled"}
 
@@ -143,6 +145,8 @@ def writes_for(facts: RunFacts, moment: Moment) -> list[Write]:
                 None,
             )
         ]
+    if moment == "running":
+        return [("ack_update", {"number": f.number, "status": _status(f, "running")}, "ack")]
     if moment == "started":
         out: list[Write] = [
             ("ack_update", {"number": f.number, "status": _status(f, "started")}, "ack")

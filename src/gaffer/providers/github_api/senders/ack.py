@@ -43,7 +43,8 @@ def render_ack(status: AckStatus) -> str:
     """The ack comment's Markdown (without the marker, which :func:`post_ack` adds)."""
     lines = [f"**{_HEADLINE[status.state]}** · gaffer run `{status.run_id}` ({status.agent})"]
     if status.activity and status.state in ("started", "running"):
-        lines.append(f"Latest: {status.activity}")
+        # The engine's words, in a code span: nothing in them mentions or links anyone.
+        lines.append(f"Latest: `{status.activity.replace('`', chr(39))}`")
     if status.reason and status.state in ("failed", "canceled"):
         lines.append(f"Reason: {status.reason}")
     facts = []
