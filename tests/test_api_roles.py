@@ -391,6 +391,12 @@ def test_secrets_are_write_only_and_each_write_is_audited_without_them(
         app = send("PUT", "/github/app", "gh-app", {"app_id": 7, "private_key_pem": pem})
         assert app.status_code == 200 and app.json()["credentials"]["app_id"] == 7
         assert send("GET", "/github", "gh-show").json()["private_key"].startswith("******")
+        # Where gaffer and its workers connect is the installation's decision, not an admin's.
+        elsewhere = {"token": token, "api_url": "http://169.254.169.254/latest"}
+        moved = send("PUT", "/github/token", "gh-url", elsewhere)
+        assert moved.status_code == 403 and "superadmin" in moved.json()["error"], moved.text
+        kept = send("GET", "/github", "gh-show-kept").json()
+        assert (kept["kind"], kept["api_url"]) == ("app", "https://api.github.com")
 
         before = send("GET", "/agents/implementation", "agent-show").json()
         bad = send("PATCH", "/agents/implementation", "agent-bad", {"task_prompt": "{{ nope }}"})

@@ -15,9 +15,8 @@ from tests.conftest import GafferFactory
 from tests.support.fake_github import FakeGitHub
 from tests.support.fake_github.faults import Fault
 from tests.support.fake_github.fixtures import fake_github
-from tests.support.harness import fixture_body
 from tests.support.tokens import assert_no_token_in_workspace, token_forms
-from tests.test_github_runs import REPO, deliver, seed, set_app
+from tests.test_github_runs import REPO, deliver_labeled, private_repo, set_app
 
 __all__ = ["fake_github"]
 
@@ -25,9 +24,7 @@ __all__ = ["fake_github"]
 def test_a_refused_push_fails_the_run_with_gits_reason_scrubbed_of_the_token(
     start_gaffer: GafferFactory, fake_github: FakeGitHub, tmp_path: Path
 ) -> None:
-    repo = fake_github.add_repo(REPO, private=True, git=True)
-    fake_github.add_installation("acme", ["widgets"])
-    seed(repo, tmp_path)
+    repo, _ = private_repo(fake_github, tmp_path)
     issue = fake_github.add_issue(repo, "Widgets break", "Widgets break on Tuesdays")
     fake_github.faults.add(
         Fault("echo_credentials", re.compile(r"/acme/widgets\.git/.*service=git-receive-pack"))
@@ -40,9 +37,7 @@ def test_a_refused_push_fails_the_run_with_gits_reason_scrubbed_of_the_token(
         with_repository=False,
     )
     set_app(g, project, fake_github, tmp_path)
-    issue_payload = json.loads(fixture_body("issues.labeled"))["issue"]
-    issue_payload.update(number=issue.number, title=issue.title, body=issue.body)
-    run_id = deliver(g, project, "issues.labeled", "issues", issue=issue_payload)
+    run_id = deliver_labeled(g, project, issue)
     run = g.wait_for(run_id)
     assert run["status"] == "FAILED", run
     error = run["error"] or ""

@@ -189,6 +189,7 @@ def test_a_pr_over_its_respond_to_ci_cap_is_told_once(
     assert entry.run_id is None and entry.result is not None
     [comment] = comments_on(repo, pull.number)
     assert reason in comment and "GAFFER_CI_MAX_ATTEMPTS" in comment
+    assert f"`{reason}" in comment  # the branch name it holds is code: it mentions nobody
     assert "<!-- gaffer:notice=" in comment
     assert entry.result["url"].endswith(f"#issuecomment-{entry.result['id']}")
 

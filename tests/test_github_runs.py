@@ -74,6 +74,23 @@ def seed(
     return heads
 
 
+def private_repo(
+    fake: FakeGitHub, tmp_path: Path, branches: dict[str, str] | None = None
+) -> tuple[Repository, dict[str, str]]:
+    """The private ``acme/widgets`` on ``fake`` with the App installed on it, ``main`` (and
+    ``branches``) pushed; returns it and each branch's head SHA (:func:`seed`)."""
+    repo = fake.add_repo(REPO, private=True, git=True)
+    fake.add_installation("acme", ["widgets"])
+    return repo, seed(repo, tmp_path, branches)
+
+
+def deliver_labeled(g: Gaffer, project: ProjectInfo, issue: Any) -> str:
+    """``issues.labeled`` for the fake's ``issue`` on :data:`REPO`; returns the run id."""
+    payload = json.loads(fixture_body("issues.labeled"))["issue"]
+    payload.update(number=issue.number, title=issue.title, body=issue.body)
+    return deliver(g, project, "issues.labeled", "issues", issue=payload)
+
+
 def cli_env(g: Gaffer) -> dict[str, str]:
     return gaffer_env(g.settings.home, REDIS_URL=g.settings.redis_url, GAFFER_MASTER_KEY=MASTER_KEY)
 
@@ -185,9 +202,7 @@ def test_github_credentials_are_set_and_shown_masked(
 def test_issue_labeled_opens_a_pull_request_from_a_private_repository(
     start_gaffer: GafferFactory, fake_github: FakeGitHub, tmp_path: Path
 ) -> None:
-    repo = fake_github.add_repo(REPO, private=True, git=True)
-    fake_github.add_installation("acme", ["widgets"])
-    seed(repo, tmp_path)
+    repo, _ = private_repo(fake_github, tmp_path)
     issue = fake_github.add_issue(repo, "Widgets break", "Widgets break on Tuesdays")
     g = start_gaffer(keep_workspaces=True)
     project = g.create_project(
@@ -197,9 +212,7 @@ def test_issue_labeled_opens_a_pull_request_from_a_private_repository(
         with_repository=False,
     )
     set_app(g, project, fake_github, tmp_path)
-    issue_payload = json.loads(fixture_body("issues.labeled"))["issue"]
-    issue_payload.update(number=issue.number, title=issue.title, body=issue.body)
-    run_id = deliver(g, project, "issues.labeled", "issues", issue=issue_payload)
+    run_id = deliver_labeled(g, project, issue)
     run = g.wait_for(run_id)
     assert run["status"] == "SUCCEEDED", run["error"]
     branch = f"gaffer/implementation/{issue.number}"
@@ -270,9 +283,7 @@ new file mode 100644
 def test_pull_request_opened_submits_a_review_with_inline_comments(
     start_gaffer: GafferFactory, fake_github: FakeGitHub, tmp_path: Path
 ) -> None:
-    repo = fake_github.add_repo(REPO, private=True, git=True)
-    fake_github.add_installation("acme", ["widgets"])
-    heads = seed(repo, tmp_path, {"feature": "a change\n"})
+    repo, heads = private_repo(fake_github, tmp_path, {"feature": "a change\n"})
     pull = fake_github.add_pull(repo, "feature", heads["feature"], DIFF, base_sha=heads["main"])
     g = start_gaffer()
     project = g.create_project(
@@ -303,9 +314,7 @@ def test_pull_request_opened_submits_a_review_with_inline_comments(
 def test_a_pull_request_closed_while_the_run_waited_cancels_it_without_a_worker(
     start_gaffer: GafferFactory, fake_github: FakeGitHub, tmp_path: Path, merged: bool
 ) -> None:
-    repo = fake_github.add_repo(REPO, private=True, git=True)
-    fake_github.add_installation("acme", ["widgets"])
-    heads = seed(repo, tmp_path, {"feature": "a change\n"})
+    repo, heads = private_repo(fake_github, tmp_path, {"feature": "a change\n"})
     pull = fake_github.add_pull(repo, "feature", heads["feature"], DIFF, base_sha=heads["main"])
     pull.state, pull.merged = "closed", merged
     g = start_gaffer()
@@ -391,9 +400,7 @@ echo fixed > FIX.txt
 def test_a_failed_check_suite_gives_respond_to_ci_the_failed_log_and_it_pushes_onto_the_pr(
     start_gaffer: GafferFactory, fake_github: FakeGitHub, tmp_path: Path
 ) -> None:
-    repo = fake_github.add_repo(REPO, private=True, git=True)
-    fake_github.add_installation("acme", ["widgets"])
-    heads = seed(repo, tmp_path, {"feature": "a change\n"})
+    repo, heads = private_repo(fake_github, tmp_path, {"feature": "a change\n"})
     pull = fake_github.add_pull(repo, "feature", heads["feature"], DIFF, base_sha=heads["main"])
     fake_github.add_check_run(
         repo, "build", heads["feature"], "failure", log="compiling\nerror: widget overflow\n"
@@ -441,9 +448,7 @@ def test_a_failed_check_suite_gives_respond_to_ci_the_failed_log_and_it_pushes_o
 def test_github_down_for_the_whole_run_delays_every_write_and_duplicates_none(
     start_gaffer: GafferFactory, fake_github: FakeGitHub, tmp_path: Path
 ) -> None:
-    repo = fake_github.add_repo(REPO, private=True, git=True)
-    fake_github.add_installation("acme", ["widgets"])
-    seed(repo, tmp_path)
+    repo, _ = private_repo(fake_github, tmp_path)
     issue = fake_github.add_issue(repo, "Widgets break", "Widgets break on Tuesdays")
     g = start_gaffer()
     project = g.create_project(
@@ -455,9 +460,7 @@ def test_github_down_for_the_whole_run_delays_every_write_and_duplicates_none(
     set_app(g, project, fake_github, tmp_path)
     # Every write GitHub is asked for fails (the reads and token a run's start needs pass).
     fake_github.fail_next(10_000, status=503, match=r"^(POST|PATCH) /repos/")
-    issue_payload = json.loads(fixture_body("issues.labeled"))["issue"]
-    issue_payload.update(number=issue.number, title=issue.title, body=issue.body)
-    run_id = deliver(g, project, "issues.labeled", "issues", issue=issue_payload)
+    run_id = deliver_labeled(g, project, issue)
     run = g.wait_for(run_id)
     assert run["status"] == "SUCCEEDED", run["error"]
     deadline = time.monotonic() + 20
@@ -495,9 +498,7 @@ echo renamed > change.txt
 def test_changes_requested_make_respond_to_review_push_onto_the_pr_and_reply(
     start_gaffer: GafferFactory, fake_github: FakeGitHub, tmp_path: Path
 ) -> None:
-    repo = fake_github.add_repo(REPO, private=True, git=True)
-    fake_github.add_installation("acme", ["widgets"])
-    heads = seed(repo, tmp_path, {"feature": "a change\n"})
+    repo, heads = private_repo(fake_github, tmp_path, {"feature": "a change\n"})
     pull = fake_github.add_pull(repo, "feature", heads["feature"], DIFF, base_sha=heads["main"])
     review, [comment] = fake_github.add_review(
         repo, pull, "CHANGES_REQUESTED", "please fix", [("change.txt", 1, "rename it")]
@@ -575,26 +576,23 @@ def test_respond_to_ci_stops_at_its_attempt_cap_per_pr_and_branch(
 def test_the_ack_comment_says_what_the_engine_did_last_while_it_runs(
     start_gaffer: GafferFactory, fake_github: FakeGitHub, tmp_path: Path
 ) -> None:
-    repo = fake_github.add_repo(REPO, private=True, git=True)
-    fake_github.add_installation("acme", ["widgets"])
-    seed(repo, tmp_path)
+    repo, _ = private_repo(fake_github, tmp_path)
     issue = fake_github.add_issue(repo, "Widgets break", "Widgets break on Tuesdays")
     release = tmp_path / "release"
     g = start_gaffer(ack_activity_interval_s=0.3)
-    # The engine's words may hold a mention and backticks: they are shown as code, inert.
+    # The engine's words may hold a mention and backticks: they are shown as code, inert. The
+    # command engine stands in for a CLI engine here, printing lines as engine_log writes them.
     project = g.create_project(
         command=(
-            "echo 'reading @octocat `main.py`'; "
-            f"until [ -e {release} ]; do sleep 0.1; done; echo fixed > FIX.txt"
+            "echo 'assistant: reading @octocat `main.py`'; echo 'result Read: top-secret-text';"
+            f" until [ -e {release} ]; do sleep 0.1; done; echo fixed > FIX.txt"
         ),
         agents=["implementation"],
         repository=REPO,
         with_repository=False,
     )
     set_app(g, project, fake_github, tmp_path)
-    issue_payload = json.loads(fixture_body("issues.labeled"))["issue"]
-    issue_payload.update(number=issue.number, title=issue.title, body=issue.body)
-    run_id = deliver(g, project, "issues.labeled", "issues", issue=issue_payload)
+    run_id = deliver_labeled(g, project, issue)
     shown = "Latest: `reading @octocat 'main.py'`"
 
     def edits() -> list[str]:
@@ -609,6 +607,8 @@ def test_the_ack_comment_says_what_the_engine_did_last_while_it_runs(
         assert time.monotonic() < deadline, edits()
         time.sleep(0.1)
     assert g.run(run_id)["status"] == "RUNNING"  # said while the run was still going
+    # A tool's result (what it read) is never shown: only assistant messages and tool names.
+    assert not any("top-secret-text" in text for text in edits())
     release.touch()
     assert g.wait_for(run_id)["status"] == "SUCCEEDED"
     wait_sent(g, run_id)

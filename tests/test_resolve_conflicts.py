@@ -31,7 +31,8 @@ def git(cwd: Path, *args: str) -> str:
 
 def repository(tmp_path: Path, *, conflict: bool) -> Path:
     """A bare repository whose ``main`` and PR branch ``changes`` both moved on since they
-    parted: both rewrote ``shared.txt`` (``conflict``), or main touched another file."""
+    parted: both rewrote ``shared.txt`` (``conflict``), or main touched another file; main
+    also adds ``HISTORY.rst``."""
     bare = create_bare_repository(tmp_path / "origin")
     seed = tmp_path / "seed"
     git(tmp_path, "clone", "--quiet", str(bare), str(seed))
@@ -44,6 +45,10 @@ def repository(tmp_path: Path, *, conflict: bool) -> Path:
     git(seed, "commit", "--quiet", "-am", "the PR's change")
     git(seed, "push", "--quiet", "origin", HEAD)
     git(seed, "checkout", "--quiet", "main")
+    # A file only main adds, whose reStructuredText title is underlined with seven "=": content
+    # that git's --check would call a leftover conflict marker, though the merge never made it.
+    (seed / "HISTORY.rst").write_text("History\n=======\n\n1.0: first\n")
+    git(seed, "add", "HISTORY.rst")
     if conflict:
         (seed / "shared.txt").write_text("one\ntwo from main\nthree\n")
     else:
@@ -99,6 +104,7 @@ def test_conflicts_resolved_by_the_engine_become_a_merge_commit_on_the_prs_branc
         git(bare, "show", f"{merge}:shared.txt") == "one\nTWO from the PR and two from main\nthree"
     )
     assert git(bare, "log", "-1", "--format=%s", merge) == f"Merge main into {HEAD}"
+    assert git(bare, "show", f"{merge}:HISTORY.rst").startswith("History\n=======")
 
 
 def test_a_clean_merge_is_committed_without_the_engine(tmp_path: Path) -> None:
@@ -115,6 +121,7 @@ def test_a_clean_merge_is_committed_without_the_engine(tmp_path: Path) -> None:
     assert git(bare, "rev-list", "--parents", "-n", "1", merge).split()[1:] == [head_before, base]
     assert git(bare, "show", f"{merge}:other.txt") == "main's own file"
     assert git(bare, "show", f"{merge}:shared.txt") == "one\nTWO from the PR\nthree"
+    assert git(bare, "show", f"{merge}:HISTORY.rst").startswith("History\n=======")
 
 
 def test_conflict_markers_left_behind_fail_the_run_naming_the_files(tmp_path: Path) -> None:
@@ -129,6 +136,25 @@ def test_conflict_markers_left_behind_fail_the_run_naming_the_files(tmp_path: Pa
         " conflict markers remain in shared.txt"
     )
     assert outcome["invocations"] == 2
+    assert git(bare, "rev-parse", HEAD) == head_before  # nothing pushed
+
+
+def test_an_engine_that_aborts_the_merge_fails_the_run_instead_of_reverting_the_base(
+    tmp_path: Path,
+) -> None:
+    # Without the merge, the tree is the PR's head: committed as the merge, it would drop
+    # main's changes (HISTORY.rst, other.txt) from the branch, silently.
+    bare = repository(tmp_path, conflict=True)
+    head_before = git(bare, "rev-parse", HEAD)
+    command = "git merge --abort 2>/dev/null; true"
+    code, events = run_job(conflicts_job(bare, command), tmp_path / "ws")
+    outcome = result(events)
+    assert code == 1 and not outcome["ok"], outcome
+    assert outcome["error"].startswith(
+        "resolve-conflicts agent left the merge unresolved after 2 turns:"
+        " the merge is no longer in the checkout: none of the changes main brings"
+    ), outcome["error"]
+    assert "HISTORY.rst" in outcome["error"]
     assert git(bare, "rev-parse", HEAD) == head_before  # nothing pushed
 
 

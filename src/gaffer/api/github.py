@@ -9,7 +9,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
-from gaffer.accounts.errors import NotFoundError
+from gaffer.accounts.errors import ForbiddenError, NotFoundError
 from gaffer.accounts.roles import Role
 from gaffer.api.answers import as_given
 from gaffer.api.deps import Caller, CallerDep, ServicesDep
@@ -95,6 +95,15 @@ def _store(
     url = github.api_url(api_url)
     with svc.db.session() as session:
         project = project_for(session, caller.principal, name, Role.ADMIN)
+        if url is not None and not caller.principal.is_superadmin:
+            # The REST root decides where gaffer sends the project's credentials and where its
+            # workers' git connects (an internal address, say): the installation's decision.
+            current = github.shown(session, project)
+            if current is None or current["api_url"] != url:
+                raise ForbiddenError(
+                    "a GitHub API root other than the project's current one (api_url) needs the"
+                    " superadmin role: it decides where gaffer and its workers connect"
+                )
         shown = github.store(
             session, svc.box, caller.principal, project, creds, url, request_id=caller.request_id
         )

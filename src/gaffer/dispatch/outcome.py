@@ -50,6 +50,24 @@ ACTIVITY_CHARS = 200
 """The longest activity line put on an ack comment (characters)."""
 
 
+def activity_of(line: str) -> str | None:
+    """What an ``engine``-stream run-log line (:func:`gaffer.engines.process.engine_log`) may
+    show on GitHub, or None: an assistant message (``"assistant: <text>"`` -> the text, capped
+    at :data:`ACTIVITY_CHARS`), or a tool call's tool name only (``"tool <name>: <input>"`` ->
+    ``"tool <name>"``). Tool results, errors and unparsed output are never shown: they hold what
+    the tools read (files, environment), which goes to the run log, not to a public comment."""
+    text = " ".join(line.split())
+    if text.startswith("assistant: "):
+        said = text.removeprefix("assistant: ")
+        if not said:
+            return None
+        return said if len(said) <= ACTIVITY_CHARS else said[: ACTIVITY_CHARS - 1] + "…"
+    if text.startswith("tool ") and ":" in text:
+        name = text.removeprefix("tool ").split(":", 1)[0].strip()
+        return f"tool {name}"[:ACTIVITY_CHARS] if name and " " not in name else None
+    return None
+
+
 @dataclass
 class WorkerReport:
     """What the dispatcher has read of a worker's report so far.
@@ -66,8 +84,8 @@ class WorkerReport:
     engine_running: bool = False
     last_engine_output: float = field(default_factory=time.monotonic)
     activity: str | None = None
-    """The last line on the ``engine`` stream (an assistant message or a tool call), capped at
-    :data:`ACTIVITY_CHARS` characters: what the ack comment says the engine did last."""
+    """What the ack comment says the engine did last (:func:`activity_of` of its latest
+    assistant message or tool call)."""
 
     def note(self, parsed: ReportLine) -> None:
         """Take one parsed line into account."""
@@ -84,11 +102,9 @@ class WorkerReport:
         elif parsed.event == "engine_finished":
             self.engine_running = False
         elif parsed.event == "log" and parsed.fields.get("stream") == "engine":
-            line = " ".join(str(parsed.fields.get("message", "")).split())
-            if line:
-                self.activity = (
-                    line if len(line) <= ACTIVITY_CHARS else line[: ACTIVITY_CHARS - 1] + "…"
-                )
+            activity = activity_of(str(parsed.fields.get("message", "")))
+            if activity is not None:
+                self.activity = activity
         self.last_engine_output = now
 
     def stalled_for(self, now: float | None = None) -> float:

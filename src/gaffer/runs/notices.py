@@ -96,8 +96,11 @@ def notice_body(notice: IgnoredNotice) -> str:
             "triggers here until the cap allows again."
         )
         once = "once a day" if ":day:" in notice.dedup_key else "once"
+    # The reason names a branch the webhook gave (a ref name may hold "@team"): as a code span,
+    # nothing in it mentions or links anyone.
+    reason = notice.reason.replace("`", "'")
     return (
-        f"gaffer did not start **{notice.agent}**: {notice.reason}.\n\n"
+        f"gaffer did not start **{notice.agent}**: `{reason}`.\n\n"
         f"{what} This is said {once}; the triggers it ignores meanwhile add no comment."
     )
 

@@ -220,8 +220,11 @@ class TriggerConfig(Base):
 class Run(Base):
     """One agent run: what started it, where it stands, and what it produced.
 
-    ``job_data`` is the complete job as enqueued (see :class:`gaffer.queue.jobs.JobData`), so a
-    QUEUED run whose queue job was lost can be re-enqueued from its row alone.
+    ``job_data`` is the complete job (see :class:`gaffer.queue.jobs.JobData`): as enqueued, so
+    a QUEUED run whose queue job was lost can be re-enqueued from its row alone; once the run
+    has started on GitHub, as started (the context fetched then, PR facts filled in; never a
+    token: :func:`gaffer.dispatch.github_start.start_on_github`), so a run taken up again works
+    from what its first start saw.
     ``worker_ref`` names the worker while it lives (a process group id for ``local``).
     ``batch_id``/``batch_index`` say which submission made the run and where in it (a webhook
     delivery's requests form one batch); ``tags`` is a JSON list (``[]`` when none) and

@@ -14,6 +14,7 @@ import base64
 import os
 import re
 import subprocess
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -182,14 +183,18 @@ def commit_all(
 _MARKER = re.compile(r"^(?P<path>.+):\d+: leftover conflict marker$")
 
 
-def conflict_marker_files(checkout: Path, work_tree: Path) -> list[str]:
-    """The files of ``work_tree`` (the engine's tree) that still hold a conflict marker, as
-    ``git diff --check`` reports them (``leftover conflict marker``; whitespace errors are not
-    counted), read through the worker's own repository against its HEAD, new files included.
+def conflict_marker_files(checkout: Path, work_tree: Path, paths: Sequence[str]) -> list[str]:
+    """Those of ``paths`` (the merge's conflicted files) in ``work_tree`` (the engine's tree)
+    that still hold a conflict marker, as ``git diff --check`` reports them (``leftover conflict
+    marker``; whitespace errors are not counted), read through the worker's own repository
+    against its HEAD. Only the conflicted files are looked at: a line of seven ``=`` that the
+    base branch brought in elsewhere (a reStructuredText title) is content, not a marker.
     Stages ``work_tree``'s files in the worker's index (as :func:`commit_all` does next)."""
+    if not paths:
+        return []
     git(f"--work-tree={work_tree}", "add", "--all", cwd=checkout)
     proc = subprocess.run(
-        ["git", f"--work-tree={work_tree}", "diff", "--cached", "--check", "HEAD"],
+        ["git", f"--work-tree={work_tree}", "diff", "--cached", "--check", "HEAD", "--", *paths],
         cwd=checkout,
         stdin=subprocess.DEVNULL,
         capture_output=True,
@@ -200,6 +205,16 @@ def conflict_marker_files(checkout: Path, work_tree: Path) -> list[str]:
         raise GitError(f"git diff --check failed ({proc.returncode}): {proc.stderr.strip()}")
     found = (_MARKER.match(line) for line in proc.stdout.splitlines())
     return sorted({match["path"] for match in found if match})
+
+
+def changed_among(checkout: Path, work_tree: Path, paths: Sequence[str]) -> list[str]:
+    """Those of ``paths`` whose content in ``work_tree`` differs from the worker's HEAD (after
+    staging ``work_tree``'s files in the worker's index, never through its ``.git``)."""
+    if not paths:
+        return []
+    git(f"--work-tree={work_tree}", "add", "--all", cwd=checkout)
+    out = git("diff", "--cached", "--name-only", "HEAD", "--", *paths, cwd=checkout)
+    return out.splitlines()
 
 
 def commit_merge(

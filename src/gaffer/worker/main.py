@@ -51,11 +51,10 @@ from gaffer.worker.git import (
     changed_files,
     commit_all,
     commit_merge,
-    conflict_marker_files,
     push,
 )
 from gaffer.worker.job import JobLoadError, WorkerStartup, load_job, scrub_environment
-from gaffer.worker.merge import MergeStart, merges_base, start_merge
+from gaffer.worker.merge import MergeStart, merge_problem, merges_base, start_merge
 from gaffer.worker.setup import SetupError, SnapshotStartup, scrub_snapshot_env
 from gaffer.worker.stop import StopSignal
 from gaffer.worker.turns import TurnsOutcome, run_turns
@@ -136,7 +135,7 @@ def main(workspace: Path | None = None, reporter: Reporter | None = None) -> int
         if merge is not None and merge.clean:
             reporter.log(f"{merge.base_branch} merged without conflicts; the engine is not needed")
         else:
-            outcome = run_turns(engine, job, ws, checkout, reporter, user, model, stop)
+            outcome = run_turns(engine, job, ws, checkout, reporter, user, model, stop, merge)
         if outcome.stopped or stop.requested:
             # Half-done work is not committed: the run was stopped, not finished.
             error = "stopped by SIGTERM before it finished"
@@ -170,10 +169,9 @@ def main(workspace: Path | None = None, reporter: Reporter | None = None) -> int
         }
         commit: str | None
         if merge is not None:
-            markers = conflict_marker_files(ws.checkout, ws.tree)
-            if markers:
-                error = f"unresolved conflict markers left in: {', '.join(markers)}"
-                _result(reporter, ok=False, error=error, outcome=outcome)
+            problem = merge_problem(ws, merge)
+            if problem is not None:
+                _result(reporter, ok=False, error=f"unresolved merge: {problem}", outcome=outcome)
                 return EXIT_FAILED
             message = f"Merge {merge.base_branch} into {checkout.branch}\n\n{message}"
             commit = commit_merge(

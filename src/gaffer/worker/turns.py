@@ -37,12 +37,9 @@ from gaffer.engines.base import (
 from gaffer.queue.jobs import JobData
 from gaffer.worker.checkout import Checkout, Workspace
 from gaffer.worker.events import Reporter
-from gaffer.worker.git import changed_files, conflict_marker_files
-from gaffer.worker.merge import merges_base
+from gaffer.worker.git import changed_files
+from gaffer.worker.merge import MARKERS_LEFT, MERGE_LOST, MergeStart, merge_problem
 from gaffer.worker.stop import StopSignal
-
-MARKERS_LEFT = "conflict markers remain in "
-"""How a finish problem of unresolved conflict markers begins (then the files, comma-separated)."""
 
 DEFAULT_MAX_TURNS = 30
 """``max_turns`` of a job written before agent definitions."""
@@ -125,17 +122,17 @@ def write_context_files(job: JobData, ws: Workspace) -> None:
             (ws.context / f"{name}.json").write_text(json.dumps(value, indent=2, default=str))
 
 
-def finish_problem(job: JobData, ws: Workspace) -> tuple[str | None, BaseModel | None]:
-    """Why the finish rule is not met yet (None: it is), and the valid output, if any."""
+def finish_problem(
+    job: JobData, ws: Workspace, merge: MergeStart | None = None
+) -> tuple[str | None, BaseModel | None]:
+    """Why the finish rule is not met yet (None: it is), and the valid output, if any.
+    ``merge``: the merge the worker began for an agent that merges the base branch."""
     rule = job.agent.finish_rule if job.agent is not None else "none"
     if rule == "none":
         return None, None
     if rule == "changes":
-        if merges_base(job):
-            markers = conflict_marker_files(ws.checkout, ws.tree)
-            if markers:
-                return f"{MARKERS_LEFT}{', '.join(markers)}", None
-            return None, None
+        if merge is not None:
+            return merge_problem(ws, merge), None
         if changed_files(ws.checkout, ws.tree):
             return None, None
         return "no file in the checkout has changed yet", None
@@ -146,6 +143,12 @@ def finish_problem(job: JobData, ws: Workspace) -> tuple[str | None, BaseModel |
 def continuation_message(job: JobData, ws: Workspace, problem: str) -> str:
     """The prompt of a continuation turn: exactly what is missing, and how to provide it."""
     rule = job.agent.finish_rule if job.agent is not None else "none"
+    if problem.startswith(MERGE_LOST):
+        return (
+            f"The merge is not in the working tree any more: {problem}. Begin it again with"
+            " `git merge --no-ff --no-commit` of the base commit named in your task, resolve"
+            " its conflicts, and do not commit (gaffer makes the merge commit when you finish)."
+        )
     if problem.startswith(MARKERS_LEFT):
         return (
             f"The merge is not resolved: {problem}. Edit those files so that they keep the"
@@ -175,8 +178,10 @@ def run_turns(
     user: EngineUser | None,
     model: ModelEndpoint,
     stop: StopSignal,
+    merge: MergeStart | None = None,
 ) -> TurnsOutcome:
-    """Run the engine's turns (see the module docstring). Raises
+    """Run the engine's turns (see the module docstring); ``merge``: the merge the worker
+    began (an agent that merges the base branch). Raises
     :class:`~gaffer.engines.base.EngineError` when the engine cannot start."""
     outcome = TurnsOutcome()
     agent = job.agent
@@ -238,7 +243,7 @@ def run_turns(
                 else describe_exit(engine.name, result.exit_code)
             )
             return outcome
-        problem, output = finish_problem(job, ws)
+        problem, output = finish_problem(job, ws, merge)
         if problem is None:
             if output is not None and job.agent is not None:
                 outcome.outputs[job.agent.finish_rule] = output.model_dump(mode="json")
@@ -248,7 +253,7 @@ def run_turns(
         prompt = message if engine.can_resume else f"{message}\n\nThe task:\n{task_prompt}"
     rule = job.agent.finish_rule if job.agent is not None else "none"
     what = _WHAT_IS_MISSING.get(rule, "did not finish")
-    if problem and problem.startswith(MARKERS_LEFT):
+    if problem and problem.startswith((MARKERS_LEFT, MERGE_LOST)):
         plural = "s" if turns > 1 else ""
         outcome.error = f"{job.agent_type} agent left the merge unresolved after {turns} turn"
         outcome.error += f"{plural}: {problem}"
