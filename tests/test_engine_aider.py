@@ -14,7 +14,8 @@ from typing import Any
 
 import pytest
 
-from gaffer.engines.aider import MAX_MODEL_ATTEMPTS, OUTPUT_DIR, AiderEngine
+from gaffer.engines.aider import OUTPUT_DIR, AiderEngine
+from gaffer.engines.aider_output import MAX_MODEL_ATTEMPTS
 from gaffer.engines.base import EngineError, EngineUser, ModelEndpoint
 from gaffer.queue.jobs import EngineSpec
 from tests.conftest import GafferFactory
