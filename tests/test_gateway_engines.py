@@ -13,11 +13,12 @@ from pathlib import Path
 import pytest
 
 from gaffer.gateway.usage import run_totals
-from gaffer.store.models import GatewayCall, Run, RunStatus
+from gaffer.store.models import GatewayCall, Run
 from tests.conftest import GafferFactory
 from tests.support.engine_runs import EngineSetup, engine_project
 from tests.support.harness import Gaffer, ProjectInfo, fixture_body
 from tests.support.model_server import Edit, ModelServer, Shell, Usage
+from tests.support.store import spend_this_month
 
 PROVIDER_KEY = "sk-provider-" + uuid.uuid4().hex
 ENGINES = {
@@ -146,37 +147,8 @@ def test_a_project_over_its_monthly_budget_starts_no_new_run(
     monkeypatch.setenv("GAFFER_GATEWAY_PROJECT_MONTHLY_USD", "1")
     gaffer = start_gaffer()
     project = gaffer.create_project(agents=["implementation"])
-    earlier = uuid.uuid4().hex
-    with gaffer.rt.db.session() as session:
-        # Earlier this month the project's calls cost $1.50.
-        session.add(
-            Run(
-                id=earlier,
-                project_id=project.id,
-                agent_type="implementation",
-                work_item="9",
-                trigger="github:issues.labeled",
-                status=RunStatus.SUCCEEDED,
-                job_data={},
-            )
-        )
-        session.flush()
-        session.add(
-            GatewayCall(
-                run_id=earlier,
-                project_id=project.id,
-                agent_type="implementation",
-                api="anthropic",
-                provider="anthropic",
-                model="claude-haiku-4-5",
-                status_code=200,
-                outcome="ok",
-                input_tokens=1,
-                output_tokens=1,
-                cost_nano_usd=1_500_000_000,
-                duration_ms=10,
-            )
-        )
+    # Earlier this month the project's calls cost $1.50.
+    spend_this_month(gaffer.rt.db, project.id, 1_500_000_000)
     response = gaffer.deliver(fixture_body("issues.labeled"), "issues", project.secret)
     assert response.status_code == 202
     answer = response.json()

@@ -30,7 +30,6 @@ from gaffer.store import outbox
 from gaffer.store.db import Database
 from gaffer.store.migrate import migrate
 from gaffer.store.models import (
-    GatewayCall,
     GitHubCredential,
     OutboxEntry,
     OutboxStatus,
@@ -44,7 +43,7 @@ from tests.support.fake_github import FakeGitHub
 from tests.support.fake_github.fixtures import fake_github
 from tests.support.fake_github.state import Repository
 from tests.support.harness import Gaffer, ProjectInfo, fixture_body
-from tests.support.store import add_runs
+from tests.support.store import add_runs, spend_this_month
 from tests.test_github_runs import DIFF, REPO, repository_payload
 
 __all__ = ["fake_github"]
@@ -230,36 +229,8 @@ def test_a_project_over_its_monthly_budget_says_so_on_the_issue(
     g = start_gaffer(roles=("ingest", "dispatch"))
     project = g.create_project(agents=["implementation"], repository=REPO, with_repository=False)
     set_app(g, project, fake_github)
-    earlier = uuid.uuid4().hex
-    with g.rt.db.session() as session:  # earlier this month the project's calls cost $1.50
-        session.add(
-            Run(
-                id=earlier,
-                project_id=project.id,
-                agent_type="implementation",
-                work_item="9",
-                trigger="github:issues.labeled",
-                status=RunStatus.SUCCEEDED,
-                job_data={},
-            )
-        )
-        session.flush()
-        session.add(
-            GatewayCall(
-                run_id=earlier,
-                project_id=project.id,
-                agent_type="implementation",
-                api="anthropic",
-                provider="anthropic",
-                model="claude-haiku-4-5",
-                status_code=200,
-                outcome="ok",
-                input_tokens=1,
-                output_tokens=1,
-                cost_nano_usd=1_500_000_000,
-                duration_ms=10,
-            )
-        )
+    # Earlier this month the project's calls cost $1.50.
+    spend_this_month(g.rt.db, project.id, 1_500_000_000)
     payload = json.loads(fixture_body("issues.labeled"))
     payload["issue"].update(number=issue.number, title=issue.title, body=issue.body)
     answer = send(g, project, "issues", payload)
